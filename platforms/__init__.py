@@ -1,0 +1,1 @@
+"""Meeting platform drivers behind one ABC (platforms.base), registered in platforms.registry."""

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Prepares a fresh checkout: system packages, then a project venv at .venv with vp and its
+# dev dependencies. Idempotent and quick when nothing changed (a stamp of pyproject.toml).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/install-system-packages.sh
+
+PYTHON="${PYTHON:-}"
+if [[ -z "$PYTHON" ]]; then
+  for candidate in python3.13 python3.12 python3.11 python3; do
+    if command -v "$candidate" >/dev/null 2>&1 &&
+       "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+      PYTHON="$candidate"; break
+    fi
+  done
+fi
+if [[ -z "$PYTHON" ]]; then
+  echo "vp needs Python 3.11 or newer" >&2
+  exit 1
+fi
+
+if [[ ! -x .venv/bin/python ]]; then
+  "$PYTHON" -m venv .venv
+fi
+stamp=$(sha256sum pyproject.toml | cut -d' ' -f1)
+if [[ ! -f .venv/.bootstrap-stamp || "$(cat .venv/.bootstrap-stamp)" != "$stamp" ]]; then
+  .venv/bin/python -m pip install -q --upgrade pip >&2
+  .venv/bin/python -m pip install -q -e '.[dev]' >&2
+  echo "$stamp" > .venv/.bootstrap-stamp
+fi

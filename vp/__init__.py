@@ -1,0 +1,3 @@
+"""vp: a headless-browser virtual participant for online meetings."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,167 @@
+"""The ``vp`` command line (contract 1).
+
+Every ``vp join`` option also reads an environment variable, so the same entrypoint runs in
+an ECS task. Exit codes: 0 when the VP ends COMPLETED (or CANCELLED), 2 when it ends FAILED,
+1 for usage errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NoReturn
+
+from pydantic import ValidationError
+
+from vp import log as vplog
+from vp.config import JoinConfig
+
+EXIT_USAGE = 1
+
+# option dest → environment variable
+JOIN_ENV = {
+    "meeting_url": "VP_MEETING_URL",
+    "platform": "VP_PLATFORM",
+    "name": "VP_NAME",
+    "passcode": "VP_PASSCODE",
+    "transcriber_url": "VP_TRANSCRIBER_URL",
+    "transcriber_token": "VP_TRANSCRIBER_TOKEN",
+    "call_id": "VP_CALL_ID",
+    "out_dir": "VP_OUT_DIR",
+    "max_duration": "VP_MAX_DURATION",
+    "join_timeout": "VP_JOIN_TIMEOUT",
+    "alone_timeout": "VP_ALONE_TIMEOUT",
+    "vp_id": "VP_ID",
+    "engine": "VP_TRANSCRIBER_ENGINE",
+}
+
+
+class UsageParser(argparse.ArgumentParser):
+    """argparse exits 2 on usage errors; contract 1 reserves 2 for FAILED, so exit 1."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def _env(dest: str) -> str | None:
+    value = os.environ.get(JOIN_ENV[dest])
+    return value if value else None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = UsageParser(prog="vp", description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--log-level", default=os.environ.get("VP_LOG_LEVEL", "INFO"))
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=UsageParser)
+
+    join = sub.add_parser("join", help="send a virtual participant into a meeting")
+    join.add_argument("url", nargs="?", default=_env("meeting_url"), metavar="URL")
+    join.add_argument("--platform", default=_env("platform"))
+    join.add_argument("--name", default=_env("name"))
+    join.add_argument("--passcode", default=_env("passcode"))
+    join.add_argument("--transcriber-url", default=_env("transcriber_url"))
+    join.add_argument("--transcriber-token", default=_env("transcriber_token"))
+    join.add_argument("--call-id", default=_env("call_id"))
+    join.add_argument("--out", dest="out_dir", default=_env("out_dir"))
+    join.add_argument("--max-duration", type=float, default=_env("max_duration"))
+    join.add_argument("--join-timeout", type=float, default=_env("join_timeout"))
+    join.add_argument("--alone-timeout", type=float, default=_env("alone_timeout"))
+    join.add_argument("--vp-id", default=_env("vp_id"))
+    join.add_argument(
+        "--engine", default=_env("engine"), help="local transcriber engine (pocketsphinx)"
+    )
+    join.add_argument("--json", dest="json_output", action="store_true")
+
+    demo = sub.add_parser("demo", help="run everything offline: Janus, a speaker, a VP")
+    demo.add_argument("--out", dest="out_dir", default="demo-out")
+    demo.add_argument("--duration", type=float, default=30.0)
+    demo.add_argument("--platform", default="janus", choices=["janus"])
+
+    tr = sub.add_parser("transcriber", help="run the local reference transcriber server")
+    tr.add_argument("--host", default="127.0.0.1")
+    tr.add_argument("--port", type=int, default=8765)
+    tr.add_argument("--engine", default=os.environ.get("VP_TRANSCRIBER_ENGINE", "pocketsphinx"))
+    tr.add_argument("--out", dest="out_dir", default=None)
+    tr.add_argument(
+        "--jwt-secret",
+        default=os.environ.get("VP_TRANSCRIBER_JWT_SECRET"),
+        help="require Authorization: Bearer <HS256 JWT> signed with this secret",
+    )
+    return parser
+
+
+def _join_config(args: argparse.Namespace) -> JoinConfig:
+    if not args.url:
+        raise SystemExit("vp join: a meeting URL is required (argument or VP_MEETING_URL)")
+    fields = {
+        dest: getattr(args, dest)
+        for dest in JOIN_ENV
+        if dest != "meeting_url" and getattr(args, dest) is not None
+    }
+    fields["meeting_url"] = args.url
+    fields["json_output"] = args.json_output
+    if "out_dir" in fields:
+        fields["out_dir"] = Path(fields["out_dir"])
+    return JoinConfig(**fields)
+
+
+async def _run_join(config: JoinConfig) -> int:
+    from vp.runner import VirtualParticipant
+    from vp.status import StatusSink, StreamSink
+
+    sinks: list[StatusSink] = [StreamSink()] if config.json_output else []
+    vp = VirtualParticipant(config, sinks=sinks)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, vp.stop)
+    result = await vp.run()
+    return result.exit_code
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    vplog.configure(args.log_level)
+    if args.command == "join":
+        try:
+            config = _join_config(args)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+            )
+            print(f"vp join: invalid options: {problems}", file=sys.stderr)
+            return EXIT_USAGE
+        except SystemExit as exc:
+            print(exc, file=sys.stderr)
+            return EXIT_USAGE
+        return asyncio.run(_run_join(config))
+    if args.command == "demo":
+        from vp.demo import run_demo
+
+        return asyncio.run(run_demo(Path(args.out_dir), args.duration, args.platform))
+    if args.command == "transcriber":
+        from vp.transcriber.server import serve_forever
+
+        try:
+            asyncio.run(
+                serve_forever(
+                    args.host,
+                    args.port,
+                    args.engine,
+                    Path(args.out_dir) if args.out_dir else None,
+                    args.jwt_secret,
+                )
+            )
+        except KeyboardInterrupt:
+            pass
+        return 0
+    parser.error(f"unknown command {args.command}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,66 @@
+"""The VP's configuration (contract 1): validated once, at the boundary, with pydantic."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+DEFAULT_NAME = "Meeting Assistant"
+
+
+def new_vp_id() -> str:
+    return uuid.uuid4().hex[:12]
+
+
+class JoinConfig(BaseModel):
+    """Everything ``vp join`` needs. Secrets are SecretStr: they never print."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    meeting_url: str = Field(min_length=1, max_length=2048)
+    platform: str | None = None
+    name: str = Field(default=DEFAULT_NAME, min_length=1, max_length=64)
+    passcode: SecretStr | None = None
+    transcriber_url: str | None = None
+    transcriber_token: SecretStr | None = None
+    call_id: str | None = Field(default=None, max_length=256)
+    out_dir: Path | None = None
+    max_duration: float | None = Field(default=None, gt=0)
+    join_timeout: float = Field(default=300.0, gt=0)
+    alone_timeout: float = Field(default=120.0, gt=0)
+    json_output: bool = False
+    vp_id: str = Field(default_factory=new_vp_id, pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    engine: str = "pocketsphinx"
+
+    @field_validator("transcriber_url")
+    @classmethod
+    def _ws_url(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^wss?://[^\s/]+", value):
+            raise ValueError("must be a ws:// or wss:// URL")
+        return value
+
+    @field_validator("name")
+    @classmethod
+    def _printable_name(cls, value: str) -> str:
+        value = value.strip()
+        if not value or any(not ch.isprintable() for ch in value):
+            raise ValueError("must be printable text")
+        return value
+
+    @property
+    def effective_call_id(self) -> str:
+        return self.call_id or f"vp-{self.vp_id}"
+
+    @property
+    def effective_out_dir(self) -> Path:
+        return self.out_dir or Path("vp-out") / self.vp_id
+
+    def secrets(self) -> list[str]:
+        return [
+            s.get_secret_value()
+            for s in (self.passcode, self.transcriber_token)
+            if s is not None and s.get_secret_value()
+        ]

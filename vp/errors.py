@@ -1,0 +1,71 @@
+"""The one exception hierarchy of vp.
+
+Every error knows whether retrying could help and which contract REASON it ends a VP with::
+
+    VpError
+    ├── InvalidUrl                   permanent  invalid-url
+    ├── ConfigError                  permanent  (usage error, exit 1)
+    ├── JoinError                    permanent  meeting-not-found | wrong-passcode | denied |
+    │                                           login-required | captcha | waiting-room-timeout
+    ├── BrowserCrashed               retryable  browser-crashed
+    ├── TranscriberUnavailable       retryable  transcriber-unavailable
+    ├── InvalidTransition            permanent  internal-error (a bug: the lifecycle refused it)
+    └── InternalError                permanent  internal-error
+"""
+
+from __future__ import annotations
+
+from vp.lifecycle import Reason
+
+
+class VpError(Exception):
+    """Root of every error vp raises on purpose."""
+
+    reason: Reason = Reason.INTERNAL_ERROR
+    retryable: bool = False
+
+    def __init__(self, message: str, *, reason: Reason | None = None) -> None:
+        super().__init__(message)
+        if reason is not None:
+            self.reason = reason
+
+    @property
+    def detail(self) -> str:
+        """A short, secret-free sentence for the status object."""
+        return str(self)
+
+
+class ConfigError(VpError):
+    """The command line or environment is unusable (exit code 1)."""
+
+
+class InvalidUrl(VpError):
+    """The meeting URL is malformed, of an unknown platform, or not on the allow-list."""
+
+    reason = Reason.INVALID_URL
+
+
+class JoinError(VpError):
+    """The meeting refused us; the reason says how (wrong passcode, denied, …)."""
+
+
+class BrowserCrashed(VpError):
+    """Chromium or the meeting page died under us."""
+
+    reason = Reason.BROWSER_CRASHED
+    retryable = True
+
+
+class TranscriberUnavailable(VpError):
+    """The transcriber could not be reached within the retry bound."""
+
+    reason = Reason.TRANSCRIBER_UNAVAILABLE
+    retryable = True
+
+
+class InvalidTransition(VpError):
+    """The lifecycle state machine refused a transition."""
+
+
+class InternalError(VpError):
+    """Anything else; always a bug worth reporting."""

@@ -1,0 +1,456 @@
+"""One virtual participant, from INITIALIZING to its terminal status.
+
+The runner wires the parts together and owns every task it starts:
+
+    driver joins ─► capture script ─► AudioPipeline ─┬─► WavRecorder (recording.wav)
+                                                     └─► TranscriberClient ─► transcriber
+    driver events ─► SPEAKER_CHANGE / participants      transcript segments ◄─┘
+
+Whatever ends the VP — the meeting, max duration, a signal, a crash, the transcriber — goes
+through one place (:meth:`VirtualParticipant._conclude`), so the shutdown sequence is always
+the same: LEAVING, leave through the UI, stop capture, flush the pipeline, END to the
+transcriber, close files and the browser, then the terminal status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import structlog
+from playwright.async_api import BrowserContext, Page
+from playwright.async_api import Error as PlaywrightError
+
+from platforms.base import (
+    ChatReceived,
+    DriverEvent,
+    DriverSettings,
+    ParticipantsChanged,
+    PlatformDriver,
+    SpeakerChanged,
+    WaitingRoom,
+)
+from platforms.registry import ResolvedMeeting, resolve
+from vp import log as vplog
+from vp.browser import BrowserHost
+from vp.capture import AudioCapture, CaptureFrame
+from vp.config import JoinConfig
+from vp.errors import InvalidUrl, VpError
+from vp.files import JsonlWriter
+from vp.lifecycle import COMPLETED_REASONS, Lifecycle, Reason, Status, StatusEvent
+from vp.pipeline import AudioPipeline
+from vp.recording import WavRecorder
+from vp.status import FanOut, JsonlFileSink, StatusSink
+from vp.tasks import TaskOwner
+from vp.transcriber.client import TranscriberClient
+from vp.transcriber.protocol import TranscriptSegment
+from vp.transcriber.server import LocalTranscriber
+
+log = structlog.get_logger(__name__)
+
+LEAVE_TIMEOUT = 5.0
+END_TIMEOUT = 5.0
+HEALTH_INTERVAL = 5.0
+NO_SOURCE_AFTER = 10.0
+
+
+@dataclass(slots=True)
+class _Conclusion:
+    reason: Reason
+    detail: str | None = None
+
+
+@dataclass
+class RunResult:
+    """The outcome of one VP run, with the measurements the benchmarks and tests read."""
+
+    final: StatusEvent
+    out_dir: Path
+    joined_at: float | None = None  # monotonic
+    started_at: float = 0.0
+    stats: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def exit_code(self) -> int:
+        return 2 if self.final.status is Status.FAILED else 0
+
+
+SegmentCallback = Callable[[TranscriptSegment], None]
+
+
+class VirtualParticipant:
+    """Runs one VP. ``await vp.run()`` returns its :class:`RunResult`; ``vp.stop()`` ends it."""
+
+    def __init__(
+        self,
+        config: JoinConfig,
+        *,
+        sinks: list[StatusSink] | None = None,
+        browser: BrowserHost | None = None,
+        on_segment: SegmentCallback | None = None,
+    ) -> None:
+        self.config = config
+        self.out_dir = config.effective_out_dir
+        self._extra_sinks = sinks or []
+        self._shared_browser = browser
+        self._on_segment_cb = on_segment
+        self.lifecycle = Lifecycle(config.vp_id)
+        self._sink = FanOut(list(self._extra_sinks))
+        self._owner = TaskOwner()
+        self._conclusion: asyncio.Future[_Conclusion] | None = None
+        self._stop_requested = False
+        self.participants: tuple[str, ...] = ()
+        self.active_speaker: str | None = None
+        self.meeting: ResolvedMeeting | None = None
+        # set up in run()
+        self._browser: BrowserHost | None = None
+        self._context: BrowserContext | None = None
+        self._page: Page | None = None
+        self._driver: PlatformDriver | None = None
+        self._capture: AudioCapture | None = None
+        self._pipeline: AudioPipeline | None = None
+        self._recorder: WavRecorder | None = None
+        self._client: TranscriberClient | None = None
+        self._local_transcriber: LocalTranscriber | None = None
+        self._transcript: JsonlWriter | None = None
+        self._chat: JsonlWriter | None = None
+        self._warned_audio: set[str] = set()
+        self._result = RunResult(
+            final=StatusEvent("", config.vp_id, Status.INITIALIZING), out_dir=self.out_dir
+        )
+
+    # -- status ------------------------------------------------------------------------
+    def _advance(
+        self, status: Status, reason: Reason | None = None, detail: str | None = None
+    ) -> StatusEvent:
+        event = self.lifecycle.advance(status, reason, vplog.scrub(detail) if detail else None)
+        self._sink.emit(event)
+        log.info("vp.status", status=status.value, reason=reason.value if reason else None)
+        return event
+
+    def _finish(self, reason: Reason, detail: str | None) -> StatusEvent:
+        event = self.lifecycle.finish(reason, vplog.scrub(detail) if detail else None)
+        self._sink.emit(event)
+        log.info("vp.status", status=event.status.value, reason=reason.value)
+        return event
+
+    # -- ending ------------------------------------------------------------------------
+    def _conclude(self, reason: Reason, detail: str | None = None) -> None:
+        """Record the first reason the VP has to end; later ones are ignored."""
+        if self._conclusion is not None and not self._conclusion.done():
+            self._conclusion.set_result(_Conclusion(reason, detail))
+
+    def stop(self) -> None:
+        """Ask the VP to leave (SIGTERM/SIGINT, cancel): ends COMPLETED stopped once joined."""
+        self._stop_requested = True
+        self._conclude(Reason.STOPPED, "stop requested")
+
+    # -- main --------------------------------------------------------------------------
+    async def run(self) -> RunResult:
+        self._result.started_at = time.monotonic()
+        loop = asyncio.get_running_loop()
+        self._conclusion = loop.create_future()
+        if self._stop_requested:
+            self._conclusion.set_result(_Conclusion(Reason.STOPPED, "stop requested"))
+        for secret in self.config.secrets():
+            vplog.register_secret(secret)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self._sink.sinks.append(JsonlFileSink(self.out_dir / "status.jsonl"))
+        self._advance(Status.INITIALIZING)
+        try:
+            # The SSRF guard: nothing is opened, not even a browser, for a URL off the list.
+            self.meeting = resolve(self.config.meeting_url, self.config.platform)
+        except InvalidUrl as exc:
+            self._result.final = self._finish(exc.reason, exc.detail)
+            self._sink.close()
+            return self._result
+        vplog.bind_vp(self.config.vp_id, self.meeting.platform)
+        try:
+            self._open_files()
+            final = await self._run_meeting(self.meeting)
+        except VpError as exc:
+            final = await self._shutdown(exc.reason, exc.detail)
+        except Exception as exc:  # a bug: still end FAILED with files flushed
+            log.exception("vp.internal_error")
+            final = await self._shutdown(Reason.INTERNAL_ERROR, type(exc).__name__)
+        self._result.final = final
+        self._write_summary()
+        self._sink.close()
+        return self._result
+
+    def _open_files(self) -> None:
+        self._transcript = JsonlWriter(self.out_dir / "transcript.jsonl")
+        self._chat = JsonlWriter(self.out_dir / "chat.jsonl")
+        self._recorder = WavRecorder(self.out_dir / "recording.wav")
+
+    async def _race(self, coro: Any, name: str) -> Any:
+        """Run ``coro`` until it finishes or the VP must end; None when the VP must end."""
+        assert self._conclusion is not None
+        task = self._owner.spawn(coro, name)
+        await asyncio.wait({task, self._conclusion}, return_when=asyncio.FIRST_COMPLETED)
+        if task.done():
+            return task.result()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+        return None
+
+    async def _run_meeting(self, meeting: ResolvedMeeting) -> StatusEvent:
+        assert self._conclusion is not None
+        cfg = self.config
+        # Browser and page.
+        if self._shared_browser is not None:
+            self._browser = self._shared_browser
+        else:
+            self._browser = BrowserHost()
+            await self._browser.start()
+        self._context = await self._browser.new_context()
+        self._pipeline = AudioPipeline(sinks=[self._record_frame, self._send_frame])
+        self._capture = AudioCapture(on_frame=self._on_capture_frame)
+        await self._capture.install(self._context)
+        self._page = await self._context.new_page()
+        self._page.on("crash", lambda _page: self._conclude(Reason.BROWSER_CRASHED, "page crashed"))
+        self._browser.browser.on(
+            "disconnected",
+            lambda _b: self._conclude(Reason.BROWSER_CRASHED, "Chromium exited"),
+        )
+        settings = DriverSettings(
+            name=cfg.name,
+            passcode=cfg.passcode.get_secret_value() if cfg.passcode else None,
+            join_timeout=cfg.join_timeout,
+            alone_timeout=cfg.alone_timeout,
+        )
+        self._driver = meeting.driver(self._page, settings, self._on_driver_event)
+
+        # Join, bounded by join_timeout and interruptible by any conclusion.
+        self._advance(Status.JOINING)
+        try:
+            joined = await self._race(
+                asyncio.wait_for(self._join(meeting.url), cfg.join_timeout), "join"
+            )
+        except TimeoutError:
+            waited = "in the waiting room" if self.lifecycle.status is Status.WAITING_ROOM else ""
+            return await self._shutdown(
+                Reason.WAITING_ROOM_TIMEOUT,
+                f"not admitted {waited} within {cfg.join_timeout:.0f} s".replace("  ", " "),
+            )
+        except PlaywrightError as exc:
+            if self._conclusion.done():
+                joined = None
+            else:
+                raise VpError(f"join failed: {_first_line(exc)}") from exc
+        if joined is None:
+            conclusion = self._conclusion.result()
+            return await self._shutdown(conclusion.reason, conclusion.detail)
+
+        self._advance(Status.JOINED)
+        self._result.joined_at = time.monotonic()
+        await self._start_streaming(meeting)
+        conclusion = await self._conclusion
+        return await self._shutdown(conclusion.reason, conclusion.detail)
+
+    async def _join(self, url: str) -> bool:
+        assert self._driver is not None
+        await self._driver.join(url)
+        return True
+
+    async def _start_streaming(self, meeting: ResolvedMeeting) -> None:
+        assert self._pipeline is not None and self._capture is not None
+        cfg = self.config
+        url = cfg.transcriber_url
+        token = cfg.transcriber_token.get_secret_value() if cfg.transcriber_token else None
+        if url is None:
+            self._local_transcriber = LocalTranscriber(engine=cfg.engine)
+            await self._local_transcriber.start()
+            url = self._local_transcriber.url
+        self._client = TranscriberClient(
+            url,
+            call_id=cfg.effective_call_id,
+            agent_id=cfg.name,
+            token=token,
+            active_speaker=self.active_speaker or "n/a",
+            on_segment=self._on_segment,
+        )
+        self._pipeline.start()
+        self._capture.start()
+        self._owner.spawn(self._run_client(), "transcriber-client")
+        self._owner.spawn(self._pipeline.run(), "pipeline-stall-watchdog")
+        self._owner.spawn(self._watch(), "driver-watch")
+        self._owner.spawn(self._audio_health(), "audio-health")
+        if cfg.max_duration is not None:
+            self._owner.spawn(self._max_duration(cfg.max_duration), "max-duration")
+        log.info("vp.streaming", meeting=meeting.public_url, call_id=cfg.effective_call_id)
+
+    async def _run_client(self) -> None:
+        assert self._client is not None
+        try:
+            await self._client.run()
+        except VpError as exc:
+            self._conclude(exc.reason, exc.detail)
+
+    async def _watch(self) -> None:
+        assert self._driver is not None
+        try:
+            over = await self._driver.watch()
+        except PlaywrightError as exc:
+            self._conclude(Reason.BROWSER_CRASHED, f"meeting page failed: {_first_line(exc)}")
+        except VpError as exc:
+            self._conclude(exc.reason, exc.detail)
+        else:
+            self._conclude(over.reason, over.detail)
+
+    async def _max_duration(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+        self._conclude(Reason.MAX_DURATION, f"reached --max-duration {seconds:g} s")
+
+    async def _audio_health(self) -> None:
+        """Tell "no audio source" apart from "sources present but silent", once each."""
+        assert self._capture is not None
+        joined_at = time.monotonic()
+        while True:
+            await asyncio.sleep(HEALTH_INTERVAL)
+            if time.monotonic() - joined_at < NO_SOURCE_AFTER:
+                continue
+            state = self._capture.health().state
+            if state in ("no-frames", "no-source", "silent") and state not in self._warned_audio:
+                self._warned_audio.add(state)
+                log.warning("audio.health", state=state)
+            elif state == "active" and self._warned_audio:
+                self._warned_audio.clear()
+                log.info("audio.health", state=state)
+
+    # -- hot path callbacks ------------------------------------------------------------
+    def _on_capture_frame(self, frame: CaptureFrame) -> None:
+        if self._pipeline is not None:
+            self._pipeline.push_meeting(frame.pcm)
+
+    def _record_frame(self, frame: bytes) -> None:
+        if self._recorder is not None:
+            self._recorder.write(frame)
+
+    def _send_frame(self, frame: bytes) -> None:
+        if self._client is not None:
+            self._client.send_audio(frame)
+
+    # -- events ------------------------------------------------------------------------
+    def _on_driver_event(self, event: DriverEvent) -> None:
+        if isinstance(event, WaitingRoom):
+            if self.lifecycle.status is Status.JOINING:
+                self._advance(Status.WAITING_ROOM)
+        elif isinstance(event, SpeakerChanged):
+            if event.name == self.config.name or event.name == self.active_speaker:
+                return
+            self.active_speaker = event.name
+            if self._client is not None:
+                self._client.speaker_change(event.name)
+        elif isinstance(event, ParticipantsChanged):
+            self.participants = event.names
+            log.info("meeting.participants", count=len(event.names))
+        elif isinstance(event, ChatReceived) and self._chat is not None:
+            self._chat.write(
+                {
+                    "ts": time.time(),
+                    "sender": event.sender,
+                    "text": event.text,
+                    "direction": "in",
+                    "assistant": False,
+                }
+            )
+
+    def _on_segment(self, segment: TranscriptSegment) -> None:
+        if not segment.is_partial and self._transcript is not None:
+            self._transcript.write(
+                {
+                    "ts": time.time(),
+                    "segment_id": segment.segment_id,
+                    "channel": segment.channel,
+                    "speaker": segment.speaker,
+                    "start": segment.start_time,
+                    "end": segment.end_time,
+                    "text": segment.transcript,
+                }
+            )
+        if self._on_segment_cb is not None:
+            self._on_segment_cb(segment)
+
+    # -- shutdown ----------------------------------------------------------------------
+    async def _shutdown(self, reason: Reason, detail: str | None) -> StatusEvent:
+        """Leave, flush and close everything, then record the terminal status."""
+        if self.lifecycle.joined and self.lifecycle.status in (Status.JOINED,):
+            self._advance(
+                Status.LEAVING, reason if reason in COMPLETED_REASONS else None, detail=detail
+            )
+            if self._driver is not None and reason is not Reason.BROWSER_CRASHED:
+                try:
+                    await asyncio.wait_for(self._driver.leave(), LEAVE_TIMEOUT)
+                except Exception as exc:
+                    log.warning("vp.leave_failed", error=type(exc).__name__)
+        if self._capture is not None:
+            self._capture.stop()
+        if self._pipeline is not None:
+            self._pipeline.flush()
+        if self._client is not None:
+            await self._client.end(END_TIMEOUT)
+        await self._owner.aclose()
+        if self._local_transcriber is not None:
+            await self._local_transcriber.aclose()
+        await self._close_browser()
+        for writer in (self._transcript, self._chat):
+            if writer is not None:
+                writer.close()
+        if self._recorder is not None:
+            self._recorder.close()
+        if self.lifecycle.terminal:  # pragma: no cover - defensive
+            return self.lifecycle.history[-1]
+        return self._finish(reason, detail)
+
+    async def _close_browser(self) -> None:
+        if self._context is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._context.close(), 5)
+        if self._browser is not None and self._browser is not self._shared_browser:
+            await self._browser.aclose()
+
+    def _write_summary(self) -> None:
+        stats: dict[str, Any] = {"final": self._result.final.to_dict()}
+        if self._pipeline is not None:
+            p = self._pipeline.stats
+            stats["pipeline"] = {
+                "audio_seconds": round(p.emitted_seconds, 3),
+                "frames": p.frames,
+                "max_frame_bytes": p.max_frame_bytes,
+                "filled_seconds": round(p.filled_samples / 16000, 3),
+                "dropped_seconds": round(p.dropped_samples / 16000, 3),
+            }
+        if self._client is not None:
+            c = self._client.stats
+            stats["transcriber"] = {
+                "connects": c.connects,
+                "sent_seconds": round(c.sent_seconds, 3),
+                "dropped_seconds": round(c.dropped_seconds, 3),
+                "end_sent": c.end_sent,
+            }
+        if self._capture is not None:
+            h = self._capture.health()
+            stats["capture"] = {
+                "state": h.state,
+                "frames": h.frames,
+                "max_sources": h.max_sources,
+                "dropped_in_page": h.dropped_in_page,
+            }
+        if self._result.joined_at is not None:
+            stats["join_latency_s"] = round(self._result.joined_at - self._result.started_at, 3)
+        self._result.stats = stats
+        if self.out_dir.exists():
+            (self.out_dir / "summary.json").write_text(json.dumps(stats, indent=2) + "\n")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return vplog.scrub(text[0][:200]) if text else type(exc).__name__

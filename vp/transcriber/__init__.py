@@ -1,0 +1,1 @@
+"""The LMA WebSocket transcriber protocol (contract 3): client, local server and engines."""

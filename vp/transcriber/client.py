@@ -1,0 +1,264 @@
+"""The transcriber client: contract 3 over a WebSocket, surviving drops without losing audio.
+
+Everything the VP sends — audio frames and call events — goes through one ordered outbox, so
+a SPEAKER_CHANGE stays where it happened in the audio. An item leaves the outbox only after
+the socket accepted it; when the connection drops, the client reconnects with backoff,
+re-sends START with the same callId, and continues from the first unsent item.
+
+Outbox bound and overflow policy: at most ``buffer_seconds`` of audio waits in the outbox.
+Beyond that the OLDEST audio is dropped (recent audio is worth more to a live transcript)
+and counted in ``stats.dropped_seconds``; call events are never dropped (the most recent
+speaker change before the kept audio is preserved).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import structlog
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+
+from vp.errors import TranscriberUnavailable
+from vp.transcriber.protocol import (
+    FRAME_BYTES_PER_SECOND,
+    EndEvent,
+    SpeakerChangeEvent,
+    StartEvent,
+    TranscriptSegment,
+    encode_event,
+    frame_seconds,
+    parse_server_message,
+)
+
+log = structlog.get_logger(__name__)
+
+SegmentHandler = Callable[[TranscriptSegment], None]
+
+
+@dataclass(slots=True)
+class ClientStats:
+    connects: int = 0
+    sent_frames: int = 0
+    sent_bytes: int = 0
+    dropped_frames: int = 0
+    dropped_bytes: int = 0
+    buffered_bytes: int = 0
+    max_buffered_bytes: int = 0
+    end_sent: bool = False
+
+    @property
+    def sent_seconds(self) -> float:
+        return frame_seconds(self.sent_bytes)
+
+    @property
+    def dropped_seconds(self) -> float:
+        return frame_seconds(self.dropped_bytes)
+
+
+class TranscriberClient:
+    """Streams one call to an LMA-protocol transcriber. Run :meth:`run` as an owned task."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        call_id: str,
+        agent_id: str,
+        token: str | None = None,
+        active_speaker: str = "n/a",
+        buffer_seconds: float = 30.0,
+        connect_timeout: float = 10.0,
+        unavailable_after: float = 30.0,
+        backoff_initial: float = 0.25,
+        backoff_max: float = 5.0,
+        on_segment: SegmentHandler | None = None,
+    ) -> None:
+        self.url = url
+        self.call_id = call_id
+        self.agent_id = agent_id
+        self._token = token
+        self._head_speaker = active_speaker
+        self._max_buffer_bytes = int(FRAME_BYTES_PER_SECOND * buffer_seconds)
+        self._connect_timeout = connect_timeout
+        self._unavailable_after = unavailable_after
+        self._backoff_initial = backoff_initial
+        self._backoff_max = backoff_max
+        self._on_segment = on_segment
+        self._outbox: deque[bytes | str] = deque()
+        self._wake = asyncio.Event()
+        self._ending = False
+        self._done = asyncio.Event()
+        self._abandon_at: float | None = None
+        self.stats = ClientStats()
+        self.connected = False
+
+    # -- producer side (synchronous, never blocks) -------------------------------------
+    def send_audio(self, frame: bytes) -> None:
+        if self._ending:
+            return
+        self._outbox.append(frame)
+        self.stats.buffered_bytes += len(frame)
+        if self.stats.buffered_bytes > self._max_buffer_bytes:
+            self._drop_oldest_audio()
+        if self.stats.buffered_bytes > self.stats.max_buffered_bytes:
+            self.stats.max_buffered_bytes = self.stats.buffered_bytes
+        self._wake.set()
+
+    def speaker_change(self, name: str) -> None:
+        if self._ending:
+            return
+        event = SpeakerChangeEvent(callId=self.call_id, agentId=self.agent_id, activeSpeaker=name)
+        self._outbox.append(encode_event(event))
+        self._wake.set()
+
+    def _drop_oldest_audio(self) -> None:
+        kept_events: list[str] = []
+        while self.stats.buffered_bytes > self._max_buffer_bytes and self._outbox:
+            item = self._outbox.popleft()
+            if isinstance(item, str):
+                kept_events.append(item)
+                continue
+            self.stats.buffered_bytes -= len(item)
+            self.stats.dropped_bytes += len(item)
+            self.stats.dropped_frames += 1
+        # Only the latest speaker change still describes audio that is left.
+        if kept_events:
+            self._outbox.appendleft(kept_events[-1])
+
+    # -- connection side ---------------------------------------------------------------
+    def _headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self._token}"} if self._token else {}
+
+    def _start_frame(self) -> str:
+        return encode_event(
+            StartEvent(callId=self.call_id, agentId=self.agent_id, activeSpeaker=self._head_speaker)
+        )
+
+    async def run(self) -> None:
+        """Connect, stream, reconnect on drops; return after END was sent (see :meth:`end`).
+
+        Raises TranscriberUnavailable when no connection could be made for
+        ``unavailable_after`` seconds before the first success, or when the server rejects
+        our credentials (retrying cannot fix that).
+        """
+        first_attempt = time.monotonic()
+        delay = self._backoff_initial
+        try:
+            while True:
+                try:
+                    async with connect(
+                        self.url,
+                        additional_headers=self._headers(),
+                        open_timeout=self._connect_timeout,
+                        compression=None,  # PCM does not compress; deflate only costs CPU
+                        max_size=2**20,
+                        ping_interval=10,
+                        ping_timeout=20,
+                        close_timeout=5,
+                        proxy=None,
+                    ) as ws:
+                        self.connected = True
+                        self.stats.connects += 1
+                        delay = self._backoff_initial
+                        log.info("transcriber.connected", connects=self.stats.connects)
+                        if await self._stream(ws):
+                            return
+                except InvalidStatus as exc:
+                    status = exc.response.status_code
+                    if status in (401, 403):
+                        raise TranscriberUnavailable(
+                            f"transcriber rejected the credentials (HTTP {status})"
+                        ) from exc
+                    log.warning("transcriber.handshake_failed", http_status=status)
+                except (OSError, InvalidHandshake, ConnectionClosed, TimeoutError) as exc:
+                    log.warning("transcriber.disconnected", error=type(exc).__name__)
+                finally:
+                    self.connected = False
+                if self.stats.connects == 0:
+                    waited = time.monotonic() - first_attempt
+                    if waited >= self._unavailable_after:
+                        raise TranscriberUnavailable(f"transcriber unreachable for {waited:.0f} s")
+                if self._abandon_at is not None and time.monotonic() >= self._abandon_at:
+                    log.warning("transcriber.end_abandoned", lost_s=self._unsent_seconds())
+                    return
+                await asyncio.sleep(delay * (0.5 + random.random()))
+                delay = min(delay * 2, self._backoff_max)
+        finally:
+            self._done.set()
+
+    async def _stream(self, ws: ClientConnection) -> bool:
+        """Send START then the outbox; True once END is sent and the socket closed."""
+        await ws.send(self._start_frame())
+        receiver = asyncio.create_task(self._receive(ws), name="transcriber-receive")
+        try:
+            while True:
+                while self._outbox:
+                    if receiver.done():
+                        receiver.result()  # re-raise why the connection ended
+                        raise ConnectionClosed(None, None)
+                    item = self._outbox[0]
+                    await ws.send(item)
+                    self._outbox.popleft()
+                    if isinstance(item, bytes):
+                        self.stats.buffered_bytes -= len(item)
+                        self.stats.sent_bytes += len(item)
+                        self.stats.sent_frames += 1
+                    else:
+                        self._note_sent_event(item)
+                if self._ending:
+                    await ws.send(encode_event(EndEvent(callId=self.call_id)))
+                    self.stats.end_sent = True
+                    await ws.close()
+                    log.info("transcriber.end_sent", sent_s=round(self.stats.sent_seconds, 2))
+                    return True
+                self._wake.clear()
+                waiter = asyncio.create_task(self._wake.wait(), name="transcriber-wake")
+                try:
+                    await asyncio.wait({waiter, receiver}, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    waiter.cancel()
+                if receiver.done() and not self._outbox and not self._ending:
+                    receiver.result()
+                    raise ConnectionClosed(None, None)
+        finally:
+            if not receiver.done():
+                receiver.cancel()
+                try:
+                    await receiver
+                except (asyncio.CancelledError, ConnectionClosed):
+                    pass
+
+    def _note_sent_event(self, item: str) -> None:
+        if '"SPEAKER_CHANGE"' in item:
+            self._head_speaker = SpeakerChangeEvent.model_validate_json(item).activeSpeaker
+
+    async def _receive(self, ws: ClientConnection) -> None:
+        async for message in ws:
+            if isinstance(message, str) and self._on_segment is not None:
+                segment = parse_server_message(message)
+                if segment is not None and segment.call_id == self.call_id:
+                    self._on_segment(segment)
+
+    def _unsent_seconds(self) -> float:
+        return frame_seconds(self.stats.buffered_bytes)
+
+    async def end(self, timeout: float = 5.0) -> bool:
+        """Flush what is buffered, send END and close; True if END reached the server.
+
+        Waits at most ``timeout`` seconds (the transcriber may be down); what could not be
+        sent by then is reported as lost.
+        """
+        self._ending = True
+        self._abandon_at = time.monotonic() + timeout
+        self._wake.set()
+        try:
+            await asyncio.wait_for(self._done.wait(), timeout)
+        except TimeoutError:
+            log.warning("transcriber.end_timeout", unsent_s=round(self._unsent_seconds(), 2))
+        return self.stats.end_sent
