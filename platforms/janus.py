@@ -4,7 +4,8 @@ Our first platform, and the one real WebRTC server tests can run. The demo page:
 ``#start`` (creates the Janus session), type an alphanumeric display name into ``#username``,
 click ``#register``; once in the room ``#room`` shows, ``#participant`` holds our name and
 ``#list`` the others. Destroying the room pops a bootbox dialog "The room has been
-destroyed". The page has no chat and no active-speaker display.
+destroyed". The page has no chat and no active-speaker display: the driver names the speaker
+only when exactly one other participant is in the room.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from urllib.parse import SplitResult
 from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import Locator
 
-from platforms.base import MeetingOver, ParticipantsChanged, PlatformDriver
+from platforms.base import MeetingOver, ParticipantsChanged, PlatformDriver, SpeakerChanged
 from vp.errors import JoinError
 from vp.lifecycle import Reason
 
@@ -116,6 +117,10 @@ class JanusDriver(PlatformDriver):
             if current != names:
                 names = current
                 self.emit(ParticipantsChanged(current))
+                # The demo shows no active speaker; with one other person in the room,
+                # everything the VP hears is theirs.
+                if len(current) == 1:
+                    self.emit(SpeakerChanged(current[0]))
             now = time.monotonic()
             if current:
                 alone_since = None

@@ -116,6 +116,8 @@ def check_transition(
 
     ``joined`` says whether the VP has been JOINED at some point; COMPLETED needs it.
     """
+    if new is Status.COMPLETED and not joined:
+        raise TransitionError("a VP that never reached JOINED cannot end COMPLETED")
     if current is None:
         if new not in (Status.SCHEDULED, Status.INITIALIZING):
             raise TransitionError(f"a VP starts SCHEDULED or INITIALIZING, not {new}")
@@ -125,8 +127,6 @@ def check_transition(
         raise TransitionError(f"{current} cannot become {new}")
 
     if new is Status.COMPLETED:
-        if not joined:
-            raise TransitionError("a VP that never reached JOINED cannot end COMPLETED")
         if reason not in COMPLETED_REASONS:
             raise TransitionError(f"COMPLETED needs a completion reason, got {reason}")
     elif new is Status.FAILED:

@@ -39,7 +39,7 @@ from platforms.base import (
 from platforms.registry import ResolvedMeeting, resolve
 from vp import log as vplog
 from vp.browser import BrowserHost
-from vp.capture import AudioCapture, CaptureFrame
+from vp.capture import AudioCapture, CaptureFrame, CaptureHealth
 from vp.config import JoinConfig
 from vp.errors import InvalidUrl, VpError
 from vp.files import JsonlWriter
@@ -121,6 +121,7 @@ class VirtualParticipant:
         self._transcript: JsonlWriter | None = None
         self._chat: JsonlWriter | None = None
         self._warned_audio: set[str] = set()
+        self._capture_health: CaptureHealth | None = None
         self._result = RunResult(
             final=StatusEvent("", config.vp_id, Status.INITIALIZING), out_dir=self.out_dir
         )
@@ -265,17 +266,23 @@ class VirtualParticipant:
         cfg = self.config
         url = cfg.transcriber_url
         token = cfg.transcriber_token.get_secret_value() if cfg.transcriber_token else None
+        back_channel: SegmentCallback | None = self._on_segment
         if url is None:
-            self._local_transcriber = LocalTranscriber(engine=cfg.engine)
+            # In-process: segments come straight from the server, including the finals it
+            # decodes after END (the server drains its engines on close), so none is lost.
+            self._local_transcriber = LocalTranscriber(
+                engine=cfg.engine, on_segment=self._on_segment
+            )
             await self._local_transcriber.start()
             url = self._local_transcriber.url
+            back_channel = None
         self._client = TranscriberClient(
             url,
             call_id=cfg.effective_call_id,
             agent_id=cfg.name,
             token=token,
             active_speaker=self.active_speaker or "n/a",
-            on_segment=self._on_segment,
+            on_segment=back_channel,
         )
         self._pipeline.start()
         self._capture.start()
@@ -382,6 +389,9 @@ class VirtualParticipant:
     # -- shutdown ----------------------------------------------------------------------
     async def _shutdown(self, reason: Reason, detail: str | None) -> StatusEvent:
         """Leave, flush and close everything, then record the terminal status."""
+        if self._capture is not None:
+            # Read before leaving: leaving removes the meeting's tracks from the page.
+            self._capture_health = self._capture.health()
         if self.lifecycle.joined and self.lifecycle.status in (Status.JOINED,):
             self._advance(
                 Status.LEAVING, reason if reason in COMPLETED_REASONS else None, detail=detail
@@ -436,8 +446,8 @@ class VirtualParticipant:
                 "dropped_seconds": round(c.dropped_seconds, 3),
                 "end_sent": c.end_sent,
             }
-        if self._capture is not None:
-            h = self._capture.health()
+        h = self._capture_health
+        if h is not None:
             stats["capture"] = {
                 "state": h.state,
                 "frames": h.frames,
