@@ -165,7 +165,7 @@ async def main() -> None:
                     runs.append(await one_run(meeting, args.steady, args.warmup))
 
     def med(key: str) -> float:
-        return round(statistics.median(r[key] for r in runs), 3)
+        return round(float(statistics.median(float(r[key]) for r in runs)), 3)
 
     print(
         json.dumps(

@@ -83,6 +83,19 @@ class JanusDriver(PlatformDriver):
         await username.fill(self.display_name(self.settings.name))
         await page.locator("#register").click()
         await self._wait_or_dialog(page.locator("#room"), "the room could not be joined")
+        # Report who is here before JOINED, so the call starts with the right speaker. The
+        # list is filled from the "joined" event, which precedes the media (and #room).
+        self._note_participants(tuple((await page.evaluate(_STATE_JS))["names"]))
+
+    def _note_participants(self, names: tuple[str, ...]) -> None:
+        if names == self._names:
+            return
+        self._names = names
+        self.emit(ParticipantsChanged(names))
+        # The demo shows no active speaker; with one other person in the room, everything
+        # the VP hears is theirs.
+        if len(names) == 1:
+            self.emit(SpeakerChanged(names[0]))
 
     async def _wait_or_dialog(self, target: Locator, failure: str) -> None:
         """Wait for ``target`` to become visible, failing fast if the demo shows an error."""
@@ -97,8 +110,9 @@ class JanusDriver(PlatformDriver):
                 return
             await asyncio.sleep(0.2)
 
+    _names: tuple[str, ...] | None = None
+
     async def watch(self) -> MeetingOver:
-        names: tuple[str, ...] | None = None
         alone_since: float | None = time.monotonic()
         while True:
             try:
@@ -114,13 +128,7 @@ class JanusDriver(PlatformDriver):
             if not state["inRoom"] and not dialog:
                 return MeetingOver(Reason.REMOVED, "the page left the room")
             current = tuple(state["names"])
-            if current != names:
-                names = current
-                self.emit(ParticipantsChanged(current))
-                # The demo shows no active speaker; with one other person in the room,
-                # everything the VP hears is theirs.
-                if len(current) == 1:
-                    self.emit(SpeakerChanged(current[0]))
+            self._note_participants(current)
             now = time.monotonic()
             if current:
                 alone_since = None

@@ -23,7 +23,9 @@
  *     A routed track is heard through that context's tap, so it is NOT captured directly. Analysis
  *     only graphs (level meters that never reach `destination`) leave the track captured directly.
  *     Limits: disconnect(outputIndex) forgets all edges of the node; a page that clones a track
- *     and plays both copies is counted twice (different ids).
+ *     and plays both copies is counted twice (different ids); a page that decodes a remote track
+ *     itself (MediaStreamTrackProcessor/WASM) and plays the result through WebAudio is counted
+ *     twice too: a platform driver that knows this sets trackFilter: () => false (tap only).
  *
  * Chromium quirk: remote WebRTC audio reaches WebAudio only while a media element plays it, so
  * every RTCPeerConnection audio track we accept is attached to a private muted, playing <audio>

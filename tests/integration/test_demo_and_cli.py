@@ -1,0 +1,114 @@
+"""The README's demo command and the standalone transcriber server, as a user runs them."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+from pathlib import Path
+
+import numpy as np
+import pytest
+from websockets.asyncio.client import connect
+
+pytestmark = pytest.mark.integration
+REPO = Path(__file__).resolve().parents[2]
+VP_BIN = str(REPO / ".venv" / "bin" / "vp")
+
+
+async def test_vp_demo_runs_offline_end_to_end(tmp_path):
+    out = tmp_path / "demo"
+    proc = await asyncio.create_subprocess_exec(
+        VP_BIN,
+        "demo",
+        "--out",
+        str(out),
+        "--duration",
+        "20",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    stdout, stderr = await asyncio.wait_for(proc.communicate(), 240)
+    text = stdout.decode()
+    assert proc.returncode == 0, text + stderr.decode()[-3000:]
+    assert "[status] JOINED" in text and "COMPLETED (max-duration)" in text
+    statuses = [json.loads(x) for x in (out / "vp" / "status.jsonl").read_text().splitlines()]
+    assert statuses[-1]["status"] == "COMPLETED"
+    # The in-process pocketsphinx transcriber heard Alice's speech: finals attributed to her.
+    segments = [json.loads(x) for x in (out / "vp" / "transcript.jsonl").read_text().splitlines()]
+    assert segments, "at least one final transcript segment"
+    assert all(s["speaker"] == "Alice" and s["text"] for s in segments)
+    assert "Alice:" in text, "the live transcript is shown in the terminal"
+    assert "tone signal heard intact" in text and "intact 0 time" not in text
+    assert (out / "janus" / "janus.log").exists(), "everything under one output folder"
+    summary = json.loads((out / "vp" / "summary.json").read_text())
+    assert summary["capture"]["state"] == "active"
+    # No process the demo started is left behind.
+    leftover = await asyncio.create_subprocess_exec(
+        "pgrep", "-f", str(out), stdout=asyncio.subprocess.PIPE
+    )
+    pids, _ = await leftover.communicate()
+    assert pids.strip() == b""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def test_vp_transcriber_server_speaks_contract_3(tmp_path):
+    import jwt
+
+    port = free_port()
+    proc = await asyncio.create_subprocess_exec(
+        VP_BIN,
+        "transcriber",
+        "--port",
+        str(port),
+        "--out",
+        str(tmp_path),
+        "--jwt-secret",
+        "s3cret-key-for-tests",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        url = f"ws://127.0.0.1:{port}/api/v1/ws"
+        for _ in range(100):
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                    break
+            except OSError:
+                await asyncio.sleep(0.1)
+        token = jwt.encode({"sub": "tester"}, "s3cret-key-for-tests", algorithm="HS256")
+        async with connect(url, additional_headers={"Authorization": f"Bearer {token}"}) as ws:
+            await ws.send(
+                json.dumps(
+                    {
+                        "callEvent": "START",
+                        "callId": "cli-call",
+                        "agentId": "Bot",
+                        "samplingRate": 16000,
+                    }
+                )
+            )
+            silence = np.zeros(3200, dtype="<i2").tobytes()  # 100 ms stereo
+            for _ in range(20):
+                await ws.send(silence)
+            await ws.send(json.dumps({"callEvent": "END", "callId": "cli-call"}))
+            await ws.wait_closed()
+        call_json = tmp_path / "cli-call" / "call.json"
+        for _ in range(50):
+            if call_json.exists():
+                break
+            await asyncio.sleep(0.1)
+        summary = json.loads(call_json.read_text())
+        assert summary["audio_seconds"] == pytest.approx(2.0)
+        assert summary["end_received"] is True
+        with pytest.raises(Exception, match="401"):
+            async with connect(url):
+                pass
+    finally:
+        proc.terminate()
+        await asyncio.wait_for(proc.wait(), 15)
