@@ -110,6 +110,8 @@ async def one_run(meeting: LocalMeeting, steady: float, warmup: float) -> dict[s
                 str(REPO / ".venv" / "bin" / "vp"),
                 "join",
                 meeting.url,
+                "--platform",
+                "janus",
                 "--name",
                 "Bench",
                 "--out",

@@ -1,17 +1,37 @@
-"""The explicit registry of platform drivers, and URL → (driver, web-client URL) resolution."""
+"""The explicit registry of platform drivers, and URL → (driver, web-client URL) resolution.
+
+Drivers are listed by module path and imported on first use, so starting a VP for one
+platform does not load the others.
+"""
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
 
 from platforms.base import PlatformDriver
-from platforms.janus import JanusDriver
 from vp.errors import InvalidUrl
 from vp.urls import env_allowed_hosts, host_allowed, host_key, redact_url, split_url
 
-DRIVERS: dict[str, type[PlatformDriver]] = {
-    JanusDriver.name: JanusDriver,
+# platform name → "module:Class"
+REGISTRY: dict[str, str] = {
+    "janus": "platforms.janus:JanusDriver",
 }
+_loaded: dict[str, type[PlatformDriver]] = {}
+
+
+def get_driver(platform: str) -> type[PlatformDriver]:
+    """The driver class for ``platform``; raise InvalidUrl for an unknown platform."""
+    driver = _loaded.get(platform)
+    if driver is None:
+        target = REGISTRY.get(platform)
+        if target is None:
+            raise InvalidUrl(f"unknown platform {platform!r}; known: {', '.join(REGISTRY)}")
+        module, _, name = target.partition(":")
+        driver = getattr(importlib.import_module(module), name)
+        assert isinstance(driver, type) and issubclass(driver, PlatformDriver)
+        _loaded[platform] = driver
+    return driver
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,7 +46,7 @@ class ResolvedMeeting:
 
 
 def platform_names() -> list[str]:
-    return sorted(DRIVERS)
+    return sorted(REGISTRY)
 
 
 def resolve(
@@ -39,11 +59,9 @@ def resolve(
     parts = split_url(url)
     extra = env_allowed_hosts() if allowed_hosts is None else allowed_hosts
     if platform is not None:
-        driver = DRIVERS.get(platform)
-        if driver is None:
-            raise InvalidUrl(f"unknown platform {platform!r}; known: {', '.join(DRIVERS)}")
+        driver = get_driver(platform)
     else:
-        candidates = [d for d in DRIVERS.values() if d.claims(parts)]
+        candidates = [d for d in map(get_driver, REGISTRY) if d.claims(parts)]
         if len(candidates) != 1:
             raise InvalidUrl("cannot infer the platform from the URL; pass --platform")
         driver = candidates[0]

@@ -105,6 +105,7 @@ class VirtualParticipant:
         self._owner = TaskOwner()
         self._conclusion: asyncio.Future[_Conclusion] | None = None
         self._stop_requested = False
+        self.joined_event = asyncio.Event()  # set on JOINED (for callers that wait on it)
         self.participants: tuple[str, ...] = ()
         self.active_speaker: str | None = None
         self.meeting: ResolvedMeeting | None = None
@@ -213,7 +214,10 @@ class VirtualParticipant:
             await self._browser.start()
         self._context = await self._browser.new_context()
         self._pipeline = AudioPipeline(sinks=[self._record_frame, self._send_frame])
-        self._capture = AudioCapture(on_frame=self._on_capture_frame)
+        self._capture = AudioCapture(
+            on_frame=self._on_capture_frame,
+            track_filter_js=meeting.driver.capture_track_filter_js,
+        )
         await self._capture.install(self._context)
         self._page = await self._context.new_page()
         self._page.on("crash", lambda _page: self._conclude(Reason.BROWSER_CRASHED, "page crashed"))
@@ -252,6 +256,7 @@ class VirtualParticipant:
 
         self._advance(Status.JOINED)
         self._result.joined_at = time.monotonic()
+        self.joined_event.set()
         await self._start_streaming(meeting)
         conclusion = await self._conclusion
         return await self._shutdown(conclusion.reason, conclusion.detail)
@@ -367,6 +372,22 @@ class VirtualParticipant:
                     "text": event.text,
                     "direction": "in",
                     "assistant": False,
+                }
+            )
+
+    async def post_chat(self, text: str, *, assistant: bool = False) -> None:
+        """Post ``text`` in the meeting chat and record it in chat.jsonl."""
+        if self._driver is None or not self.lifecycle.joined:
+            raise VpError("not in a meeting")
+        await self._driver.send_chat(text)
+        if self._chat is not None:
+            self._chat.write(
+                {
+                    "ts": time.time(),
+                    "sender": self.config.name,
+                    "text": text,
+                    "direction": "out",
+                    "assistant": assistant,
                 }
             )
 

@@ -1,0 +1,329 @@
+"""The replica server: serves local replicas of meeting web clients, with a scenario controller.
+
+One :class:`ReplicaServer` serves one platform's replica on 127.0.0.1, at the same URL paths
+as the real web client (each replica lists its page routes in ``<platform>/routes.txt``:
+``<path regex> <file>`` per line; the meeting id is the regex's first group). Tests (and
+``vp demo --platform``) register a :class:`Scenario` per meeting and drive it through a
+:class:`MeetingControl`. The replica page talks to the server under ``/__replica/``:
+
+    GET  /__replica/static/<platform>/<file>        the replica's assets
+    GET  /__replica/m/<id>/scenario                 the scenario JSON
+    GET  /__replica/m/<id>/commands?after=N         test → page commands after seq N
+    POST /__replica/m/<id>/report                   page → test reports (JSON object)
+    GET  /__replica/m/<id>/audio/<index>.wav        participant <index>'s tone signal (48 kHz)
+
+Commands (``{"seq", "kind", ...}``): ``chat`` {sender, text}; ``end`` (host ends the
+meeting); ``remove`` (the VP is removed); ``admit`` / ``deny`` (lobby decisions);
+``leave`` {name} (a participant leaves); ``speak`` {name} (that participant speaks now).
+Reports (``{"kind", ...}``): ``chat`` {sender, text} (a message the VP posted, as the page
+saw it); ``state`` {state} (``prejoin``, ``lobby``, ``joined``, ``left``, ``ended``…);
+``speaker`` {name}; anything else is kept as is.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import numpy as np
+import soundfile as sf
+from pydantic import BaseModel, Field
+
+from vp.localmeeting.participant import synthesize_speech
+from vp.signal import make_signal
+
+REPLICAS_DIR = Path(__file__).resolve().parent
+AUDIO_RATE = 48_000
+CONTENT_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".json": "application/json",
+    ".svg": "image/svg+xml",
+    ".png": "image/png",
+    ".wav": "audio/wav",
+}
+
+
+class ParticipantSpec(BaseModel):
+    """A simulated participant: their name and the tone symbols they "say" (0–6, no repeats
+    next to each other; see :mod:`vp.signal`), optionally preceded by espeak-ng speech."""
+
+    name: str
+    symbols: tuple[int, ...] = (0, 3, 1, 4, 2, 5)
+    speech: str | None = None
+
+
+# The web-client URL of a meeting on each replica (the path the real client uses).
+WEB_CLIENT_PATHS = {
+    "zoom": "/wc/{id}/join{q}",  # q: ?pwd=<passcode>
+    "teams": "/v2/?meetingjoin=true#/meet/{id}{q}",  # q: ?p=<passcode>&anon=true
+    "chime": "/meetings/{id}",
+}
+
+
+class ChatLine(BaseModel):
+    at_s: float  # seconds after the VP is admitted
+    sender: str
+    text: str
+
+
+class Scenario(BaseModel):
+    """What a replica meeting does. Times are seconds after the VP is admitted unless noted."""
+
+    meeting_id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    passcode: str | None = None  # the meeting's passcode; a different one is "wrong"
+    not_found: bool = False  # the link is invalid / the meeting does not exist
+    login_required: bool = False
+    captcha: bool = False  # a bot wall / captcha after pressing Join
+    waiting_room_s: float | None = None  # held in the waiting room/lobby this long
+    deny: bool = False  # the lobby ends in denial instead of admission
+    manual_admission: bool = False  # stay in the lobby until an admit/deny command
+    post_join_modal: bool = False  # Teams: "Continue without audio or video" after Join
+    participants: list[ParticipantSpec] = Field(default_factory=list)
+    speak_turn_s: float = 3.0  # participants speak in turn, this long each, then repeat
+    end_after_s: float | None = None
+    remove_after_s: float | None = None
+    everyone_leaves_after_s: float | None = None
+    chat: list[ChatLine] = Field(default_factory=list)
+
+
+@dataclass
+class MeetingControl:
+    """The test side of one replica meeting: send commands, read what the page reported."""
+
+    scenario: Scenario
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    commands: list[dict[str, Any]] = field(default_factory=list)
+    reports: list[dict[str, Any]] = field(default_factory=list)
+
+    def command(self, kind: str, **fields: Any) -> None:
+        with self._lock:
+            self.commands.append({"seq": len(self.commands) + 1, "kind": kind, **fields})
+
+    def chat_from(self, sender: str, text: str) -> None:
+        self.command("chat", sender=sender, text=text)
+
+    def end(self) -> None:
+        self.command("end")
+
+    def remove_vp(self) -> None:
+        self.command("remove")
+
+    def commands_after(self, after: int) -> list[dict[str, Any]]:
+        with self._lock:
+            return [c for c in self.commands if c["seq"] > after]
+
+    def add_report(self, report: dict[str, Any]) -> None:
+        report = {**report, "received_at": time.time()}
+        with self._lock:
+            self.reports.append(report)
+
+    def reported(self, kind: str) -> list[dict[str, Any]]:
+        with self._lock:
+            return [r for r in self.reports if r.get("kind") == kind]
+
+    @property
+    def vp_chat(self) -> list[str]:
+        """Texts of the chat messages the VP posted, as the replica received them."""
+        return [str(r.get("text", "")) for r in self.reported("chat")]
+
+    @property
+    def states(self) -> list[str]:
+        return [str(r.get("state")) for r in self.reported("state")]
+
+
+def load_routes(platform: str) -> list[tuple[re.Pattern[str], str]]:
+    """``<platform>/routes.txt``: one ``<path regex> <file>`` per line (# comments)."""
+    routes_file = REPLICAS_DIR / platform / "routes.txt"
+    routes = []
+    for line in routes_file.read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        pattern, filename = line.split()
+        routes.append((re.compile(pattern), filename))
+    return routes
+
+
+class ReplicaServer:
+    """Serves one platform's replica on 127.0.0.1 (threads; start/stop are cheap and sync)."""
+
+    def __init__(self, platform: str, port: int = 0) -> None:
+        self.platform = platform
+        self.root = REPLICAS_DIR / platform
+        if not (self.root / "routes.txt").is_file():
+            raise FileNotFoundError(f"no replica for {platform!r} in {REPLICAS_DIR}")
+        self.routes = load_routes(platform)
+        self.meetings: dict[str, MeetingControl] = {}
+        self._audio_cache: dict[tuple[tuple[int, ...], str | None], bytes] = {}
+        self._audio_lock = threading.Lock()
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", port), self._handler_class())
+        self._httpd.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        return int(self._httpd.server_address[1])
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def allowed_host(self) -> str:
+        """The ``VP_ALLOWED_HOSTS`` entry a VP needs to open this replica."""
+        return f"127.0.0.1:{self.port}"
+
+    def meeting_url(self, meeting_id: str, passcode: str | None = None) -> str:
+        """The URL a user's invite resolves to, for a meeting on this replica."""
+        if self.platform == "zoom":
+            query = f"?pwd={passcode}" if passcode else ""
+        elif self.platform == "teams":
+            query = f"?p={passcode}&anon=true" if passcode else "?anon=true"
+        else:
+            query = ""
+        path = WEB_CLIENT_PATHS[self.platform].format(id=meeting_id, q=query)
+        return f"{self.base_url}{path}"
+
+    def add_meeting(self, scenario: Scenario) -> MeetingControl:
+        control = MeetingControl(scenario)
+        self.meetings[scenario.meeting_id] = control
+        return control
+
+    def start(self) -> ReplicaServer:
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, name=f"replica-{self.platform}", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        if self._thread is not None:
+            self._thread.join(5)
+
+    def __enter__(self) -> ReplicaServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def participant_wav(self, spec: ParticipantSpec) -> bytes:
+        """The participant's audio: [speech, a pause,] their tone sequence; 48 kHz mono."""
+        key = (tuple(spec.symbols), spec.speech)
+        with self._audio_lock:
+            cached = self._audio_cache.get(key)
+            if cached is None:
+                parts = [make_signal(spec.symbols, AUDIO_RATE)]
+                if spec.speech:
+                    speech = synthesize_speech(spec.speech, sample_rate=AUDIO_RATE)
+                    parts[:0] = [speech, np.zeros(AUDIO_RATE // 2, dtype=np.int16)]
+                buf = io.BytesIO()
+                sf.write(buf, np.concatenate(parts), AUDIO_RATE, format="WAV", subtype="PCM_16")
+                cached = self._audio_cache[key] = buf.getvalue()
+        return cached
+
+    # -- HTTP ----------------------------------------------------------------------------
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass  # quiet: tests and the demo have their own output
+
+            def do_GET(self) -> None:
+                server._get(self)
+
+            def do_POST(self) -> None:
+                server._post(self)
+
+        return Handler
+
+    def _send(
+        self,
+        req: BaseHTTPRequestHandler,
+        status: int,
+        body: bytes,
+        content_type: str = "text/plain; charset=utf-8",
+    ) -> None:
+        req.send_response(status)
+        req.send_header("Content-Type", content_type)
+        req.send_header("Content-Length", str(len(body)))
+        req.send_header("Cache-Control", "no-store")
+        req.end_headers()
+        req.wfile.write(body)
+
+    def _json(self, req: BaseHTTPRequestHandler, value: Any) -> None:
+        self._send(req, 200, json.dumps(value).encode(), "application/json")
+
+    def _file(self, req: BaseHTTPRequestHandler, path: Path) -> None:
+        try:
+            resolved = path.resolve()
+            resolved.relative_to(self.root.resolve())
+            body = resolved.read_bytes()
+        except (OSError, ValueError):
+            self._send(req, HTTPStatus.NOT_FOUND, b"not found\n")
+            return
+        ctype = CONTENT_TYPES.get(resolved.suffix, "application/octet-stream")
+        self._send(req, 200, body, ctype)
+
+    def _get(self, req: BaseHTTPRequestHandler) -> None:
+        parts = urlsplit(req.path)
+        path = parts.path
+        if path.startswith(f"/__replica/static/{self.platform}/"):
+            self._file(req, self.root / path.split("/", 4)[4])
+            return
+        match = re.fullmatch(r"/__replica/m/([^/]+)/(scenario|commands|audio/(\d+)\.wav)", path)
+        if match:
+            control = self.meetings.get(match.group(1))
+            if control is None:
+                self._send(req, HTTPStatus.NOT_FOUND, b"no such meeting\n")
+            elif match.group(2) == "scenario":
+                self._json(req, control.scenario.model_dump())
+            elif match.group(2) == "commands":
+                after = int(parse_qs(parts.query).get("after", ["0"])[0] or 0)
+                self._json(req, control.commands_after(after))
+            else:
+                index = int(match.group(3))
+                people = control.scenario.participants
+                if index >= len(people):
+                    self._send(req, HTTPStatus.NOT_FOUND, b"no such participant\n")
+                else:
+                    wav = self.participant_wav(people[index])
+                    self._send(req, 200, wav, "audio/wav")
+            return
+        for pattern, filename in self.routes:
+            if pattern.fullmatch(path):
+                self._file(req, self.root / filename)
+                return
+        self._send(req, HTTPStatus.NOT_FOUND, b"not found\n")
+
+    def _post(self, req: BaseHTTPRequestHandler) -> None:
+        match = re.fullmatch(r"/__replica/m/([^/]+)/report", urlsplit(req.path).path)
+        length = int(req.headers.get("Content-Length") or 0)
+        raw = req.rfile.read(min(length, 65536))
+        control = self.meetings.get(match.group(1)) if match else None
+        if control is None:
+            self._send(req, HTTPStatus.NOT_FOUND, b"no such meeting\n")
+            return
+        try:
+            report = json.loads(raw)
+        except json.JSONDecodeError:
+            self._send(req, HTTPStatus.BAD_REQUEST, b"not json\n")
+            return
+        if isinstance(report, dict):
+            control.add_report(report)
+        self._json(req, {"ok": True})
