@@ -75,6 +75,7 @@ class PlatformDriver(ABC):
     # Hosts a VP may browse to for this platform without VP_ALLOWED_HOSTS.
     host_rules: ClassVar[tuple[HostRule, ...]] = ()
     supports_chat: ClassVar[bool] = False
+    chat_limit: ClassVar[int] = 1000  # characters per chat message the client accepts
     # A JS function expression ``({id, label, streamIds, origin}) => boolean`` deciding which
     # remote tracks the capture script takes directly (None: all). Teams, e.g., sends one
     # mixed ``mainAudio`` track plus redundant ones that would double the audio.

@@ -15,6 +15,9 @@ from vp.urls import env_allowed_hosts, host_allowed, host_key, redact_url, split
 
 # platform name → "module:Class"
 REGISTRY: dict[str, str] = {
+    "zoom": "platforms.zoom:ZoomDriver",
+    "teams": "platforms.teams:TeamsDriver",
+    "chime": "platforms.chime:ChimeDriver",
     "janus": "platforms.janus:JanusDriver",
 }
 _loaded: dict[str, type[PlatformDriver]] = {}

@@ -38,6 +38,12 @@ JOIN_ENV = {
     "alone_timeout": "VP_ALONE_TIMEOUT",
     "vp_id": "VP_ID",
     "engine": "VP_TRANSCRIBER_ENGINE",
+    "intro_message": "VP_INTRO_MESSAGE",
+    "exit_message": "VP_EXIT_MESSAGE",
+    "invited_by": "VP_INVITED_BY",
+    "assistant_engine": "VP_ASSISTANT_ENGINE",
+    "wake_phrases": "VP_WAKE_PHRASES",
+    "bedrock_model_id": "VP_BEDROCK_MODEL_ID",
 }
 
 
@@ -49,9 +55,11 @@ class UsageParser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
 
 
-def _env(dest: str) -> str | None:
+def _env(dest: str, *, keep_empty: bool = False) -> str | None:
     value = os.environ.get(JOIN_ENV[dest])
-    return value if value else None
+    if value is None or (value == "" and not keep_empty):
+        return None
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -75,12 +83,34 @@ def build_parser() -> argparse.ArgumentParser:
     join.add_argument(
         "--engine", default=_env("engine"), help="local transcriber engine (pocketsphinx)"
     )
+    join.add_argument(
+        "--intro-message",
+        default=_env("intro_message", keep_empty=True),
+        help="posted in chat after joining ({name}, {invited_by} are filled in; '' disables)",
+    )
+    join.add_argument(
+        "--exit-message",
+        default=_env("exit_message", keep_empty=True),
+        help="posted in chat before leaving ('' disables)",
+    )
+    join.add_argument("--invited-by", default=_env("invited_by"))
+    join.add_argument(
+        "--assistant-engine", default=_env("assistant_engine"), help="local (default) or bedrock"
+    )
+    join.add_argument(
+        "--wake-phrase",
+        dest="wake_phrases",
+        action="append",
+        default=None,
+        help="wake phrase for questions (repeatable; env VP_WAKE_PHRASES, '|'-separated)",
+    )
+    join.add_argument("--bedrock-model-id", default=_env("bedrock_model_id"))
     join.add_argument("--json", dest="json_output", action="store_true")
 
     demo = sub.add_parser("demo", help="run everything offline: Janus, a speaker, a VP")
     demo.add_argument("--out", dest="out_dir", default="demo-out")
     demo.add_argument("--duration", type=float, default=30.0)
-    demo.add_argument("--platform", default="janus", choices=["janus"])
+    demo.add_argument("--platform", default="janus", choices=["janus", "zoom", "teams", "chime"])
 
     tr = sub.add_parser("transcriber", help="run the local reference transcriber server")
     tr.add_argument("--host", default="127.0.0.1")
@@ -103,6 +133,8 @@ def _join_config(args: argparse.Namespace) -> JoinConfig:
         for dest in JOIN_ENV
         if dest != "meeting_url" and getattr(args, dest) is not None
     }
+    if args.wake_phrases is None and _env("wake_phrases"):
+        fields["wake_phrases"] = str(_env("wake_phrases")).split("|")
     fields["meeting_url"] = args.url
     fields["json_output"] = args.json_output
     if "out_dir" in fields:

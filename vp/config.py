@@ -34,6 +34,13 @@ class JoinConfig(BaseModel):
     json_output: bool = False
     vp_id: str = Field(default_factory=new_vp_id, pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     engine: str = "pocketsphinx"
+    # The assistant (chat). None = the default text; "" disables the message.
+    intro_message: str | None = Field(default=None, max_length=1000)
+    exit_message: str | None = Field(default=None, max_length=1000)
+    invited_by: str | None = Field(default=None, max_length=128)
+    assistant_engine: str = "local"
+    wake_phrases: tuple[str, ...] = ("OK Assistant", "Okay, Assistant")
+    bedrock_model_id: str | None = None
 
     @field_validator("transcriber_url")
     @classmethod

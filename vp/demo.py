@@ -1,14 +1,18 @@
 """``vp demo``: the embedded default, fully offline and local.
 
-It starts Janus on loopback with a fresh AudioBridge room, a simulated participant (a second
-Chromium whose fake microphone plays espeak-ng speech followed by the tone test signal), and
-a VP with the in-process reference transcriber; the live transcript scrolls in the terminal.
-Everything lands under one folder; every process it started is stopped on the way out.
+``--platform janus`` (default) starts Janus on loopback with a fresh AudioBridge room and a
+simulated participant (a second Chromium whose fake microphone plays espeak-ng speech followed
+by the tone test signal). ``--platform zoom|teams|chime`` serves that client's local replica
+instead, with two participants who speak in turn through the platform's audio plumbing and
+chat. Either way a VP joins with the in-process reference transcriber, and the live transcript
+scrolls in the terminal. Everything lands under one folder; every process it started is
+stopped on the way out.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import sys
@@ -28,6 +32,9 @@ from vp.signal import DEFAULT_SYMBOLS, count_sequence, decode
 from vp.status import CallbackSink
 from vp.transcriber.protocol import TranscriptSegment
 
+REPLICA_MEETING_IDS = {"zoom": "85012345678", "teams": "4123456789012", "chime": "8123456789"}
+REPLICA_PASSCODE = "482913"
+BOB_SPEECH = "Thanks Alice. The budget review is on track and the release is planned for March."
 DEMO_SPEECH = (
     "Hello everyone, and welcome to the weekly planning meeting. "
     "Today we will review the budget and the release schedule. "
@@ -47,20 +54,53 @@ async def run_demo(out_dir: Path, duration: float = 30.0, platform: str = "janus
     started = time.monotonic()
     _say(f"vp demo: everything goes to {out_dir}")
     try:
-        async with LocalMeeting(out_dir / "janus") as meeting:
-            _say(f"  janus up, room {meeting.room_id} at {meeting.url}")
-            os.environ["VP_ALLOWED_HOSTS"] = meeting.allowed_host
-            audio = speech_then_tones_wav(out_dir / "participant.wav", DEMO_SPEECH)
-            async with SimulatedParticipant(meeting.url, "Alice", audio):
-                _say("  Alice joined and is speaking (espeak-ng speech, then tones)")
-                code = await _run_vp(meeting.url, out_dir / "vp", duration)
+        if platform == "janus":
+            code = await _janus_demo(out_dir, duration)
+        else:
+            code = await _replica_demo(out_dir, duration, platform)
     finally:
         log_file.close()
     _say(f"vp demo: done in {time.monotonic() - started:.1f} s; files in {out_dir}")
     return code
 
 
-async def _run_vp(url: str, out_dir: Path, duration: float) -> int:
+async def _janus_demo(out_dir: Path, duration: float) -> int:
+    async with LocalMeeting(out_dir / "janus") as meeting:
+        _say(f"  janus up, room {meeting.room_id} at {meeting.url}")
+        os.environ["VP_ALLOWED_HOSTS"] = meeting.allowed_host
+        audio = speech_then_tones_wav(out_dir / "participant.wav", DEMO_SPEECH)
+        async with SimulatedParticipant(meeting.url, "Alice", audio):
+            _say("  Alice joined and is speaking (espeak-ng speech, then tones)")
+            return await _run_vp(meeting.url, out_dir / "vp", duration, "janus", None)
+
+
+async def _replica_demo(out_dir: Path, duration: float, platform: str) -> int:
+    from platforms.replicas.server import ChatLine, ParticipantSpec, ReplicaServer, Scenario
+
+    with ReplicaServer(platform) as server:
+        os.environ["VP_ALLOWED_HOSTS"] = server.allowed_host
+        meeting_id = REPLICA_MEETING_IDS[platform]
+        server.add_meeting(
+            Scenario(
+                meeting_id=meeting_id,
+                passcode=REPLICA_PASSCODE,
+                waiting_room_s=2,
+                participants=[
+                    ParticipantSpec(name="Alice", symbols=(0, 3, 1, 4, 2, 5), speech=DEMO_SPEECH),
+                    ParticipantSpec(name="Bob", symbols=(6, 2, 4, 0, 5, 1), speech=BOB_SPEECH),
+                ],
+                speak_turn_s=12,
+                chat=[ChatLine(at_s=3, sender="Bob", text="Could someone share the agenda?")],
+            )
+        )
+        url = server.meeting_url(meeting_id, REPLICA_PASSCODE)
+        _say(f"  {platform} replica up at {url} (Alice and Bob speak in turn)")
+        return await _run_vp(url, out_dir / "vp", duration, platform, REPLICA_PASSCODE)
+
+
+async def _run_vp(
+    url: str, out_dir: Path, duration: float, platform: str, passcode: str | None
+) -> int:
     def on_status(event: StatusEvent) -> None:
         reason = f" ({event.reason})" if event.reason else ""
         _say(f"  [status] {event.status}{reason}")
@@ -70,7 +110,13 @@ async def _run_vp(url: str, out_dir: Path, duration: float) -> int:
             _say(f"  [{segment.start_time:6.1f}s] {segment.speaker}: {segment.transcript}")
 
     config = JoinConfig(
-        meeting_url=url, name="Scribe", out_dir=out_dir, max_duration=duration, join_timeout=60
+        meeting_url=url,
+        platform=platform,
+        passcode=passcode,
+        name="Scribe",
+        out_dir=out_dir,
+        max_duration=duration,
+        join_timeout=60,
     )
     vp = VirtualParticipant(config, sinks=[CallbackSink(on_status)], on_segment=on_segment)
     loop = asyncio.get_running_loop()
@@ -91,7 +137,15 @@ async def _run_vp(url: str, out_dir: Path, duration: float) -> int:
     wav = out_dir / "recording.wav"
     if wav.exists():
         pcm, _ = sf.read(str(wav), dtype="int16", always_2d=True)
-        heard = count_sequence(decode(np.ascontiguousarray(pcm[:, 0])), DEFAULT_SYMBOLS)
+        symbols = decode(np.ascontiguousarray(pcm[:, 0]))
+        heard = count_sequence(
+            symbols, DEFAULT_SYMBOLS if platform == "janus" else (0, 3, 1, 4, 2, 5)
+        )
         _say(f"  tone signal heard intact {heard} time(s) in recording.wav ch0")
+    chat = out_dir / "chat.jsonl"
+    if chat.exists():
+        for line in chat.read_text().splitlines():
+            message = json.loads(line)
+            _say(f"  [chat] {message['sender']}: {message['text']}")
     sys.stdout.flush()
     return result.exit_code

@@ -38,6 +38,8 @@ from platforms.base import (
 )
 from platforms.registry import ResolvedMeeting, resolve
 from vp import log as vplog
+from vp.assistant.assistant import DEFAULT_EXIT, DEFAULT_INTRO, AssistantSettings, MeetingAssistant
+from vp.assistant.engines import create_engine
 from vp.browser import BrowserHost
 from vp.capture import AudioCapture, CaptureFrame, CaptureHealth
 from vp.config import JoinConfig
@@ -122,6 +124,7 @@ class VirtualParticipant:
         self._transcript: JsonlWriter | None = None
         self._chat: JsonlWriter | None = None
         self._warned_audio: set[str] = set()
+        self.assistant: MeetingAssistant | None = None
         self._capture_health: CaptureHealth | None = None
         self._result = RunResult(
             final=StatusEvent("", config.vp_id, Status.INITIALIZING), out_dir=self.out_dir
@@ -258,8 +261,37 @@ class VirtualParticipant:
         self._result.joined_at = time.monotonic()
         self.joined_event.set()
         await self._start_streaming(meeting)
+        if meeting.driver.supports_chat:
+            self.assistant = self._make_assistant(meeting)
+            self._owner.spawn(self.assistant.introduce(), "assistant-intro")
         conclusion = await self._conclusion
         return await self._shutdown(conclusion.reason, conclusion.detail)
+
+    def _make_assistant(self, meeting: ResolvedMeeting) -> MeetingAssistant:
+        cfg = self.config
+        options = {}
+        if cfg.assistant_engine == "bedrock" and cfg.bedrock_model_id:
+            options["model_id"] = cfg.bedrock_model_id
+        settings = AssistantSettings(
+            vp_name=cfg.name,
+            intro_message=DEFAULT_INTRO if cfg.intro_message is None else cfg.intro_message,
+            exit_message=DEFAULT_EXIT if cfg.exit_message is None else cfg.exit_message,
+            invited_by=cfg.invited_by,
+            wake_phrases=cfg.wake_phrases,
+            chat_limit=meeting.driver.chat_limit,
+        )
+        return MeetingAssistant(
+            settings,
+            create_engine(cfg.assistant_engine, **options),
+            post=self._assistant_post,
+            on_end_command=lambda _sender: self._conclude(
+                Reason.END_COMMAND, "asked to leave in the meeting chat"
+            ),
+            participants=self.participants,
+        )
+
+    async def _assistant_post(self, text: str, assistant: bool) -> None:
+        await self.post_chat(text, assistant=assistant)
 
     async def _join(self, url: str) -> bool:
         assert self._driver is not None
@@ -363,17 +395,22 @@ class VirtualParticipant:
                 self._client.speaker_change(event.name)
         elif isinstance(event, ParticipantsChanged):
             self.participants = event.names
+            if self.assistant is not None:
+                self.assistant.participants = event.names
             log.info("meeting.participants", count=len(event.names))
-        elif isinstance(event, ChatReceived) and self._chat is not None:
-            self._chat.write(
-                {
-                    "ts": time.time(),
-                    "sender": event.sender,
-                    "text": event.text,
-                    "direction": "in",
-                    "assistant": False,
-                }
-            )
+        elif isinstance(event, ChatReceived):
+            if self._chat is not None:
+                self._chat.write(
+                    {
+                        "ts": time.time(),
+                        "sender": event.sender,
+                        "text": event.text,
+                        "direction": "in",
+                        "assistant": False,
+                    }
+                )
+            if self.assistant is not None:
+                self.assistant.on_chat(event.sender, event.text)
 
     async def post_chat(self, text: str, *, assistant: bool = False) -> None:
         """Post ``text`` in the meeting chat and record it in chat.jsonl."""
@@ -404,6 +441,8 @@ class VirtualParticipant:
                     "text": segment.transcript,
                 }
             )
+        if not segment.is_partial and segment.channel == "CALLER" and self.assistant is not None:
+            self.assistant.on_transcript(segment.speaker, segment.transcript)
         if self._on_segment_cb is not None:
             self._on_segment_cb(segment)
 
@@ -417,6 +456,13 @@ class VirtualParticipant:
             self._advance(
                 Status.LEAVING, reason if reason in COMPLETED_REASONS else None, detail=detail
             )
+            if self.assistant is not None and reason in _STILL_IN_MEETING:
+                try:
+                    await asyncio.wait_for(self.assistant.say_goodbye(), LEAVE_TIMEOUT)
+                except Exception as exc:
+                    log.warning("vp.exit_message_failed", error=type(exc).__name__)
+            if self.assistant is not None:
+                await self.assistant.aclose()
             if self._driver is not None and reason is not Reason.BROWSER_CRASHED:
                 try:
                     await asyncio.wait_for(self._driver.leave(), LEAVE_TIMEOUT)
@@ -480,6 +526,13 @@ class VirtualParticipant:
         self._result.stats = stats
         if self.out_dir.exists():
             (self.out_dir / "summary.json").write_text(json.dumps(stats, indent=2) + "\n")
+
+
+# Reasons to end after which the VP is still in the meeting and can say goodbye in chat.
+_STILL_IN_MEETING = frozenset(
+    {Reason.ALONE, Reason.END_COMMAND, Reason.MAX_DURATION, Reason.STOPPED}
+    | {Reason.TRANSCRIBER_UNAVAILABLE, Reason.INTERNAL_ERROR}
+)
 
 
 def _first_line(exc: BaseException) -> str:

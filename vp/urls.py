@@ -16,7 +16,10 @@ from vp.errors import InvalidUrl
 
 MAX_URL_LENGTH = 2048
 # Query parameters that carry meeting secrets in invite links (Zoom pwd, Teams p, …).
-SECRET_QUERY_KEYS = frozenset({"pwd", "p", "passcode", "password", "token", "tk", "secret"})
+# (Teams' meetup-join "context" names the tenant and organizer: not public either.)
+SECRET_QUERY_KEYS = frozenset(
+    {"pwd", "p", "passcode", "password", "token", "tk", "secret", "context"}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,8 +101,18 @@ def host_allowed(parts: SplitResult, rules: tuple[HostRule, ...], extra: frozens
     return any(rule.matches(host) for rule in rules)
 
 
+def _mask_query(query: str) -> str:
+    return urlencode(
+        [
+            (key, "***" if key.lower() in SECRET_QUERY_KEYS else value)
+            for key, value in parse_qsl(query, keep_blank_values=True)
+        ]
+    )
+
+
 def redact_url(url: str) -> str:
-    """The URL without secrets: secret query values masked, fragment and userinfo dropped.
+    """The URL without secrets: secret query values masked (also in a ``#/path?query``
+    fragment, where Teams keeps its meeting), userinfo dropped.
 
     Safe for logs, status objects and the control plane's public record.
     """
@@ -107,13 +120,11 @@ def redact_url(url: str) -> str:
         parts = urlsplit(url)
     except ValueError:
         return "<malformed url>"
-    query = urlencode(
-        [
-            (key, "***" if key.lower() in SECRET_QUERY_KEYS else value)
-            for key, value in parse_qsl(parts.query, keep_blank_values=True)
-        ]
-    )
     netloc = parts.hostname or ""
     if parts.port:
         netloc = f"{netloc}:{parts.port}"
-    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+    fragment = ""
+    if parts.fragment.startswith("/"):
+        path, _, query = parts.fragment.partition("?")
+        fragment = f"{path}?{_mask_query(query)}" if query else path
+    return urlunsplit((parts.scheme, netloc, parts.path, _mask_query(parts.query), fragment))

@@ -14,7 +14,9 @@ as the real web client (each replica lists its page routes in ``<platform>/route
 
 Commands (``{"seq", "kind", ...}``): ``chat`` {sender, text}; ``end`` (host ends the
 meeting); ``remove`` (the VP is removed); ``admit`` / ``deny`` (lobby decisions);
-``leave`` {name} (a participant leaves); ``speak`` {name} (that participant speaks now).
+``leave`` {name} (a participant leaves); ``speak`` {name} (that participant speaks now);
+``toast`` {text?, ...} (a transient alert that must not end the meeting) and ``flicker``
+{ms|seconds} (the meeting UI briefly disappears, as during a reconnect), for debounce tests.
 Reports (``{"kind", ...}``): ``chat`` {sender, text} (a message the VP posted, as the page
 saw it); ``state`` {state} (``prejoin``, ``lobby``, ``joined``, ``left``, ``ended``…);
 ``speaker`` {name}; anything else is kept as is.

@@ -62,3 +62,11 @@ def test_redact_url_masks_secrets():
     red = redact_url(url)
     assert "SECRETTOKEN" not in red
     assert "pwd=%2A%2A%2A" in red and "frag" not in red
+
+
+def test_redact_url_keeps_fragment_route_but_masks_its_secrets():
+    url = "https://teams.microsoft.com/v2/?meetingjoin=true#/meet/4123?p=S3cretPass&anon=true"
+    red = redact_url(url)
+    assert "S3cretPass" not in red
+    assert red.endswith("#/meet/4123?p=%2A%2A%2A&anon=true")
+    assert "frag" not in redact_url("https://x.example/a#frag")

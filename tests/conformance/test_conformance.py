@@ -1,0 +1,431 @@
+"""One set of meeting scenarios, run over every platform driver.
+
+Each scenario runs a real VP (headless Chromium, capture, pipeline, transcriber client) against
+a platform's replica web client (or a real Janus room), and asserts the contract: statuses and
+reasons (contract 2), transcriber traffic (contract 3: each speaker's tone signal decoded on
+ch0, not doubled, SPEAKER_CHANGE names in order) and chat. A scenario is generated only for the
+platforms whose real client has that behaviour (Janus has no lobby, chat or passcode).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from platforms.replicas.server import (
+    ChatLine,
+    MeetingControl,
+    ParticipantSpec,
+    ReplicaServer,
+    Scenario,
+)
+from tests.recording_server import RecordingServer
+from vp.config import JoinConfig
+from vp.lifecycle import Reason, Status
+from vp.localmeeting.meeting import LocalMeeting
+from vp.localmeeting.participant import SimulatedParticipant, tone_wav
+from vp.runner import RunResult, VirtualParticipant
+from vp.signal import count_sequence, decode
+
+pytestmark = pytest.mark.integration
+
+REPLICA_PLATFORMS = ("zoom", "teams", "chime")
+ALICE = ParticipantSpec(name="Alice", symbols=(0, 3, 1, 4, 2, 5))
+BOB = ParticipantSpec(name="Bob", symbols=(6, 2, 4, 0, 5, 1))
+PASSCODE = "482913"
+
+
+MEETING_IDS = {"zoom": "85012345678", "teams": "4123456789012", "chime": "8123456789"}
+
+
+@dataclass
+class Run:
+    result: RunResult
+    out: Path
+    server: RecordingServer
+    control: MeetingControl | None
+    vp: VirtualParticipant
+    seconds: float
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def statuses(self) -> list[str]:
+        lines = (self.out / "status.jsonl").read_text().splitlines()
+        return [json.loads(line)["status"] for line in lines]
+
+    @property
+    def final(self) -> tuple[Status, Reason | None]:
+        return self.result.final.status, self.result.final.reason
+
+    def chat_lines(self) -> list[dict[str, Any]]:
+        path = self.out / "chat.jsonl"
+        return [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
+
+    def speakers(self) -> list[str]:
+        names = []
+        for event in self.server.all_events:
+            name = None
+            if event["callEvent"] == "START":
+                name = event.get("activeSpeaker")
+            elif event["callEvent"] == "SPEAKER_CHANGE":
+                name = event["activeSpeaker"]
+            if name and name != "n/a" and (not names or names[-1] != name):
+                names.append(name)
+        return names
+
+    def ch0(self) -> np.ndarray:
+        audio = self.server.audio_bytes
+        return np.frombuffer(audio, dtype="<i2").reshape(-1, 2)[:, 0].copy()
+
+
+During = Callable[[VirtualParticipant, MeetingControl | None], Awaitable[None]]
+
+
+@pytest.fixture(scope="module")
+def replicas() -> Any:
+    servers: dict[str, ReplicaServer] = {}
+    yield servers
+    for server in servers.values():
+        server.stop()
+
+
+def replica(replicas: dict[str, ReplicaServer], platform: str) -> ReplicaServer:
+    if platform not in replicas:
+        replicas[platform] = ReplicaServer(platform).start()
+    return replicas[platform]
+
+
+_counter = iter(range(10_000))
+
+
+async def run_on_replica(
+    replicas: dict[str, ReplicaServer],
+    platform: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    *,
+    participants: tuple[ParticipantSpec, ...] = (ALICE, BOB),
+    passcode: str | None = PASSCODE,
+    vp_passcode: str | None = None,
+    during: During | None = None,
+    join_timeout: float = 30,
+    max_duration: float | None = 8,
+    alone_timeout: float = 120,
+    **scenario: Any,
+) -> Run:
+    server = replica(replicas, platform)
+    monkeypatch.setenv("VP_ALLOWED_HOSTS", server.allowed_host)
+    meeting_id = f"{MEETING_IDS[platform][:-3]}{next(_counter):03d}"
+    control = server.add_meeting(
+        Scenario(
+            meeting_id=meeting_id,
+            passcode=passcode,
+            participants=list(participants),
+            **scenario,
+        )
+    )
+    url_passcode = passcode if vp_passcode is None else vp_passcode
+    url = server.meeting_url(meeting_id, url_passcode)
+    return await run_vp(
+        url,
+        platform,
+        tmp_path,
+        control,
+        passcode=url_passcode,
+        during=during,
+        join_timeout=join_timeout,
+        max_duration=max_duration,
+        alone_timeout=alone_timeout,
+    )
+
+
+async def run_vp(
+    url: str,
+    platform: str,
+    tmp_path: Path,
+    control: MeetingControl | None,
+    *,
+    passcode: str | None,
+    during: During | None,
+    join_timeout: float,
+    max_duration: float | None,
+    alone_timeout: float,
+) -> Run:
+    server = await RecordingServer().start()
+    out = tmp_path / "vp"
+    config = JoinConfig(
+        meeting_url=url,
+        platform=platform,
+        name="Scribe",
+        passcode=passcode,
+        transcriber_url=server.url,
+        call_id=f"conf-{platform}",
+        out_dir=out,
+        join_timeout=join_timeout,
+        max_duration=max_duration,
+        alone_timeout=alone_timeout,
+        intro_message="",  # the assistant's own messages are tested in tests/assistant
+        exit_message="",
+    )
+    vp = VirtualParticipant(config)
+    started = time.monotonic()
+    task = asyncio.create_task(vp.run())
+    try:
+        if during is not None:
+            joined = asyncio.create_task(vp.joined_event.wait())
+            await asyncio.wait({task, joined}, return_when=asyncio.FIRST_COMPLETED)
+            joined.cancel()
+            if not task.done():
+                await during(vp, control)
+        result = await asyncio.wait_for(task, (max_duration or 60) + join_timeout + 60)
+    finally:
+        if not task.done():
+            vp.stop()
+            await asyncio.wait_for(task, 30)
+        await server.aclose()
+    return Run(result, out, server, control, vp, time.monotonic() - started)
+
+
+@asynccontextmanager
+async def janus_room(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[LocalMeeting]:
+    async with LocalMeeting(tmp_path / "janus") as meeting:
+        monkeypatch.setenv("VP_ALLOWED_HOSTS", meeting.allowed_host)
+        yield meeting
+
+
+def assert_clean_end(run: Run) -> None:
+    """END is the last call event and recording.wav holds what was streamed."""
+    import soundfile as sf
+
+    assert run.server.all_events[-1]["callEvent"] == "END"
+    recorded, rate = sf.read(str(run.out / "recording.wav"), dtype="int16", always_2d=True)
+    assert rate == 16000 and recorded.tobytes() == run.server.audio_bytes
+
+
+# -- scenarios ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("platform", REPLICA_PLATFORMS)
+async def test_waiting_room_then_speakers_in_order(platform, replicas, tmp_path, monkeypatch):
+    run = await run_on_replica(
+        replicas,
+        platform,
+        tmp_path,
+        monkeypatch,
+        waiting_room_s=3,
+        speak_turn_s=3,
+        max_duration=14,
+    )
+    assert run.final == (Status.COMPLETED, Reason.MAX_DURATION)
+    assert run.statuses[:4] == ["INITIALIZING", "JOINING", "WAITING_ROOM", "JOINED"]
+    speakers = run.speakers()
+    assert len(speakers) >= 3, speakers
+    assert set(speakers) == {"Alice", "Bob"} and "Scribe" not in speakers
+    assert all(a != b for a, b in zip(speakers, speakers[1:], strict=False)), "alternating"
+    ch0 = run.ch0()
+    decoded = decode(ch0)
+    assert count_sequence(decoded, ALICE.symbols) >= 1, "Alice's tones intact on ch0"
+    assert count_sequence(decoded, BOB.symbols) >= 1, "Bob's tones intact on ch0"
+    # Not doubled: the signal is played at 0.35 of full scale; two copies of the same audio
+    # would show up at about twice that RMS (0.35/√2 ≈ 0.25 for one copy of a sine).
+    samples = ch0.astype(np.float64) / 32768
+    blocks = samples[: samples.size // 1600 * 1600].reshape(-1, 1600)
+    rms = np.sqrt((blocks**2).mean(axis=1))
+    tone_rms = float(np.median(rms[rms > 0.05]))
+    assert 0.12 < tone_rms < 0.37, f"tone RMS {tone_rms:.3f}: one copy of each speaker"
+    assert_clean_end(run)
+
+
+@pytest.mark.parametrize("platform", REPLICA_PLATFORMS)
+async def test_chat_round_trip(platform, replicas, tmp_path, monkeypatch):
+    async def chat(vp: VirtualParticipant, control: MeetingControl | None) -> None:
+        assert control is not None
+        await asyncio.sleep(1.5)
+        control.chat_from("Alice", "Hello from Alice — ça va?")
+        await vp.post_chat("Hi, I’m the meeting assistant.")
+        for _ in range(50):
+            if any(line["sender"] == "Alice" for line in read_chat(vp)):
+                break
+            await asyncio.sleep(0.2)
+
+    def read_chat(vp: VirtualParticipant) -> list[dict[str, Any]]:
+        path = vp.out_dir / "chat.jsonl"
+        return [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
+
+    run = await run_on_replica(
+        replicas,
+        platform,
+        tmp_path,
+        monkeypatch,
+        during=chat,
+        max_duration=10,
+        chat=[ChatLine(at_s=1.0, sender="Bob", text="Bob was here")],
+    )
+    assert run.final == (Status.COMPLETED, Reason.MAX_DURATION)
+    assert run.control is not None
+    assert run.control.vp_chat.count("Hi, I’m the meeting assistant.") == 1
+    lines = run.chat_lines()
+    incoming = [(x["sender"], x["text"]) for x in lines if x["direction"] == "in"]
+    assert ("Alice", "Hello from Alice — ça va?") in incoming
+    assert ("Bob", "Bob was here") in incoming
+    assert all(sender != "Scribe" for sender, _ in incoming), "the VP's own message is skipped"
+    assert len(incoming) == len(set(incoming)), "no duplicates"
+    outgoing = [x["text"] for x in lines if x["direction"] == "out"]
+    assert outgoing == ["Hi, I’m the meeting assistant."]
+
+
+@pytest.mark.parametrize("platform", REPLICA_PLATFORMS)
+async def test_host_ends_meeting(platform, replicas, tmp_path, monkeypatch):
+    run = await run_on_replica(
+        replicas, platform, tmp_path, monkeypatch, end_after_s=4, max_duration=40
+    )
+    assert run.final == (Status.COMPLETED, Reason.HOST_ENDED)
+    assert run.seconds < 30
+    assert_clean_end(run)
+
+
+@pytest.mark.parametrize("platform", REPLICA_PLATFORMS)
+async def test_removed_from_meeting(platform, replicas, tmp_path, monkeypatch):
+    run = await run_on_replica(
+        replicas, platform, tmp_path, monkeypatch, remove_after_s=4, max_duration=40
+    )
+    assert run.final == (Status.COMPLETED, Reason.REMOVED)
+    assert run.seconds < 30
+
+
+@pytest.mark.parametrize("platform", REPLICA_PLATFORMS)
+async def test_alone(platform, replicas, tmp_path, monkeypatch):
+    run = await run_on_replica(
+        replicas,
+        platform,
+        tmp_path,
+        monkeypatch,
+        everyone_leaves_after_s=2,
+        alone_timeout=3,
+        max_duration=40,
+    )
+    assert run.final == (Status.COMPLETED, Reason.ALONE)
+    assert run.seconds < 30
+
+
+@pytest.mark.parametrize("platform", ("zoom", "teams"))
+async def test_wrong_passcode(platform, replicas, tmp_path, monkeypatch):
+    run = await run_on_replica(
+        replicas, platform, tmp_path, monkeypatch, vp_passcode="000000", max_duration=30
+    )
+    assert run.final == (Status.FAILED, Reason.WRONG_PASSCODE)
+    assert "JOINED" not in run.statuses
+    assert run.seconds < 20
+
+
+@pytest.mark.parametrize("platform", REPLICA_PLATFORMS)
+async def test_denied_from_lobby(platform, replicas, tmp_path, monkeypatch):
+    run = await run_on_replica(
+        replicas, platform, tmp_path, monkeypatch, waiting_room_s=2, deny=True
+    )
+    assert run.final == (Status.FAILED, Reason.DENIED)
+    assert "WAITING_ROOM" in run.statuses
+    assert run.seconds < 20
+
+
+@pytest.mark.parametrize("platform", REPLICA_PLATFORMS)
+async def test_join_timeout_in_lobby(platform, replicas, tmp_path, monkeypatch):
+    run = await run_on_replica(
+        replicas, platform, tmp_path, monkeypatch, manual_admission=True, join_timeout=8
+    )
+    assert run.final == (Status.FAILED, Reason.WAITING_ROOM_TIMEOUT)
+    assert "WAITING_ROOM" in run.statuses
+    assert run.seconds < 25
+
+
+@pytest.mark.parametrize(
+    ("platform", "flag", "reason"),
+    [
+        (p, flag, reason)
+        for p in REPLICA_PLATFORMS
+        for flag, reason in (
+            ("not_found", Reason.MEETING_NOT_FOUND),
+            ("login_required", Reason.LOGIN_REQUIRED),
+            ("captcha", Reason.CAPTCHA),
+        )
+    ],
+)
+async def test_join_refused(platform, flag, reason, replicas, tmp_path, monkeypatch):
+    run = await run_on_replica(replicas, platform, tmp_path, monkeypatch, **{flag: True})
+    assert run.final == (Status.FAILED, reason)
+    assert "JOINED" not in run.statuses
+    assert run.seconds < 20
+
+
+# -- janus: the scenarios its real client has ------------------------------------------------
+
+
+async def test_janus_speaker_audio_and_host_ends(tmp_path, monkeypatch):
+    async with janus_room(tmp_path, monkeypatch) as meeting:
+        wav = tone_wav(tmp_path / "alice.wav", ALICE.symbols)
+        async with SimulatedParticipant(meeting.url, "Alice", wav):
+
+            async def end_later(vp: VirtualParticipant, control: MeetingControl | None) -> None:
+                await asyncio.sleep(6)
+                await meeting.end_meeting()
+
+            run = await run_vp(
+                meeting.url,
+                "janus",
+                tmp_path,
+                None,
+                passcode=None,
+                during=end_later,
+                join_timeout=30,
+                max_duration=60,
+                alone_timeout=120,
+            )
+    assert run.final == (Status.COMPLETED, Reason.HOST_ENDED)
+    assert run.speakers() == ["Alice"]
+    assert count_sequence(decode(run.ch0()), ALICE.symbols) >= 1
+    assert_clean_end(run)
+
+
+async def test_janus_alone(tmp_path, monkeypatch):
+    async with janus_room(tmp_path, monkeypatch) as meeting:
+        run = await run_vp(
+            meeting.url,
+            "janus",
+            tmp_path,
+            None,
+            passcode=None,
+            during=None,
+            join_timeout=30,
+            max_duration=60,
+            alone_timeout=3,
+        )
+    assert run.final == (Status.COMPLETED, Reason.ALONE)
+
+
+async def test_janus_room_not_found(tmp_path, monkeypatch):
+    async with janus_room(tmp_path, monkeypatch) as meeting:
+        url = meeting.url.replace(f"room={meeting.room_id}", "room=4242")
+        run = await run_vp(
+            url,
+            "janus",
+            tmp_path,
+            None,
+            passcode=None,
+            during=None,
+            join_timeout=30,
+            max_duration=60,
+            alone_timeout=120,
+        )
+    assert run.final == (Status.FAILED, Reason.MEETING_NOT_FOUND)
+    assert run.seconds < 20
