@@ -63,6 +63,9 @@ class ParticipantSpec(BaseModel):
     name: str
     symbols: tuple[int, ...] = (0, 3, 1, 4, 2, 5)
     speech: str | None = None
+    pause_s: float = Field(
+        default=0.0, ge=0, le=30
+    )  # silence after the tones, before the loop repeats
 
 
 # The web-client URL of a meeting on each replica (the path the real client uses).
@@ -167,7 +170,7 @@ class ReplicaServer:
             raise FileNotFoundError(f"no replica for {platform!r} in {REPLICAS_DIR}")
         self.routes = load_routes(platform)
         self.meetings: dict[str, MeetingControl] = {}
-        self._audio_cache: dict[tuple[tuple[int, ...], str | None], bytes] = {}
+        self._audio_cache: dict[tuple[tuple[int, ...], str | None, float], bytes] = {}
         self._audio_lock = threading.Lock()
         self._httpd = ThreadingHTTPServer(("127.0.0.1", port), self._handler_class())
         self._httpd.daemon_threads = True
@@ -222,8 +225,9 @@ class ReplicaServer:
         self.stop()
 
     def participant_wav(self, spec: ParticipantSpec) -> bytes:
-        """The participant's audio: [speech, a pause,] their tone sequence; 48 kHz mono."""
-        key = (tuple(spec.symbols), spec.speech)
+        """The participant's audio: [speech, a pause,] their tone sequence[, a pause]; 48 kHz
+        mono. The page loops it."""
+        key = (tuple(spec.symbols), spec.speech, spec.pause_s)
         with self._audio_lock:
             cached = self._audio_cache.get(key)
             if cached is None:
@@ -231,6 +235,8 @@ class ReplicaServer:
                 if spec.speech:
                     speech = synthesize_speech(spec.speech, sample_rate=AUDIO_RATE)
                     parts[:0] = [speech, np.zeros(AUDIO_RATE // 2, dtype=np.int16)]
+                if spec.pause_s:
+                    parts.append(np.zeros(round(spec.pause_s * AUDIO_RATE), dtype=np.int16))
                 buf = io.BytesIO()
                 sf.write(buf, np.concatenate(parts), AUDIO_RATE, format="WAV", subtype="PCM_16")
                 cached = self._audio_cache[key] = buf.getvalue()

@@ -36,7 +36,7 @@ FRAME_SAMPLES = 3200  # 200 ms per channel = 12,800 bytes stereo
 
 def espeak_pcm(path: Path, text: str) -> np.ndarray:
     if shutil.which("espeak-ng") is None:
-        pytest.skip("espeak-ng is not installed")
+        pytest.fail("espeak-ng is required: run scripts/install-system-packages.sh")
     subprocess.run(["espeak-ng", "-w", str(path), text], check=True, timeout=30)
     data, rate = sf.read(str(path), dtype="int16")
     n = int(len(data) * SR / rate)

@@ -29,7 +29,7 @@ SR = 16_000
 def espeak_pcm(path: Path, text: str) -> bytes:
     """Mono PCM16 at 16 kHz of ``text`` spoken by espeak-ng (linear resampling from 22.05k)."""
     if shutil.which("espeak-ng") is None:
-        pytest.skip("espeak-ng is not installed")
+        pytest.fail("espeak-ng is required: run scripts/install-system-packages.sh")
     subprocess.run(["espeak-ng", "-w", str(path), text], check=True, timeout=30)
     data, rate = sf.read(str(path), dtype="int16")
     n = int(len(data) * SR / rate)

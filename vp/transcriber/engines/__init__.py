@@ -43,6 +43,8 @@ def _pocketsphinx(**options: Any) -> Engine:
 def _aws_transcribe(**options: Any) -> Engine:
     from vp.transcriber.engines.aws_transcribe import AwsTranscribeEngine
 
+    # Amazon Transcribe's own language model hears wake phrases; nothing to spot.
+    options.pop("wake_phrases", None)
     return AwsTranscribeEngine(**options)
 
 

@@ -31,6 +31,7 @@ import json
 import os
 import struct
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -38,6 +39,7 @@ from typing import Any, BinaryIO
 import structlog
 
 from vp.transcriber.engines.base import BufferedStream, Engine, EngineError, EngineResult
+from vp.transcriber.engines.wake_spotter import DEFAULT_THRESHOLD, WakeSpotter
 
 __all__ = ["PocketsphinxEngine"]
 
@@ -91,6 +93,8 @@ class _Recognizer:
         partial_interval: float | None,
         max_utterance_seconds: float,
         vad_mode: int,
+        wake_phrases: list[str] | None = None,
+        wake_threshold: float = DEFAULT_THRESHOLD,
     ) -> None:
         ps = _import_pocketsphinx()
         self.decoder = decoder
@@ -107,6 +111,14 @@ class _Recognizer:
         self.since_partial = 0.0
         self.last_partial = ""
         self.utterance = 0
+        self.spotter: WakeSpotter | None = None
+        if wake_phrases:
+            spotter = WakeSpotter(
+                decoder, wake_phrases, threshold=wake_threshold, sample_rate=sample_rate
+            )
+            self.spotter = spotter if spotter.enabled else None
+        # The start of the current utterance, kept only for the spotter (bounded by it).
+        self.utt_audio = bytearray()
 
     def process(self, pcm: bytes) -> list[_Raw]:
         out: list[_Raw] = []
@@ -160,9 +172,12 @@ class _Recognizer:
         self.utt_seconds = 0.0
         self.since_partial = 0.0
         self.last_partial = ""
+        self.utt_audio.clear()
 
     def _decode(self, speech: bytes) -> None:
         self.decoder.process_raw(speech, False, False)
+        if self.spotter is not None and len(self.utt_audio) < self.spotter.max_bytes:
+            self.utt_audio += speech
         seconds = len(speech) / 2 / self.sample_rate
         self.utt_seconds += seconds
         self.since_partial += seconds
@@ -180,12 +195,19 @@ class _Recognizer:
         self.in_utt = False
         hyp = self.decoder.hyp()
         text = hyp.hypstr.strip() if hyp is not None else ""
-        if not text:
-            return  # noise or fillers only
-        start = self.utt_start
         words = [
             s for s in self.decoder.seg() if s.word not in _NON_WORDS and not s.word.startswith("[")
         ]
+        if self.spotter is not None:
+            # After reading the LM result: the spotter re-uses the decoder.
+            lm_words = [(s.word.split("(", 1)[0], s.start_frame) for s in words]
+            spotted = self.spotter.spot(bytes(self.utt_audio), lm_words)
+            self.utt_audio.clear()
+            if spotted is not None:
+                text = spotted
+        if not text:
+            return  # noise or fillers only
+        start = self.utt_start
         if words:
             # Word alignment is tighter than the endpointer's window.
             start = self.utt_start + words[0].start_frame / self.frate
@@ -357,6 +379,8 @@ class PocketsphinxStream(BufferedStream):
             "partial_interval": engine.partial_interval,
             "max_utterance_seconds": engine.max_utterance_seconds,
             "vad_mode": engine.vad_mode,
+            "wake_phrases": list(engine.wake_phrases),
+            "wake_threshold": engine.wake_threshold,
         }
         self._open = True
         await worker.request(_OPEN, sid, json.dumps(opts).encode())
@@ -402,6 +426,9 @@ class PocketsphinxEngine(Engine):
         vad_mode: Endpointer aggressiveness 0–3 (0 = loose).
         workers: most decoder processes (default: CPU count). A new stream goes to the least
             busy worker; a new worker is started only when every worker already has a stream.
+        wake_phrases: phrases to spot at the start of utterances (see
+            :mod:`~vp.transcriber.engines.wake_spotter`); empty disables spotting.
+        wake_threshold: mean per-frame log acoustic score a wake phrase needs.
     """
 
     name = "pocketsphinx"
@@ -414,8 +441,12 @@ class PocketsphinxEngine(Engine):
         max_buffer_seconds: float = 10.0,
         vad_mode: int = 0,
         workers: int | None = None,
+        wake_phrases: Sequence[str] = (),
+        wake_threshold: float = DEFAULT_THRESHOLD,
     ) -> None:
         _import_pocketsphinx()  # fail early if the wheel is missing
+        self.wake_phrases = tuple(wake_phrases)
+        self.wake_threshold = wake_threshold
         self.partial_interval = partial_interval
         self.max_utterance_seconds = max_utterance_seconds
         self.max_buffer_seconds = max_buffer_seconds
