@@ -74,6 +74,9 @@ class PlatformDriver(ABC):
     name: ClassVar[str]
     # Hosts a VP may browse to for this platform without VP_ALLOWED_HOSTS.
     host_rules: ClassVar[tuple[HostRule, ...]] = ()
+    # More hosts the platform's client may navigate to on its own during a join (e.g. a
+    # sign-in wall the driver must see to report login-required); never a meeting URL's host.
+    navigation_rules: ClassVar[tuple[HostRule, ...]] = ()
     supports_chat: ClassVar[bool] = False
     chat_limit: ClassVar[int] = 1000  # characters per chat message the client accepts
     # A JS function expression ``({id, label, streamIds, origin}) => boolean`` deciding which

@@ -11,7 +11,14 @@ from dataclasses import dataclass
 
 from platforms.base import PlatformDriver
 from vp.errors import InvalidUrl
-from vp.urls import env_allowed_hosts, host_allowed, host_key, redact_url, split_url
+from vp.urls import (
+    env_allowed_hosts,
+    host_allowed,
+    operator_allowed,
+    redact_url,
+    split_url,
+    url_allowed,
+)
 
 # platform name → "module:Class"
 REGISTRY: dict[str, str] = {
@@ -42,10 +49,18 @@ class ResolvedMeeting:
     driver: type[PlatformDriver]
     url: str  # what the browser opens
     public_url: str  # the same without secrets, for logs and status
+    allowed_hosts: frozenset[str] = frozenset()  # VP_ALLOWED_HOSTS when it was resolved
 
     @property
     def platform(self) -> str:
         return self.driver.name
+
+    def allows(self, url: str) -> bool:
+        """Whether the VP's browser may load ``url`` as a document during this meeting: the
+        same allow-list as the meeting URL, plus the hosts the platform's client itself
+        navigates to (sign-in walls). Used by :mod:`vp.navguard`."""
+        rules = self.driver.host_rules + self.driver.navigation_rules
+        return url_allowed(url, rules, self.allowed_hosts)
 
 
 def platform_names() -> list[str]:
@@ -71,11 +86,13 @@ def resolve(
     if not host_allowed(parts, driver.host_rules, extra):
         raise InvalidUrl(f"host {parts.hostname!r} is not allowed for {driver.name}")
     given = url.strip()
-    if host_key(parts) in extra or (parts.port is None and parts.hostname in extra):
+    if operator_allowed(parts, extra):
         target = given  # operator-allowed hosts (replicas, self-hosted rooms) open as given
     else:
         target = driver.web_client_url(given)
         # A rewrite must not escape the allow-list either.
         if target != given and not host_allowed(split_url(target), driver.host_rules, extra):
             raise InvalidUrl("the web-client URL is not on the allow-list")
-    return ResolvedMeeting(driver=driver, url=target, public_url=redact_url(target))
+    return ResolvedMeeting(
+        driver=driver, url=target, public_url=redact_url(target), allowed_hosts=extra
+    )

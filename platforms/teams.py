@@ -576,6 +576,14 @@ class TeamsDriver(PlatformDriver):
         HostRule("*.teams.microsoft.us"),  # gov., dod.
         HostRule("teams.cloud.microsoft"),
     )
+    # Anonymous join off a tenant that forbids it redirects to Microsoft's sign-in (VX #915):
+    # the navigation guard lets that through so join_error() can report login-required.
+    navigation_rules: ClassVar[tuple[HostRule, ...]] = (
+        HostRule("login.microsoftonline.com"),
+        HostRule("login.microsoftonline.us"),
+        HostRule("login.live.com"),
+        HostRule("login.microsoft.com"),
+    )
     supports_chat: ClassVar[bool] = True
     # Only the server-side mix: per-participant tracks also arrive and would double the audio.
     capture_track_filter_js: ClassVar[str | None] = (

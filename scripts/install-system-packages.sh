@@ -1,16 +1,44 @@
 #!/usr/bin/env bash
-# Installs the Debian packages vp needs at run time. Idempotent: apt runs only when a
-# package is missing. The Dockerfile runs this same script, so CI and the image agree.
-#   chromium     the browser, driven by Playwright through executable_path
-#   janus        the WebRTC server used by `vp demo` and the integration tests
-#   janus-demos  its AudioBridge demo page (the `janus` platform)
-#   espeak-ng    speech synthesis for the simulated participant
-#   fonts-*      so meeting pages render names in any script
+# Installs the Debian packages vp needs. Idempotent: apt runs only when a package is missing.
+# The Dockerfile runs this same script with --runtime-only, so the image installs a subset of
+# what CI installs (tests/deploy/test_dockerfile.py checks it).
+#   install-system-packages.sh                  run time + development (README, CI)
+#   install-system-packages.sh --runtime-only   run time only (the VP task image)
+#   install-system-packages.sh --list [...]     print the package names, install nothing
+#
+# Run time:
+#   chromium                the browser, driven by Playwright through executable_path
+#   chromium-headless-shell the same engine without the desktop layer: headless VPs use it
+#                           (~70 MB PSS less per Chromium, bench/; vp.browser.find_chromium)
+#   fonts-liberation        Latin (metric-compatible with Arial, Times, Courier)
+#   fonts-noto-color-emoji  emoji
+#   fonts-wqy-zenhei        CJK (Chinese, Japanese kana, Korean), 16 MB vs 90 MB for noto-cjk
+# Development and CI add:
+#   janus                   the WebRTC server used by `vp demo` and the integration tests
+#   janus-demos             its AudioBridge demo page (the `janus` platform)
+#   espeak-ng               speech synthesis for the simulated participant
 set -euo pipefail
 
-PACKAGES=(chromium janus janus-demos espeak-ng fonts-liberation fonts-noto-color-emoji)
-if [[ "${1:-}" == "--runtime-only" ]]; then
-  PACKAGES=(chromium fonts-liberation fonts-noto-color-emoji fonts-noto-cjk)
+RUNTIME_PACKAGES=(chromium chromium-headless-shell fonts-liberation fonts-noto-color-emoji fonts-wqy-zenhei)
+DEV_PACKAGES=(janus janus-demos espeak-ng)
+
+runtime_only=0
+list_only=0
+for arg in "$@"; do
+  case "$arg" in
+    --runtime-only) runtime_only=1 ;;
+    --list) list_only=1 ;;
+    *) echo "usage: $0 [--runtime-only] [--list]" >&2; exit 1 ;;
+  esac
+done
+
+PACKAGES=("${RUNTIME_PACKAGES[@]}")
+if ((runtime_only == 0)); then
+  PACKAGES+=("${DEV_PACKAGES[@]}")
+fi
+if ((list_only == 1)); then
+  printf '%s\n' "${PACKAGES[@]}"
+  exit 0
 fi
 
 missing=()

@@ -31,19 +31,28 @@
  * every RTCPeerConnection audio track we accept is attached to a private muted, playing <audio>
  * (detached from the DOM), released when the track ends.
  *
- * Transport (Python ← page): each frame is one binding call
- *   __vpAudio(base64Pcm16, seq, pageTsMs, sources, peak, rms, droppedTotal, instanceId)
- * base64 of the raw PCM16LE bytes: 1.33x the bytes, a plain string for Playwright's serializer
- * and CDP (JSON text): no escapes, no per-sample numbers. The binding's promise resolves when
- * Python's handler has returned: that is the acknowledgement.
- * Overflow policy: at most `maxInFlight` (4) un-acknowledged calls; further frames wait in a queue
- * of at most `maxQueued` (10 = 1 s) frames; when the queue is full the OLDEST queued frame is
- * dropped (fresh audio wins, latency stays bounded) and counted; the cumulative drop count rides
- * on every frame, and seq numbers show the gaps. A call unacknowledged for 5 s frees its slot.
- * Without the binding (Python never attached) frames are dropped and counted; the page is unaffected.
+ * Transport (Python ← page), one of two, chosen per document:
+ *   - WebSocket (preferred, when config `wsUrl` is set): binary messages to the VP process's own
+ *     loopback server (vp/capture.py FrameServer), each one frame:
+ *       u32 seq | f64 pageTsMs | u16 sources | u16 0 | f32 peak | f32 rms | u32 droppedTotal |
+ *       PCM16LE bytes            (little-endian, 28-byte header)
+ *     Python answers every frame with a text ack (its seq): that is the acknowledgement. No
+ *     text encoding, no CDP, no Playwright driver on the audio path.
+ *   - Playwright binding (fallback: no wsUrl, or the socket could not be opened / was lost and
+ *     could not be reopened): one call per frame
+ *       __vpAudio(base64Pcm16, seq, pageTsMs, sources, peak, rms, droppedTotal, instanceId)
+ *     whose promise resolves when Python's handler has returned: that is the acknowledgement.
+ * Overflow policy (both transports): at most `maxInFlight` (4) un-acknowledged frames; further
+ * frames wait in a queue of at most `maxQueued` (10 = 1 s) frames; when the queue is full the
+ * OLDEST queued frame is dropped (fresh audio wins, latency stays bounded) and counted; the
+ * cumulative drop count rides on every frame, and seq numbers show the gaps. A frame
+ * unacknowledged for 5 s frees its slot. Without any transport (Python never attached) frames
+ * are dropped and counted; the page is unaffected.
  *
  * Config: window.__vpCaptureConfig, set by an earlier init script (all optional):
  *   frameMs (100), maxInFlight (4), maxQueued (10), allFrames (false: top frame only),
+ *   wsUrl (the frame server's ws://127.0.0.1:PORT/TOKEN; read once, then removed from the
+ *     config object so page scripts that run later do not see it),
  *   voice (true: override getUserMedia audio),
  *   trackFilter({id, label, streamIds, origin: 'pc'|'element'}) -> boolean: read when a track is
  *     first seen; false = never capture it (e.g. Teams: keep only the `mainAudio` stream).
@@ -66,6 +75,11 @@
   } catch (e) {
     return;
   }
+  let wsUrl = null;
+  try {
+    if (typeof cfg.wsUrl === 'string' && /^ws:\/\/127\.0\.0\.1:\d+\//.test(cfg.wsUrl)) wsUrl = cfg.wsUrl;
+    delete cfg.wsUrl;
+  } catch (e) {}
 
   const W = window;
   const api = { stats: () => ({}) };
@@ -109,6 +123,10 @@
     const toB64 = Uint8Array.prototype.toBase64;
     const fromB64 = Uint8Array.fromBase64;
     const WR = W.WeakRef;
+    const WS = W.WebSocket;
+    const nWsSend = WS && WS.prototype.send;
+    const nWsClose = WS && WS.prototype.close;
+    const nSetTimeout = W.setTimeout.bind(W);
     const AudioCtor = W.Audio;
     const AWN = W.AudioWorkletNode;
     const BlobC = W.Blob;
@@ -549,7 +567,77 @@ registerProcessor('vp-capture', VpCapture);
     let acked = 0;
     let timedOut = 0;
     const queue = [];
-    const inflight = new Set();
+    const inflight = new Map(); // seq -> sent at (ms)
+
+    // WebSocket transport state: 'off' (no wsUrl / given up), 'connecting', 'open'.
+    let ws = null;
+    let wsState = wsUrl && typeof WS === 'function' ? 'connecting' : 'off';
+    let wsFailures = 0;
+    let wsEverOpen = false;
+    const WS_MAX_FAILURES = 3;
+    const HEADER = 28;
+
+    function wsConnect() {
+      let sock;
+      try {
+        sock = new WS(wsUrl + '/' + inst);
+      } catch (_) {
+        wsLost();
+        return;
+      }
+      sock.binaryType = 'arraybuffer';
+      ws = sock;
+      nSetTimeout(() => {
+        if (ws !== sock || wsState === 'open') return;
+        try {
+          nWsClose.call(sock); // never opened in time
+        } catch (_) {}
+        wsLost();
+      }, 2000);
+      sock.onopen = () => {
+        if (ws !== sock) return;
+        wsState = 'open';
+        wsEverOpen = true;
+        wsFailures = 0;
+        pump();
+      };
+      sock.onmessage = (ev) => {
+        // Text ack: the seq Python has consumed (cumulative).
+        const n = +ev.data;
+        if (n === n) ackUpTo(n);
+      };
+      sock.onclose = () => {
+        if (ws === sock) wsLost();
+      };
+    }
+
+    function wsLost() {
+      ws = null;
+      // Frames sent on the lost socket are not coming back: free their slots.
+      inflight.clear();
+      wsFailures++;
+      if (wsFailures >= WS_MAX_FAILURES) {
+        wsState = 'off'; // give up: the binding carries on
+        pump();
+        return;
+      }
+      wsState = 'connecting';
+      nSetTimeout(() => {
+        try {
+          wsConnect();
+        } catch (_) {}
+      }, 250 * wsFailures);
+    }
+
+    function ackUpTo(n) {
+      for (const s of inflight.keys()) {
+        if (s <= n) {
+          inflight.delete(s);
+          acked++;
+        }
+      }
+      pump();
+    }
 
     function b64(buf) {
       const u8 = new Uint8Array(buf);
@@ -563,7 +651,7 @@ registerProcessor('vp-capture', VpCapture);
 
     function onFrame(d) {
       seq++;
-      if (typeof W[BINDING] !== 'function') {
+      if (wsState === 'off' && typeof W[BINDING] !== 'function') {
         dropped++; // nobody listening: drop early, skip encoding
         return;
       }
@@ -575,22 +663,47 @@ registerProcessor('vp-capture', VpCapture);
       pump();
     }
 
+    function sendWs(f) {
+      const pcm = new Uint8Array(f[0]);
+      const out = new ArrayBuffer(HEADER + pcm.byteLength);
+      const dv = new DataView(out);
+      dv.setUint32(0, f[1], true);
+      dv.setFloat64(4, f[2], true);
+      dv.setUint16(12, f[3], true);
+      dv.setFloat32(16, f[4], true);
+      dv.setFloat32(20, f[5], true);
+      dv.setUint32(24, dropped, true);
+      new Uint8Array(out, HEADER).set(pcm);
+      nWsSend.call(ws, out);
+    }
+
     function pump() {
       const t = now();
-      for (const call of inflight) {
-        if (t - call.t > ACK_TIMEOUT_MS) {
-          inflight.delete(call);
+      for (const [s, at] of inflight) {
+        if (t - at > ACK_TIMEOUT_MS) {
+          inflight.delete(s);
           timedOut++;
         }
       }
+      if (wsState === 'connecting') return; // frames wait (bounded) for the socket
       while (queue.length && inflight.size < maxInFlight) {
         const f = queue.shift();
+        if (wsState === 'open') {
+          try {
+            sendWs(f);
+          } catch (_) {
+            dropped++;
+            continue;
+          }
+          sent++;
+          inflight.set(f[1], t);
+          continue;
+        }
         const fn = W[BINDING];
         if (typeof fn !== 'function') {
           dropped++;
           continue;
         }
-        const call = { t };
         let p;
         try {
           p = fn(b64(f[0]), f[1], f[2], f[3], f[4], f[5], dropped, inst);
@@ -599,15 +712,18 @@ registerProcessor('vp-capture', VpCapture);
           continue;
         }
         sent++;
-        inflight.add(call);
+        const s = f[1];
+        inflight.set(s, t);
         const done = () => {
-          if (inflight.delete(call)) acked++;
+          if (inflight.delete(s)) acked++;
           pump();
         };
         if (p && typeof p.then === 'function') p.then(done, done);
         else done();
       }
     }
+
+    if (wsState === 'connecting') wsConnect();
 
     // ---- the VP's own voice -------------------------------------------------------------------
     let voice = null;
@@ -620,8 +736,22 @@ registerProcessor('vp-capture', VpCapture);
       nConnect.call(gain, dest);
       const track = nGetTracks.call(dest.stream)[0];
       voiceTracks.add(track);
-      voice = { ctx, dest, gain, track, next: 0, nodes: new Set() };
+      voice = { ctx, dest, gain, track, next: 0, nodes: new Set(), idleSince: now() };
       return voice;
+    }
+
+    // An idle voice context is suspended: a running one costs an audio output stream and an
+    // Opus encoder fed with silence all call long. A suspended context gives the outgoing track
+    // no samples, so nothing is encoded or sent until the VP speaks (play() resumes it).
+    const VOICE_IDLE_MS = 2000;
+    function voiceIdleCheck() {
+      const v = voice;
+      if (!v || v.ctx.state !== 'running') return;
+      if (v.nodes.size || v.next > v.ctx.currentTime) {
+        v.idleSince = now();
+        return;
+      }
+      if (now() - v.idleSince >= VOICE_IDLE_MS) v.ctx.suspend().catch(() => {});
     }
 
     function decodeB64(s) {
@@ -636,6 +766,7 @@ registerProcessor('vp-capture', VpCapture);
       /** Queue base64 PCM16LE mono 16 kHz; returns seconds until the queue drains. */
       play(b64pcm) {
         const v = ensureVoice();
+        v.idleSince = now();
         if (v.ctx.state === 'suspended') v.ctx.resume().catch(() => {});
         const u8 = decodeB64(b64pcm);
         const n = u8.length >> 1;
@@ -704,8 +835,7 @@ registerProcessor('vp-capture', VpCapture);
               const s = await nGUM.call(self, { video });
               for (const t of s.getVideoTracks()) out.addTrack(t);
             }
-            const v = ensureVoice();
-            if (v.ctx.state === 'suspended') v.ctx.resume().catch(() => {});
+            const v = ensureVoice(); // stays suspended until the VP speaks
             const t = nCloneFn.call(v.track);
             voiceTracks.add(t);
             out.addTrack(t);
@@ -722,6 +852,7 @@ registerProcessor('vp-capture', VpCapture);
         reconcile();
         pump();
         if (cap && cap.ctx.state === 'suspended') cap.ctx.resume().catch(() => {});
+        voiceIdleCheck();
       } catch (_) {}
     }, 1000);
 
@@ -736,9 +867,12 @@ registerProcessor('vp-capture', VpCapture);
       timedOut,
       queued: queue.length,
       inFlight: inflight.size,
+      transport: wsState === 'open' ? 'websocket' : wsState === 'connecting' ? 'connecting' : 'binding',
+      wsEverOpen,
       sources: sourceCount,
       keys: Array.from(active.keys()),
       tracks: tracks.size,
+      voice: voice ? voice.ctx.state : 'none',
     });
   }
 })();

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import os
 import signal
 import sys
@@ -19,6 +20,7 @@ from typing import NoReturn
 from pydantic import ValidationError
 
 from vp import log as vplog
+from vp import pool_cli
 from vp.config import JoinConfig
 
 EXIT_USAGE = 1
@@ -36,6 +38,8 @@ JOIN_ENV = {
     "max_duration": "VP_MAX_DURATION",
     "join_timeout": "VP_JOIN_TIMEOUT",
     "alone_timeout": "VP_ALONE_TIMEOUT",
+    "transcriber_wait": "VP_TRANSCRIBER_WAIT",
+    "transcriber_buffer": "VP_TRANSCRIBER_BUFFER",
     "vp_id": "VP_ID",
     "engine": "VP_TRANSCRIBER_ENGINE",
     "intro_message": "VP_INTRO_MESSAGE",
@@ -79,6 +83,18 @@ def build_parser() -> argparse.ArgumentParser:
     join.add_argument("--max-duration", type=float, default=_env("max_duration"))
     join.add_argument("--join-timeout", type=float, default=_env("join_timeout"))
     join.add_argument("--alone-timeout", type=float, default=_env("alone_timeout"))
+    join.add_argument(
+        "--transcriber-wait",
+        type=float,
+        default=_env("transcriber_wait"),
+        help="seconds to retry an unreachable transcriber before failing (default 30)",
+    )
+    join.add_argument(
+        "--transcriber-buffer",
+        type=float,
+        default=_env("transcriber_buffer"),
+        help="seconds of audio kept for replay while the transcriber is away (default 30)",
+    )
     join.add_argument("--vp-id", default=_env("vp_id"))
     join.add_argument(
         "--engine", default=_env("engine"), help="local transcriber engine (pocketsphinx)"
@@ -122,6 +138,35 @@ def build_parser() -> argparse.ArgumentParser:
         default=os.environ.get("VP_TRANSCRIBER_JWT_SECRET"),
         help="require Authorization: Bearer <HS256 JWT> signed with this secret",
     )
+    tr.add_argument(
+        "--wake-phrase",
+        dest="wake_phrases",
+        action="append",
+        default=None,
+        help="wake phrase to spot (pocketsphinx; repeatable; default “OK Assistant”)",
+    )
+    sub.add_parser("health", help="container health check: exit 0 while a vp process is alive")
+    pool_cli.add_parser(sub)
+
+    run = sub.add_parser("run", help="run one stored VP (the ECS task's entrypoint)")
+    run.add_argument("--vp-id", default=_env("vp_id"), help="the VP to run (env VP_ID)")
+    run.add_argument(
+        "--db", default=os.environ.get("VP_DB"), help="SQLite store when VP_TABLE_NAME is unset"
+    )
+    run.add_argument("--json", dest="json_output", action="store_true")
+
+    serve = sub.add_parser("serve", help="run the local control plane: HTTP API + web console")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--db", default=os.environ.get("VP_DB", "vp-serve/vps.db"))
+    serve.add_argument(
+        "--auth-secret",
+        default=os.environ.get("VP_AUTH_SECRET"),
+        help="HS256 secret of the bearer JWTs (env VP_AUTH_SECRET keeps it out of ps)",
+    )
+    serve.add_argument("--max-concurrent", type=int, default=2)
+    serve.add_argument("--out", dest="out_dir", default=None, help="VP output (default: by --db)")
+    serve.add_argument("--launches-per-minute", type=int, default=10, help="per owner")
     return parser
 
 
@@ -172,6 +217,36 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(exc, file=sys.stderr)
             return EXIT_USAGE
         return asyncio.run(_run_join(config))
+    if args.command == "pool":
+        return pool_cli.main(args)
+    if args.command == "health":
+        from vp.health import main as health_main
+
+        return health_main()
+    if args.command == "run":
+        from scheduler.run import main_run
+
+        return main_run(args.vp_id, db=args.db, json_output=args.json_output)
+    if args.command == "serve":
+        if not args.auth_secret or len(args.auth_secret) < 16:
+            print("vp serve: --auth-secret (>= 16 characters) is required", file=sys.stderr)
+            return EXIT_USAGE
+        if args.max_concurrent < 1 or args.launches_per_minute < 1:
+            print(
+                "vp serve: --max-concurrent and --launches-per-minute must be >= 1", file=sys.stderr
+            )
+            return EXIT_USAGE
+        from scheduler.serve import serve
+
+        return serve(
+            args.host,
+            args.port,
+            Path(args.db),
+            args.auth_secret,
+            out_root=Path(args.out_dir) if args.out_dir else None,
+            max_concurrent=args.max_concurrent,
+            launches_per_minute=args.launches_per_minute,
+        )
     if args.command == "demo":
         from vp.demo import run_demo
 
@@ -180,11 +255,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         from vp.transcriber.server import serve_forever
 
         try:
+            from vp.assistant.parsing import DEFAULT_WAKE_PHRASES
+            from vp.transcriber.engines import create_engine
+
+            wake = tuple(args.wake_phrases or DEFAULT_WAKE_PHRASES)
             asyncio.run(
                 serve_forever(
                     args.host,
                     args.port,
-                    args.engine,
+                    functools.partial(create_engine, args.engine, wake_phrases=wake),
                     Path(args.out_dir) if args.out_dir else None,
                     args.jwt_secret,
                 )

@@ -31,6 +31,14 @@ class JoinConfig(BaseModel):
     max_duration: float | None = Field(default=None, gt=0)
     join_timeout: float = Field(default=300.0, gt=0)
     alone_timeout: float = Field(default=120.0, gt=0)
+    # Faults (README "Faults survived"): keep retrying an unreachable transcriber this long
+    # before FAILED transcriber-unavailable; replay at most this much audio after a drop.
+    transcriber_wait: float = Field(default=30.0, gt=0)
+    transcriber_buffer: float = Field(default=30.0, gt=0, le=600)
+    # A page that answers no evaluate for hang_timeout s counts as crashed; a crashed page or
+    # Chromium is relaunched and rejoined once, within rejoin_timeout s.
+    hang_timeout: float = Field(default=15.0, gt=0)
+    rejoin_timeout: float = Field(default=60.0, gt=0)
     json_output: bool = False
     vp_id: str = Field(default_factory=new_vp_id, pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     engine: str = "pocketsphinx"

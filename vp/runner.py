@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import time
 from collections.abc import Callable
@@ -51,6 +52,7 @@ from vp.recording import WavRecorder
 from vp.status import FanOut, JsonlFileSink, StatusSink
 from vp.tasks import TaskOwner
 from vp.transcriber.client import TranscriberClient
+from vp.transcriber.engines import create_engine as create_transcriber_engine
 from vp.transcriber.protocol import TranscriptSegment
 from vp.transcriber.server import LocalTranscriber
 
@@ -221,7 +223,8 @@ class VirtualParticipant:
             on_frame=self._on_capture_frame,
             track_filter_js=meeting.driver.capture_track_filter_js,
         )
-        await self._capture.install(self._context)
+        # The meeting's origin may open the capture WebSocket to 127.0.0.1 (see vp.capture).
+        await self._capture.install(self._context, origins=[meeting.url])
         self._page = await self._context.new_page()
         self._page.on("crash", lambda _page: self._conclude(Reason.BROWSER_CRASHED, "page crashed"))
         self._browser.browser.on(
@@ -308,7 +311,10 @@ class VirtualParticipant:
             # In-process: segments come straight from the server, including the finals it
             # decodes after END (the server drains its engines on close), so none is lost.
             self._local_transcriber = LocalTranscriber(
-                engine=cfg.engine, on_segment=self._on_segment
+                engine=functools.partial(
+                    create_transcriber_engine, cfg.engine, wake_phrases=cfg.wake_phrases
+                ),
+                on_segment=self._on_segment,
             )
             await self._local_transcriber.start()
             url = self._local_transcriber.url

@@ -73,6 +73,11 @@ class Rig:
         self.arrivals.append(time.monotonic())
         self.wall_ms.append(time.time() * 1000)
 
+    last_stats: dict[str, Any] = field(default_factory=dict)
+
+    async def refresh_stats(self) -> None:
+        self.last_stats = await self.page.evaluate(STATS_JS) or {}
+
     def pcm_since(self, index: int) -> np.ndarray:
         data = b"".join(f.pcm for f in self.frames[index:])
         return np.frombuffer(data, dtype="<i2").astype(np.float64) / 32768.0
@@ -118,9 +123,13 @@ def rms(x: np.ndarray) -> float:
 SINE_RMS = 0.5 / np.sqrt(2)  # the lab pages play sines of amplitude 0.5
 
 
-async def wait_for(predicate: Any, timeout: float = 5.0) -> None:
+async def wait_for(predicate: Any, timeout: float = 5.0, poll: Any = None) -> None:
     deadline = time.monotonic() + timeout
-    while not predicate():
+    while True:
+        if poll is not None:
+            await poll()
+        if predicate():
+            return
         if time.monotonic() > deadline:
             raise AssertionError("condition not met in time")
         await asyncio.sleep(0.05)
@@ -325,8 +334,9 @@ async def test_ended_tracks_are_released_and_track_filter_applies(rigs: Any) -> 
     assert stats["tracks"] == 0  # registry entry and its muted sink element are gone
 
 
-async def test_overflow_drops_the_oldest_frames(rigs: Any) -> None:
-    rig = await rigs(max_in_flight=1, max_queued=2)
+@pytest.mark.parametrize("transport", ["auto", "binding"])
+async def test_overflow_drops_the_oldest_frames(rigs: Any, transport: str) -> None:
+    rig = await rigs(max_in_flight=1, max_queued=2, transport=transport)
     await rig.page.evaluate("lab.webaudio({})")
     await settle(rig)
     first = len(rig.frames)
@@ -341,6 +351,8 @@ async def test_overflow_drops_the_oldest_frames(rigs: Any) -> None:
     # What survived the stall is the newest audio, not the oldest.
     after_gap = frames[gaps.index(max(gaps)) + 1]
     assert unstalled_ms - after_gap.page_ts_ms < 350
+    via_ws = rig.capture.health().frames_via_websocket
+    assert via_ws == (rig.capture.health().frames_received if transport == "auto" else 0)
 
 
 async def test_insecure_origin_falls_back_to_script_processor(rigs: Any, host: BrowserHost) -> None:
@@ -367,3 +379,103 @@ async def test_insecure_origin_falls_back_to_script_processor(rigs: Any, host: B
         assert (await page.evaluate(STATS_JS))["mode"] == "script-processor"
     finally:
         await context.close()
+
+
+async def test_frames_come_over_the_websocket_and_the_binding_carries_the_same(
+    rigs: Any,
+) -> None:
+    ws_rig, binding_rig = await asyncio.gather(rigs(), rigs(transport="binding"))
+    await asyncio.gather(
+        *(r.page.evaluate("lab.webaudio({freq: 700})") for r in (ws_rig, binding_rig))
+    )
+    await asyncio.gather(settle(ws_rig), settle(binding_rig))
+    for rig, transport in ((ws_rig, "websocket"), (binding_rig, "binding")):
+        x = await rig.record(1.0)
+        assert dominant_hz(x) == pytest.approx(700, abs=3)
+        assert rms(x) == pytest.approx(SINE_RMS, rel=0.12)
+        stats = await rig.page.evaluate(STATS_JS)
+        assert stats["transport"] == transport
+        assert all(len(f.pcm) == 3200 for f in rig.frames)
+    health = ws_rig.capture.health()
+    assert health.frames_via_websocket == health.frames_received > 10
+    assert binding_rig.capture.health().frames_via_websocket == 0
+    # The page does not keep the socket's address where page scripts could read it.
+    assert await ws_rig.page.evaluate("'wsUrl' in (window.__vpCaptureConfig || {})") is False
+
+
+async def test_public_origin_gets_the_websocket_only_when_granted(
+    host: BrowserHost,
+) -> None:
+    # Chromium's Local Network Access blocks a public page's socket to 127.0.0.1 unless its
+    # origin was granted the permission: the granted meeting origin uses the WebSocket, any
+    # other origin falls back to the binding, and both deliver the audio.
+    html = (PAGES / "capture_lab.html").read_text(encoding="utf-8")
+    results = {}
+    for name, origins in (("granted", ["https://meeting.example/room?pwd=x"]), ("other", [])):
+        context = await host.new_context()
+        try:
+            frames: list[CaptureFrame] = []
+            capture = AudioCapture(frames.append)
+            await capture.install(context, origins=origins)
+            await context.route(
+                "https://meeting.example/**",
+                lambda route: route.fulfill(body=html, content_type="text/html"),
+            )
+            page = await context.new_page()
+            await page.goto("https://meeting.example/capture_lab.html")
+            capture.start()
+            await page.evaluate("lab.webaudio({freq: 880})")
+            await wait_for(
+                lambda fs=frames: len(fs) > 12 and fs[-1].sources == 1,  # type: ignore[misc]
+                timeout=8,
+            )
+            x = np.frombuffer(b"".join(f.pcm for f in frames[-8:]), "<i2") / 32768.0
+            assert dominant_hz(x) == pytest.approx(880, abs=3)
+            results[name] = (await page.evaluate(STATS_JS))["transport"]
+            assert (capture.health().frames_via_websocket > 0) == (name == "granted")
+        finally:
+            await context.close()
+    assert results == {"granted": "websocket", "other": "binding"}
+
+
+async def test_frame_server_refuses_unknown_captures(rigs: Any, host: BrowserHost) -> None:
+    from websockets.asyncio.client import connect
+    from websockets.exceptions import InvalidStatus
+
+    rig = await rigs()
+    await wait_for(lambda: len(rig.frames) >= 3)
+    assert host.frame_server is not None
+    for path in ("/", "/x" * 20, "/" + "A" * 24 + "/inst1", "/../etc/passwd"):
+        with pytest.raises(InvalidStatus) as info:
+            async with connect(host.frame_server.url + path):
+                pass
+        assert info.value.response.status_code == 403
+    assert host.frame_server.refused >= 4
+    before = len(rig.frames)
+    await wait_for(lambda: len(rig.frames) > before + 3)  # the real capture is unaffected
+
+
+async def test_idle_voice_is_suspended_and_wakes_up_to_speak(rigs: Any) -> None:
+    rig = await rigs()
+    await rig.page.evaluate("lab.mic()")
+    await settle(rig, sound=False)
+    # Idle: the voice context is suspended (no output stream, nothing encoded or sent).
+    await wait_for(
+        lambda: rig.last_stats.get("voice") == "suspended",
+        timeout=6,
+        poll=lambda: rig.refresh_stats(),
+    )
+    t = np.arange(RATE * 2) / RATE
+    tone = (0.4 * np.sin(2 * np.pi * 1200 * t) * 32767).astype("<i2").tobytes()
+    await rig.capture.voice_play(rig.page, tone)
+    await asyncio.sleep(0.6)
+    x = await rig.record(0.8)
+    assert dominant_hz(x) == pytest.approx(1200, abs=3)
+    assert rms(x) == pytest.approx(0.4 / np.sqrt(2), rel=0.15)
+    assert (await rig.page.evaluate(STATS_JS))["voice"] == "running"
+    # Done speaking: suspended again after the idle delay (2 s).
+    await wait_for(
+        lambda: rig.last_stats.get("voice") == "suspended",
+        timeout=6,
+        poll=lambda: rig.refresh_stats(),
+    )

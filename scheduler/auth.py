@@ -1,0 +1,134 @@
+"""Callers from JWTs: ``sub`` is the owner; ``cognito:groups`` containing ``admin`` = admin.
+
+Locally (``vp serve --auth-secret S``) bearer tokens are HS256 JWTs signed with ``S`` and
+must carry ``sub`` and ``exp``; no other algorithm is accepted (no ``none``, no key
+confusion). On AWS the Cognito authorizer has verified the token already and the Lambda
+handler passes its claims to :func:`caller_from_claims`.
+
+Server-sent events cannot send an ``Authorization`` header (``EventSource`` has no way to),
+so the console first trades its bearer token for a *stream token* (``POST
+/v1/stream-token``): an HS256 JWT with audience ``vp-stream`` that lives
+:data:`STREAM_TOKEN_TTL` seconds and is accepted only as the ``token`` query parameter of the
+two event-stream endpoints — never as a bearer token, so a leaked one cannot launch or cancel
+anything, and it expires quickly. (Query strings reach access logs; ``vp serve`` turns
+uvicorn's access log off and logs paths without them.)
+
+``python -m scheduler.auth --secret S --sub alice [--admin] [--ttl SECONDS]`` mints a local
+token for trying the API and the console.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import jwt
+
+from scheduler.errors import Unauthorized
+from scheduler.service import Caller
+
+ADMIN_GROUP = "admin"
+GROUPS_CLAIM = "cognito:groups"
+STREAM_AUDIENCE = "vp-stream"
+STREAM_TOKEN_TTL = 300
+MAX_TOKEN_LENGTH = 8192
+MAX_SUB_LENGTH = 256
+
+
+def _groups(value: Any) -> list[str]:
+    """``cognito:groups`` as a list: JWTs carry a list; API Gateway passes ``"[a b]"``."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [g for g in value.strip("[]").replace(",", " ").split() if g]
+    if isinstance(value, list | tuple):
+        return [str(g) for g in value]
+    return []
+
+
+def caller_from_claims(claims: Mapping[str, Any]) -> Caller:
+    """The :class:`Caller` that verified ``claims`` describe; :class:`Unauthorized` if no sub."""
+    sub = claims.get("sub")
+    if not isinstance(sub, str) or not sub or len(sub) > MAX_SUB_LENGTH or not sub.isprintable():
+        raise Unauthorized("the token has no usable 'sub' claim")
+    return Caller(owner=sub, admin=ADMIN_GROUP in _groups(claims.get(GROUPS_CLAIM)))
+
+
+class Authenticator:
+    """Verifies bearer tokens and issues/verifies stream tokens with one HS256 secret."""
+
+    def __init__(self, secret: str, *, leeway: float = 30.0) -> None:
+        if len(secret) < 16:
+            raise ValueError("the auth secret must be at least 16 characters")
+        self._secret = secret
+        self.leeway = leeway
+
+    def _decode(self, token: str, audience: str | None) -> dict[str, Any]:
+        if not token or len(token) > MAX_TOKEN_LENGTH:
+            raise Unauthorized("missing or oversized token")
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                self._secret,
+                algorithms=["HS256"],
+                audience=audience,
+                leeway=self.leeway,
+                options={"require": ["sub", "exp"], "verify_aud": audience is not None},
+            )
+        except jwt.PyJWTError as exc:
+            raise Unauthorized(f"invalid token: {type(exc).__name__}") from None
+        if audience is None and "aud" in claims and claims["aud"] == STREAM_AUDIENCE:
+            raise Unauthorized("a stream token is not a bearer token")
+        return claims
+
+    def caller_from_header(self, header: str | None) -> Caller:
+        """``Authorization: Bearer <JWT>`` → Caller; :class:`Unauthorized` otherwise."""
+        if not header:
+            raise Unauthorized("missing Authorization header")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Unauthorized("the Authorization header must be 'Bearer <token>'")
+        return caller_from_claims(self._decode(token.strip(), None))
+
+    def issue_stream_token(self, caller: Caller, ttl: int = STREAM_TOKEN_TTL) -> str:
+        now = int(time.time())
+        claims: dict[str, Any] = {
+            "sub": caller.owner,
+            "aud": STREAM_AUDIENCE,
+            "iat": now,
+            "exp": now + ttl,
+        }
+        if caller.admin:
+            claims[GROUPS_CLAIM] = [ADMIN_GROUP]
+        return jwt.encode(claims, self._secret, algorithm="HS256")
+
+    def caller_from_stream_token(self, token: str | None) -> Caller:
+        return caller_from_claims(self._decode(token or "", STREAM_AUDIENCE))
+
+
+def mint_token(secret: str, sub: str, *, admin: bool = False, ttl: int = 3600) -> str:
+    """A local bearer token (what Cognito issues on AWS)."""
+    now = int(time.time())
+    claims: dict[str, Any] = {"sub": sub, "iat": now, "exp": now + ttl}
+    if admin:
+        claims[GROUPS_CLAIM] = [ADMIN_GROUP]
+    return jwt.encode(claims, secret, algorithm="HS256")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m scheduler.auth", description=mint_token.__doc__
+    )
+    parser.add_argument("--secret", required=True)
+    parser.add_argument("--sub", required=True)
+    parser.add_argument("--admin", action="store_true")
+    parser.add_argument("--ttl", type=int, default=3600)
+    args = parser.parse_args(argv)
+    print(mint_token(args.secret, args.sub, admin=args.admin, ttl=args.ttl))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,199 @@
+"""``vp run --vp-id ID``: run one stored VP — the ECS task's entrypoint.
+
+The task is started with nothing but ``VP_ID`` (and non-secret settings) in its environment.
+It reads its meeting from the store — DynamoDB when ``VP_TABLE_NAME`` is set, else the
+SQLite file at ``--db``/``VP_DB`` — with the URL as given and the passcode from the store's
+secrets, the transcriber URL/token from ``VP_TRANSCRIBER_URL``/``VP_TRANSCRIBER_TOKEN``, and
+the other ``vp join`` settings from their usual environment variables (contract 1). Every
+status goes to the store through :class:`StoreSink`. Exit code as contract 1: 0 COMPLETED or
+CANCELLED, 2 FAILED, 1 usage (no such VP, unusable configuration).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+import structlog
+from pydantic import ValidationError
+
+from scheduler.errors import StaleTransition
+from scheduler.store import VpStore
+from vp.config import JoinConfig
+from vp.errors import ConfigError
+from vp.lifecycle import Reason, Status, StatusEvent
+from vp.status import StatusSink, StreamSink
+
+log = structlog.get_logger(__name__)
+
+EXIT_COMPLETED = 0
+EXIT_USAGE = 1
+EXIT_FAILED = 2
+
+# JoinConfig fields a task may set through the environment (contract 1's variables). The
+# meeting, platform, name and passcode come from the store, never from the environment.
+_ENV_FIELDS = {
+    "transcriber_url": "VP_TRANSCRIBER_URL",
+    "transcriber_token": "VP_TRANSCRIBER_TOKEN",
+    "call_id": "VP_CALL_ID",
+    "out_dir": "VP_OUT_DIR",
+    "max_duration": "VP_MAX_DURATION",
+    "join_timeout": "VP_JOIN_TIMEOUT",
+    "alone_timeout": "VP_ALONE_TIMEOUT",
+    "engine": "VP_TRANSCRIBER_ENGINE",
+    "intro_message": "VP_INTRO_MESSAGE",
+    "exit_message": "VP_EXIT_MESSAGE",
+    "invited_by": "VP_INVITED_BY",
+    "assistant_engine": "VP_ASSISTANT_ENGINE",
+    "bedrock_model_id": "VP_BEDROCK_MODEL_ID",
+}
+_KEEP_EMPTY = {"intro_message", "exit_message"}  # '' disables the message
+
+
+class StoreSink(StatusSink):
+    """Writes every status object of the VP to the store, in order.
+
+    The runner's lifecycle starts at INITIALIZING, which the launcher (the state machine's
+    conditional SCHEDULED → INITIALIZING) has usually recorded already: a status the store
+    already holds is skipped, not re-written. A status the store refuses (the VP was
+    cancelled or failed meanwhile) is logged and dropped — the stored terminal status stands.
+    A store error is logged and never crashes the VP; the launcher's final check records a
+    VP that ended without a terminal status. Writes are synchronous: a VP has a handful of
+    statuses, each one short write.
+    """
+
+    def __init__(self, store: VpStore, vp_id: str) -> None:
+        self._store = store
+        self._vp_id = vp_id
+        self.written: list[Status] = []
+        self.skipped: list[Status] = []
+
+    def emit(self, event: StatusEvent) -> None:
+        try:
+            self._store.transition(
+                self._vp_id, event.status, event.reason, event.detail, ts=event.ts
+            )
+            self.written.append(event.status)
+        except StaleTransition:
+            current = self._store.get(self._vp_id)
+            self.skipped.append(event.status)
+            if current is not None and current.status is event.status:
+                log.info("vp.status_already_recorded", status=event.status.value)
+            else:
+                log.warning(
+                    "vp.status_refused_by_store",
+                    status=event.status.value,
+                    stored=current.status.value if current else None,
+                )
+        except Exception as exc:  # the store is down: keep the VP running, say so
+            self.skipped.append(event.status)
+            log.error("vp.status_store_failed", status=event.status.value, error=type(exc).__name__)
+
+
+def open_store(db: str | None, env: Mapping[str, str] | None = None) -> VpStore:
+    """DynamoDB when ``VP_TABLE_NAME`` is set, else SQLite at ``db``."""
+    env = os.environ if env is None else env
+    if env.get("VP_TABLE_NAME"):
+        from scheduler.dynamodb_store import DynamoDbStore
+
+        return DynamoDbStore.from_env(env)
+    if not db:
+        raise ConfigError("vp run: set VP_TABLE_NAME (DynamoDB) or --db / VP_DB (SQLite)")
+    from scheduler.sqlite_store import SqliteStore
+
+    return SqliteStore(db)
+
+
+def _env_fields(env: Mapping[str, str]) -> dict[str, Any]:
+    fields: dict[str, Any] = {}
+    for name, var in _ENV_FIELDS.items():
+        value = env.get(var)
+        if value is None or (value == "" and name not in _KEEP_EMPTY):
+            continue
+        fields[name] = value
+    if env.get("VP_WAKE_PHRASES"):
+        fields["wake_phrases"] = tuple(env["VP_WAKE_PHRASES"].split("|"))
+    return fields
+
+
+def _fail(store: VpStore, vp_id: str, detail: str) -> None:
+    """Record FAILED launch-failed for a VP that cannot start (best effort)."""
+    try:
+        store.transition(vp_id, Status.FAILED, Reason.LAUNCH_FAILED, detail)
+    except Exception as exc:
+        log.warning("vp.run_failure_not_recorded", error=type(exc).__name__)
+
+
+def build_config(store: VpStore, vp_id: str, env: Mapping[str, str]) -> JoinConfig | int:
+    """The VP's JoinConfig from the store and ``env``; or the exit code to end with."""
+    record = store.get(vp_id)
+    if record is None:
+        print(f"vp run: no VP {vp_id} in the store", file=sys.stderr)
+        return EXIT_USAGE
+    if record.terminal:
+        log.warning("vp.run_already_ended", vp_id=vp_id, status=record.status.value)
+        return EXIT_FAILED if record.status is Status.FAILED else EXIT_COMPLETED
+    secrets = store.get_secrets(vp_id)
+    if secrets is None:
+        _fail(store, vp_id, "the VP's meeting secrets are missing from the store")
+        return EXIT_USAGE
+    try:
+        return JoinConfig(
+            meeting_url=secrets.meeting_url,
+            platform=record.platform,
+            name=record.name,
+            passcode=secrets.passcode,
+            vp_id=vp_id,
+            **_env_fields(env),
+        )
+    except ValidationError as exc:
+        # Field names only: the values may be secrets (the transcriber token).
+        bad = sorted({str(err["loc"][0]) for err in exc.errors() if err["loc"]})
+        _fail(store, vp_id, f"invalid task configuration: {', '.join(bad)}")
+        print(f"vp run: invalid configuration: {', '.join(bad)}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+async def run_stored_vp(
+    store: VpStore,
+    vp_id: str,
+    *,
+    json_output: bool = False,
+    env: Mapping[str, str] | None = None,
+) -> int:
+    """Run the stored VP ``vp_id`` to its end; the exit code of contract 1."""
+    from vp.runner import VirtualParticipant
+
+    env = os.environ if env is None else env
+    config = await asyncio.to_thread(build_config, store, vp_id, env)
+    if isinstance(config, int):
+        return config
+    sinks: list[StatusSink] = [StoreSink(store, vp_id)]
+    if json_output:
+        sinks.append(StreamSink())
+    vp = VirtualParticipant(config, sinks=sinks)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, vp.stop)
+    result = await vp.run()
+    return result.exit_code
+
+
+def main_run(vp_id: str | None, *, db: str | None = None, json_output: bool = False) -> int:
+    """The ``vp run`` command."""
+    if not vp_id:
+        print("vp run: a VP id is required (--vp-id or VP_ID)", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        store = open_store(db)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        return asyncio.run(run_stored_vp(store, vp_id, json_output=json_output))
+    finally:
+        store.close()

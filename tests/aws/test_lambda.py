@@ -1,0 +1,306 @@
+"""The Lambda handler end to end over moto: API Gateway HTTP API (payload 2.0) events in,
+DynamoDB + KMS + Step Functions (executing) + ECS behind."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import boto3
+import pytest
+
+from scheduler import aws_lambda
+from scheduler.dynamodb_store import DynamoDbStore
+from scheduler.run import StoreSink
+from tests.aws.conftest import REGION, TABLE
+from tests.aws.harness import deploy, wait_done, wait_entered
+from tests.aws.moto_adapter import FakeContainers
+from vp.lifecycle import Lifecycle, Reason, Status
+
+PASSCODE = "lambda-pc-5531"
+URL = "https://zoom.us/j/111222333?pwd=LaMbDaPwd9"
+
+
+@pytest.fixture
+def lambda_env(
+    aws: None, table: str, kms_key: str, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[dict[str, str]]:
+    deployed = deploy()
+    monkeypatch.setenv("VP_TABLE_NAME", TABLE)
+    monkeypatch.setenv("STATE_MACHINE_ARN", deployed["StateMachineArn"])
+    monkeypatch.setenv("VP_PASSCODE_KMS_KEY_ID", kms_key)
+    monkeypatch.setattr(aws_lambda, "_APP", None)  # a fresh "container" per test
+    yield deployed
+
+
+def event(
+    method: str,
+    path: str,
+    body: Any = None,
+    *,
+    sub: str | None = "alice",
+    groups: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """An API Gateway HTTP API payload-2.0 event as the Cognito JWT authorizer passes it."""
+    claims: dict[str, Any] = {}
+    if sub is not None:
+        claims = {"sub": sub, "token_use": "access", "client_id": "c1"}
+        if groups is not None:
+            claims["cognito:groups"] = groups
+    request_context: dict[str, Any] = {
+        "http": {"method": method, "path": path, "sourceIp": "198.51.100.7"},
+        "stage": "$default",
+        "routeKey": f"{method} {path}",
+    }
+    if claims:
+        request_context["authorizer"] = {"jwt": {"claims": claims, "scopes": None}}
+    return {
+        "version": "2.0",
+        "routeKey": f"{method} {path}",
+        "rawPath": path,
+        "rawQueryString": "",
+        "headers": {"content-type": "application/json", **(headers or {})},
+        "requestContext": request_context,
+        "body": json.dumps(body) if body is not None else None,
+        "isBase64Encoded": False,
+    }
+
+
+def call(ev: dict[str, Any]) -> tuple[int, Any]:
+    response = aws_lambda.handler(ev, None)
+    assert response["isBase64Encoded"] is False
+    return response["statusCode"], json.loads(response["body"])
+
+
+def executions(state_machine: str) -> list[dict[str, Any]]:
+    sfn = boto3.client("stepfunctions", region_name=REGION)
+    found: list[dict[str, Any]] = sfn.list_executions(stateMachineArn=state_machine)["executions"]
+    return found
+
+
+def vp_workload(store: DynamoDbStore, release: threading.Event | None = None) -> Any:
+    def workload(env: dict[str, str]) -> int:
+        sink, life = StoreSink(store, env["VP_ID"]), Lifecycle(env["VP_ID"])
+        for status in (Status.INITIALIZING, Status.JOINING, Status.JOINED):
+            sink.emit(life.advance(status))
+        if release is not None:
+            release.wait(30)
+        sink.emit(life.advance(Status.LEAVING, Reason.STOPPED))
+        sink.emit(life.advance(Status.COMPLETED, Reason.STOPPED))
+        return 0
+
+    return workload
+
+
+def wait_status(store: DynamoDbStore, vp_id: str, status: Status, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        record = store.get(vp_id)
+        if record is not None and record.status is status:
+            return
+        assert time.monotonic() < deadline, f"{vp_id} is {record and record.status}"
+        time.sleep(0.1)
+
+
+def test_launch_starts_one_execution_with_only_the_vp_id(
+    lambda_env: dict[str, str], dynamo_store: DynamoDbStore, containers: FakeContainers
+) -> None:
+    containers.workload = vp_workload(dynamo_store)
+    body = {"meeting_url": URL, "passcode": PASSCODE, "name": "Scribe"}
+    status, created = call(event("POST", "/v1/vps", body))
+    assert status == 201 and created["status"] == "SCHEDULED" and created["owner"] == "alice"
+    vp_id = created["vp_id"]
+    assert PASSCODE not in json.dumps(created) and "LaMbDaPwd9" not in json.dumps(created)
+
+    (execution,) = executions(lambda_env["StateMachineArn"])
+    assert execution["name"] == f"vp-{vp_id}"
+    sfn = boto3.client("stepfunctions", region_name=REGION)
+    described = sfn.describe_execution(executionArn=execution["executionArn"])
+    assert json.loads(described["input"]) == {"vp_id": vp_id, "launch_at": None}
+    assert dynamo_store.get_launch_handle(vp_id) == execution["executionArn"]
+
+    assert wait_done(execution["executionArn"])["status"] == "SUCCEEDED"
+    containers.join()
+    status, got = call(event("GET", f"/v1/vps/{vp_id}"))
+    assert status == 200 and got["status"] == "COMPLETED" and got["reason"] == "stopped"
+    assert [h["status"] for h in got["history"]] == [
+        "SCHEDULED",
+        "INITIALIZING",
+        "JOINING",
+        "JOINED",
+        "LEAVING",
+        "COMPLETED",
+    ]
+    history = sfn.get_execution_history(executionArn=execution["executionArn"])["events"]
+    assert PASSCODE not in json.dumps(history, default=str)
+    assert "LaMbDaPwd9" not in json.dumps(history, default=str)
+
+
+def test_callers_see_only_their_own_vps(
+    lambda_env: dict[str, str], dynamo_store: DynamoDbStore
+) -> None:
+    later = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    _, mine = call(event("POST", "/v1/vps", {"meeting_url": URL, "join_at": later}))
+    _, theirs = call(event("POST", "/v1/vps", {"meeting_url": URL, "join_at": later}, sub="bob"))
+
+    status, listed = call(event("GET", "/v1/vps"))
+    assert status == 200 and [v["vp_id"] for v in listed["vps"]] == [mine["vp_id"]]
+    status, body = call(event("GET", f"/v1/vps/{theirs['vp_id']}"))
+    assert status == 404 and body["error"] == "not-found"
+    status, body = call(event("DELETE", f"/v1/vps/{theirs['vp_id']}"))
+    assert status == 404
+    theirs_now = dynamo_store.get(theirs["vp_id"])
+    assert theirs_now is not None and theirs_now.status is Status.SCHEDULED  # untouched
+
+    status, listed = call(event("GET", "/v1/vps", sub="carol", groups="[admin]"))
+    assert status == 200 and {v["vp_id"] for v in listed["vps"]} == {
+        mine["vp_id"],
+        theirs["vp_id"],
+    }
+
+
+def test_delete_scheduled_vp_cancels_and_stops_the_execution(
+    lambda_env: dict[str, str], dynamo_store: DynamoDbStore, containers: FakeContainers
+) -> None:
+    soon = (datetime.now(UTC) + timedelta(seconds=3)).isoformat()
+    _, created = call(event("POST", "/v1/vps", {"meeting_url": URL, "join_at": soon}))
+    vp_id = created["vp_id"]
+    (execution,) = executions(lambda_env["StateMachineArn"])
+    wait_entered(execution["executionArn"], "WaitUntilLaunch")
+    status, cancelled = call(event("DELETE", f"/v1/vps/{vp_id}"))
+    assert status == 200 and cancelled["status"] == "CANCELLED"
+
+    assert wait_done(execution["executionArn"])["status"] == "ABORTED"  # StopExecution
+    time.sleep(3.5)  # past join_at: nothing launches
+    assert containers.run_task_calls == []
+    record = dynamo_store.get(vp_id)
+    assert record is not None and [h.status for h in record.history] == [
+        Status.SCHEDULED,
+        Status.CANCELLED,
+    ]
+
+
+def test_delete_running_vp_stops_its_execution(
+    lambda_env: dict[str, str], dynamo_store: DynamoDbStore, containers: FakeContainers
+) -> None:
+    release = threading.Event()
+    containers.workload = vp_workload(dynamo_store, release)
+    _, created = call(event("POST", "/v1/vps", {"meeting_url": URL}))
+    vp_id = created["vp_id"]
+    wait_status(dynamo_store, vp_id, Status.JOINED)
+
+    status, body = call(event("DELETE", f"/v1/vps/{vp_id}"))
+    assert status == 200 and body["status"] == "JOINED"  # it leaves by itself (SIGTERM)
+    (execution,) = executions(lambda_env["StateMachineArn"])
+    assert wait_done(execution["executionArn"])["status"] == "ABORTED"
+    release.set()  # the task got SIGTERM (StopExecution stops it): the VP leaves
+    containers.join()
+    record = dynamo_store.get(vp_id)
+    assert record is not None
+    assert record.status is Status.COMPLETED and record.reason is Reason.STOPPED
+
+
+def test_invalid_requests_launch_nothing(
+    lambda_env: dict[str, str], dynamo_store: DynamoDbStore
+) -> None:
+    status, body = call(event("POST", "/v1/vps", {"meeting_url": "http://169.254.169.254/"}))
+    assert status == 422 and body["error"] == "invalid-request"
+    assert [f["field"] for f in body["fields"]] == ["meeting_url"]
+    status, body = call(event("POST", "/v1/vps", {"meeting_url": URL, "colour": "red"}))
+    assert status == 422 and body["fields"][0]["field"] == "colour"
+    status, body = call(event("POST", "/v1/vps", {"meeting_url": URL}, sub=None))
+    assert status == 401 and body["error"] == "unauthorized"
+    status, body = call(event("GET", "/v1/stream-token"))
+    assert status == 404 and body["error"] == "not-found"
+    assert executions(lambda_env["StateMachineArn"]) == []
+    assert dynamo_store.list() == []
+
+
+def test_delete_vp_still_launching_records_cancelled(
+    lambda_env: dict[str, str], dynamo_store: DynamoDbStore, containers: FakeContainers
+) -> None:
+    release = threading.Event()
+
+    def slow_start(env: dict[str, str]) -> int:  # the task is still provisioning
+        release.wait(30)
+        vp_workload(dynamo_store)(env)  # then the VP tries to start: the store refuses
+        return 0
+
+    containers.workload = slow_start
+    _, created = call(event("POST", "/v1/vps", {"meeting_url": URL}))
+    vp_id = created["vp_id"]
+    (execution,) = executions(lambda_env["StateMachineArn"])
+    wait_entered(execution["executionArn"], "RunTask")
+    wait_status(dynamo_store, vp_id, Status.INITIALIZING)
+
+    status, body = call(event("DELETE", f"/v1/vps/{vp_id}"))
+    assert status == 200 and body["status"] == "CANCELLED"
+    assert wait_done(execution["executionArn"])["status"] == "ABORTED"
+    release.set()
+    containers.join()
+    record = dynamo_store.get(vp_id)
+    assert record is not None and [h.status for h in record.history] == [
+        Status.SCHEDULED,
+        Status.INITIALIZING,
+        Status.CANCELLED,
+    ]
+
+
+ERROR_CASES: list[tuple[str, str, str | None, str]] = [
+    ("POST", "/v1/vps", json.dumps({"meeting_url": "http://169.254.169.254/"}), "ssrf"),
+    ("POST", "/v1/vps", json.dumps({"meeting_url": URL, "colour": "red"}), "extra field"),
+    ("POST", "/v1/vps", json.dumps({"meeting_url": URL, "join_at": "2001-01-01T00:00Z"}), "past"),
+    ("POST", "/v1/vps", json.dumps({"meeting_url": URL, "platform": "webex"}), "platform"),
+    ("POST", "/v1/vps", "{not json", "malformed"),
+    ("POST", "/v1/vps", "[1, 2]", "not an object"),
+    ("GET", "/v1/vps/nope", None, "missing VP"),
+    ("DELETE", "/v1/vps/nope", None, "cancel missing VP"),
+    ("PUT", "/v1/vps", "{}", "method"),
+]
+
+
+def test_errors_match_the_local_api(lambda_env: dict[str, str]) -> None:
+    """Same status code and error body from the Lambda as from `vp serve` for each case."""
+    import asyncio
+
+    import httpx
+
+    from scheduler.api import create_app
+    from scheduler.auth import Authenticator, mint_token
+    from scheduler.service import VpService
+    from scheduler.sqlite_store import SqliteStore
+    from tests.scheduler.fakes import RecordingLauncher
+
+    secret = "equivalence-secret-0123456789-abcdef"
+    service = VpService(SqliteStore(":memory:"), RecordingLauncher())
+    app = create_app(service, Authenticator(secret), manage_service=False)
+
+    async def local(method: str, path: str, body: str | None, headers: dict[str, str]) -> Any:
+        await service.start()
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://local") as client:
+            response = await client.request(method, path, content=body, headers=headers)
+        return response.status_code, response.json()
+
+    auth = {"Authorization": f"Bearer {mint_token(secret, 'alice')}"}
+    json_type = {"content-type": "application/json"}
+    for method, path, body, case in ERROR_CASES:
+        expected = asyncio.run(local(method, path, body, {**auth, **json_type}))
+        ev = event(method, path)
+        ev["body"] = body
+        assert call(ev) == expected, case
+        assert expected[0] >= 400, case
+
+    # Unsupported media type and a missing token: same status and error code.
+    expected = asyncio.run(local("POST", "/v1/vps", "{}", {**auth, "content-type": "text/plain"}))
+    got = call(event("POST", "/v1/vps", {}, headers={"content-type": "text/plain"}))
+    assert got == expected and got[0] == 415
+    status, body = asyncio.run(local("GET", "/v1/vps", None, {}))
+    got_status, got_body = call(event("GET", "/v1/vps", sub=None))
+    assert (got_status, got_body["error"]) == (status, body["error"]) == (401, "unauthorized")
+    assert executions(lambda_env["StateMachineArn"]) == []

@@ -1,0 +1,308 @@
+"""stepfunctions/virtual_participant.asl.json EXECUTED under moto (Wait, Choice, DynamoDB and
+ecs:runTask.sync run for real; the container is played by tests/aws/moto_adapter.py)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from botocore.exceptions import ClientError
+
+from scheduler.aws_launcher import launch_at_text
+from scheduler.dynamodb_store import DynamoDbStore
+from scheduler.models import LaunchRequest, VpRecord, VpSecrets
+from scheduler.run import StoreSink
+from tests.aws.conftest import raw_item
+from tests.aws.harness import CONTAINER, deploy, entered_states, history, start, wait_done
+from tests.aws.moto_adapter import FakeContainers
+from vp.lifecycle import Lifecycle, Reason, Status
+
+PASSCODE = "pc-Zq81-secret"
+URL = "https://zoom.us/j/987654321?pwd=UrLtOkEn77"
+
+
+@pytest.fixture
+def deployed(aws: None, table: str) -> dict[str, str]:
+    return deploy()
+
+
+def store_vp(store: DynamoDbStore, vp_id: str, join_at: datetime | None = None) -> VpRecord:
+    request = LaunchRequest(meeting_url=URL, passcode=PASSCODE, name="Scribe", join_at=join_at)
+    record = VpRecord.new(vp_id, "alice", request)
+    store.create(record, VpSecrets(meeting_url=URL, passcode=PASSCODE))
+    return record
+
+
+def simulated_vp(
+    store: DynamoDbStore,
+    steps: list[tuple[Status, Reason | None]],
+    exit_code: int,
+    seen: list[dict[str, str]] | None = None,
+) -> Callable[[dict[str, str]], int]:
+    """What the VP container does, as far as the store sees it: its lifecycle from
+    INITIALIZING, written through the same StoreSink `vp run` uses, then its exit code."""
+
+    def workload(env: dict[str, str]) -> int:
+        if seen is not None:
+            seen.append(dict(env))
+        sink = StoreSink(store, env["VP_ID"])
+        life = Lifecycle(env["VP_ID"])
+        for status, reason in [(Status.INITIALIZING, None), *steps]:
+            sink.emit(life.advance(status, reason))
+        return exit_code
+
+    return workload
+
+
+JOINED_AND_LEFT = [
+    (Status.JOINING, None),
+    (Status.JOINED, None),
+    (Status.LEAVING, Reason.HOST_ENDED),
+    (Status.COMPLETED, Reason.HOST_ENDED),
+]
+
+
+def statuses(store: DynamoDbStore, vp_id: str) -> list[Status]:
+    record = store.get(vp_id)
+    assert record is not None
+    return [h.status for h in record.history]
+
+
+def test_launch_now_runs_one_task_and_keeps_the_vps_own_terminal_status(
+    deployed: dict[str, str], dynamo_store: DynamoDbStore, containers: FakeContainers
+) -> None:
+    seen: list[dict[str, str]] = []
+    containers.workload = simulated_vp(dynamo_store, JOINED_AND_LEFT, 0, seen)
+    store_vp(dynamo_store, "vp1")
+    execution = start(deployed["StateMachineArn"], "vp1")
+    done = wait_done(execution)
+    containers.join()
+
+    assert done["status"] == "SUCCEEDED"
+    assert entered_states(execution)[-1] == "VpEnded"
+    record = dynamo_store.get("vp1")
+    assert record is not None
+    assert record.status is Status.COMPLETED and record.reason is Reason.HOST_ENDED
+    # INITIALIZING exactly once: written by the state machine, skipped by the VP's sink.
+    assert statuses(dynamo_store, "vp1") == [
+        Status.SCHEDULED,
+        Status.INITIALIZING,
+        Status.JOINING,
+        Status.JOINED,
+        Status.LEAVING,
+        Status.COMPLETED,
+    ]
+    assert seen == [{"VP_ID": "vp1"}]  # the task learns nothing but its id
+    assert len(containers.run_task_calls) == 1
+    assert "failure_cause" not in raw_item("vp1")
+
+
+def test_run_task_parameters_and_history_carry_no_secret(
+    deployed: dict[str, str], dynamo_store: DynamoDbStore, containers: FakeContainers
+) -> None:
+    containers.workload = simulated_vp(dynamo_store, JOINED_AND_LEFT, 0)
+    store_vp(dynamo_store, "vp1")
+    execution = start(deployed["StateMachineArn"], "vp1")
+    wait_done(execution)
+    containers.join()
+
+    (params,) = containers.run_task_calls
+    assert params["cluster"] == deployed["ClusterArn"]
+    assert params["taskDefinition"] == deployed["TaskDefinitionArn"]
+    assert params["launchType"] == "FARGATE"
+    assert params["networkConfiguration"] == {
+        "awsvpcConfiguration": {
+            "subnets": [deployed["SubnetId1"], deployed["SubnetId2"]],
+            "securityGroups": [deployed["SecurityGroupId"]],
+            "assignPublicIp": "DISABLED",
+        }
+    }
+    assert params["overrides"] == {
+        "containerOverrides": [
+            {"name": CONTAINER, "environment": [{"name": "VP_ID", "value": "vp1"}]}
+        ]
+    }
+    events = history(execution)
+    started = json.loads(events[0]["executionStartedEventDetails"]["input"])
+    assert started == {"vp_id": "vp1", "launch_at": None}
+    for text in (json.dumps(params), json.dumps(events, default=str)):
+        assert PASSCODE not in text and "UrLtOkEn77" not in text and "987654321" not in text
+
+
+def test_scheduled_vp_waits_until_launch_at(
+    deployed: dict[str, str], dynamo_store: DynamoDbStore, containers: FakeContainers
+) -> None:
+    started_at: list[float] = []
+    workload = simulated_vp(dynamo_store, JOINED_AND_LEFT, 0)
+
+    def timed(env: dict[str, str]) -> int:
+        started_at.append(time.time())
+        return workload(env)
+
+    containers.workload = timed
+    launch_at = datetime.now(UTC) + timedelta(seconds=2.5)
+    store_vp(dynamo_store, "vp1", join_at=launch_at)
+    execution = start(deployed["StateMachineArn"], "vp1", launch_at_text(launch_at))
+    time.sleep(1.0)
+    assert statuses(dynamo_store, "vp1") == [Status.SCHEDULED]  # still waiting
+    assert containers.run_task_calls == []
+    done = wait_done(execution)
+    containers.join()
+
+    assert done["status"] == "SUCCEEDED"
+    assert "WaitUntilLaunch" in entered_states(execution)
+    # The Wait has whole-second precision (moto truncates the remaining wait to whole
+    # seconds), so the launch may come up to 1 s before the rounded-up launch_at.
+    not_before = datetime.fromisoformat(launch_at_text(launch_at)) - timedelta(seconds=1)
+    assert started_at and started_at[0] >= not_before.timestamp()
+    record = dynamo_store.get("vp1")
+    assert record is not None and record.status is Status.COMPLETED
+    initializing = record.history[1]
+    assert initializing.status is Status.INITIALIZING
+    assert datetime.fromisoformat(initializing.ts.replace("Z", "+00:00")) >= not_before
+
+
+def test_vp_cancelled_while_waiting_is_never_launched(
+    deployed: dict[str, str], dynamo_store: DynamoDbStore, containers: FakeContainers
+) -> None:
+    launch_at = datetime.now(UTC) + timedelta(seconds=1.5)
+    store_vp(dynamo_store, "vp1", join_at=launch_at)
+    execution = start(deployed["StateMachineArn"], "vp1", launch_at_text(launch_at))
+    # What the service does on DELETE for a SCHEDULED VP (even if StopExecution were lost).
+    dynamo_store.transition("vp1", Status.CANCELLED, None, "cancelled", expected=Status.SCHEDULED)
+    done = wait_done(execution)
+
+    assert done["status"] == "SUCCEEDED"
+    assert entered_states(execution)[-1] == "NotLaunched"
+    assert containers.run_task_calls == [] and containers.threads == []
+    assert statuses(dynamo_store, "vp1") == [Status.SCHEDULED, Status.CANCELLED]
+
+
+def test_missing_vp_is_never_launched(
+    deployed: dict[str, str], containers: FakeContainers, dynamo_store: DynamoDbStore
+) -> None:
+    execution = start(deployed["StateMachineArn"], "ghost")
+    assert wait_done(execution)["status"] == "SUCCEEDED"
+    assert entered_states(execution)[-1] == "NotLaunched"
+    assert containers.run_task_calls == []
+    assert dynamo_store.get("ghost") is None  # no item was created by the final writes
+
+
+def test_run_task_failure_records_failed_launch_failed(
+    aws: None, table: str, dynamo_store: DynamoDbStore, containers: FakeContainers
+) -> None:
+    deployed = deploy(
+        task_definition="arn:aws:ecs:us-east-1:123456789012:task-definition/missing:1"
+    )
+    store_vp(dynamo_store, "vp1")
+    execution = start(deployed["StateMachineArn"], "vp1")
+    done = wait_done(execution)
+
+    assert done["status"] == "FAILED" and done["error"] == "VpFailed"
+    assert containers.threads == []  # nothing ran
+    record = dynamo_store.get("vp1")
+    assert record is not None
+    assert record.status is Status.FAILED and record.reason is Reason.LAUNCH_FAILED
+    assert record.detail is not None and record.detail.startswith("launch failed: ECS.")
+    assert statuses(dynamo_store, "vp1") == [Status.SCHEDULED, Status.INITIALIZING, Status.FAILED]
+    cause = json.loads(raw_item("vp1")["failure_cause"]["S"])
+    assert cause["Error"].startswith("ECS.") and PASSCODE not in json.dumps(cause)
+
+
+def test_throttled_run_task_is_retried(
+    deployed: dict[str, str], dynamo_store: DynamoDbStore, containers: FakeContainers
+) -> None:
+    containers.workload = simulated_vp(dynamo_store, JOINED_AND_LEFT, 0)
+    containers.fail_next.append(
+        ClientError(
+            {"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}}, "RunTask"
+        )
+    )
+    store_vp(dynamo_store, "vp1")
+    execution = start(deployed["StateMachineArn"], "vp1")
+    done = wait_done(execution)
+    containers.join()
+
+    assert done["status"] == "SUCCEEDED"
+    assert len(containers.run_task_calls) == 2 and len(containers.threads) == 1
+    record = dynamo_store.get("vp1")
+    assert record is not None and record.status is Status.COMPLETED
+
+
+@pytest.mark.parametrize("exit_code", [0, 1])
+def test_task_that_never_started_the_vp_ends_launch_failed(
+    deployed: dict[str, str],
+    dynamo_store: DynamoDbStore,
+    containers: FakeContainers,
+    exit_code: int,
+) -> None:
+    containers.workload = lambda env: exit_code  # e.g. the image's entrypoint is broken
+    store_vp(dynamo_store, "vp1")
+    execution = start(deployed["StateMachineArn"], "vp1")
+    done = wait_done(execution)
+    containers.join()
+
+    assert done["status"] == "FAILED"
+    record = dynamo_store.get("vp1")
+    assert record is not None
+    assert record.status is Status.FAILED and record.reason is Reason.LAUNCH_FAILED
+    assert record.detail == "the ECS task stopped before the VP started"
+    cause = json.loads(raw_item("vp1")["failure_cause"]["S"])
+    assert cause["Containers"][0]["ExitCode"] == exit_code  # the stopped task, for operators
+
+
+def test_task_that_crashed_after_joining_ends_internal_error(
+    deployed: dict[str, str], dynamo_store: DynamoDbStore, containers: FakeContainers
+) -> None:
+    steps: list[tuple[Status, Reason | None]] = [(Status.JOINING, None), (Status.JOINED, None)]
+    containers.workload = simulated_vp(dynamo_store, steps, 137)  # killed: no final write
+    store_vp(dynamo_store, "vp1")
+    execution = start(deployed["StateMachineArn"], "vp1")
+    done = wait_done(execution)
+    containers.join()
+
+    assert done["status"] == "FAILED"
+    assert entered_states(execution)[-3:] == [
+        "RecordLaunchFailed",
+        "RecordInternalError",
+        "VpFailed",
+    ]
+    record = dynamo_store.get("vp1")
+    assert record is not None
+    assert record.status is Status.FAILED and record.reason is Reason.INTERNAL_ERROR
+    assert statuses(dynamo_store, "vp1")[-3:] == [Status.JOINING, Status.JOINED, Status.FAILED]
+
+
+def test_vp_that_failed_itself_keeps_its_reason(
+    deployed: dict[str, str], dynamo_store: DynamoDbStore, containers: FakeContainers
+) -> None:
+    steps: list[tuple[Status, Reason | None]] = [
+        (Status.JOINING, None),
+        (Status.FAILED, Reason.WRONG_PASSCODE),
+    ]
+    containers.workload = simulated_vp(dynamo_store, steps, 2)
+    store_vp(dynamo_store, "vp1")
+    execution = start(deployed["StateMachineArn"], "vp1")
+    done = wait_done(execution)
+    containers.join()
+
+    assert done["status"] == "SUCCEEDED"
+    record = dynamo_store.get("vp1")
+    assert record is not None
+    assert record.status is Status.FAILED and record.reason is Reason.WRONG_PASSCODE
+    assert statuses(dynamo_store, "vp1").count(Status.FAILED) == 1
+
+
+def test_malformed_launch_at_fails_the_vp_instead_of_the_execution(
+    deployed: dict[str, str], dynamo_store: DynamoDbStore, containers: FakeContainers
+) -> None:
+    store_vp(dynamo_store, "vp1")
+    execution = start(deployed["StateMachineArn"], "vp1", "next tuesday")
+    assert wait_done(execution)["status"] == "FAILED"
+    record = dynamo_store.get("vp1")
+    assert record is not None
+    assert record.status is Status.FAILED and record.reason is Reason.LAUNCH_FAILED
+    assert containers.run_task_calls == []

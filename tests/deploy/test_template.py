@@ -1,0 +1,559 @@
+"""deploy/template.yaml: cfn-lint clean, and secure by default.
+
+The template is parsed with cfn-lint's own decoder (it understands !Ref/!Sub/!GetAtt), then
+its security properties are asserted one by one: IAM statements name their resources
+("*" only on the documented actions AWS defines without resources), PassRole only on the two
+task roles, encryption at rest with a rotating customer managed key, log retention, TTL and
+point-in-time recovery, private networking without ingress or public IPs, Step Functions
+logs without execution data, and the workflow taken from stepfunctions/ — its one source.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cfnlint.decode import decode
+
+from tests.deploy.dockerfile import parse as parse_dockerfile
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = ROOT / "deploy" / "template.yaml"
+ASL = ROOT / "stepfunctions" / "virtual_participant.asl.json"
+
+# The only actions that may use Resource "*": AWS defines them without resource types.
+STAR_ACTIONS = {
+    "ecr:GetAuthorizationToken",
+    # CloudWatch Logs delivery for Step Functions logging (vended logs)
+    "logs:CreateLogDelivery",
+    "logs:GetLogDelivery",
+    "logs:UpdateLogDelivery",
+    "logs:DeleteLogDelivery",
+    "logs:ListLogDeliveries",
+    "logs:PutResourcePolicy",
+    "logs:DescribeResourcePolicies",
+    "logs:DescribeLogGroups",
+}
+# Fargate's valid CPU units → memory (MiB) pairings.
+FARGATE_SIZES = {
+    256: {512, 1024, 2048},
+    512: {1024, 2048, 3072, 4096},
+    1024: set(range(2048, 8193, 1024)),
+    2048: set(range(4096, 16385, 1024)),
+    4096: set(range(8192, 30721, 1024)),
+}
+
+
+def _load() -> dict[str, Any]:
+    template, matches = decode(str(TEMPLATE))
+    assert not matches, matches
+    assert isinstance(template, dict)
+    return template
+
+
+TPL = _load()
+RES: dict[str, Any] = TPL["Resources"]
+PARAMS: dict[str, Any] = TPL["Parameters"]
+
+
+def _of_type(kind: str) -> dict[str, dict[str, Any]]:
+    return {name: r for name, r in RES.items() if r["Type"] == kind}
+
+
+def _props(name: str) -> dict[str, Any]:
+    props: dict[str, Any] = RES[name]["Properties"]
+    return props
+
+
+def _listify(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _branches(value: Any) -> Iterator[Any]:
+    """Both sides of an Fn::If (minus AWS::NoValue), else the value itself."""
+    if isinstance(value, dict) and "Fn::If" in value:
+        for side in value["Fn::If"][1:]:
+            yield from _branches(side)
+    elif value != {"Ref": "AWS::NoValue"}:
+        yield value
+
+
+def _statements() -> Iterator[tuple[str, dict[str, Any]]]:
+    """(role, statement) for every IAM policy statement in the template."""
+    for name, role in _of_type("AWS::IAM::Role").items():
+        for policy in role["Properties"].get("Policies", []):
+            for raw in policy["PolicyDocument"]["Statement"]:
+                for statement in _branches(raw):
+                    yield name, statement
+    for kind in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
+        for name, policy in _of_type(kind).items():
+            for raw in policy["Properties"]["PolicyDocument"]["Statement"]:
+                for statement in _branches(raw):
+                    yield name, statement
+
+
+def _refs(value: Any) -> set[str]:
+    """Logical ids and parameters a value refers to (Ref, GetAtt, ${...} in Sub)."""
+    found: set[str] = set()
+    if isinstance(value, dict):
+        if "Ref" in value:
+            found.add(str(value["Ref"]))
+        if "Fn::GetAtt" in value:
+            target = value["Fn::GetAtt"]
+            found.add(str(target[0] if isinstance(target, list) else target.split(".")[0]))
+        if "Fn::Sub" in value:
+            text = value["Fn::Sub"] if isinstance(value["Fn::Sub"], str) else value["Fn::Sub"][0]
+            found |= {m.split(".")[0] for m in re.findall(r"\$\{([^}!]+)\}", text)}
+        for inner in value.values():
+            found |= _refs(inner)
+    elif isinstance(value, list):
+        for inner in value:
+            found |= _refs(inner)
+    return found
+
+
+def _by_action(prefix: str) -> list[tuple[str, dict[str, Any]]]:
+    return [
+        (role, s)
+        for role, s in _statements()
+        if any(str(a).startswith(prefix) for a in _listify(s["Action"]))
+    ]
+
+
+# ------------------------------------------------------------------------------ lint
+
+
+def _cfn_lint(path: Path) -> subprocess.CompletedProcess[str]:
+    cfn_lint = Path(sys.executable).parent / "cfn-lint"
+    return subprocess.run(
+        [str(cfn_lint), "--regions", "us-east-1", "eu-west-1", "--", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+
+
+def test_cfn_lint_is_clean() -> None:
+    result = _cfn_lint(TEMPLATE)
+    assert result.returncode == 0 and result.stdout == "", result.stdout + result.stderr
+    # Exactly one check is switched off, for the local paths `aws cloudformation package`
+    # replaces (the next test lints the packaged form without it).
+    assert TPL["Metadata"]["cfn-lint"]["config"] == {"ignore_checks": ["W3002"]}
+
+
+def test_the_packaged_template_is_cfn_lint_clean_too(tmp_path: Path) -> None:
+    # What `aws cloudformation package` produces: local paths become S3 locations.
+    packaged = copy.deepcopy(TPL)
+    del packaged["Metadata"]["cfn-lint"]
+    sm = packaged["Resources"]["StateMachine"]["Properties"]
+    assert (TEMPLATE.parent / sm["DefinitionS3Location"]).resolve() == ASL
+    sm["DefinitionS3Location"] = {"Bucket": "artifacts-bucket", "Key": "0123abcd"}
+    fn = packaged["Resources"]["ApiFunction"]["Properties"]
+    fn["Code"] = {"S3Bucket": "artifacts-bucket", "S3Key": "4567ef01"}
+    out = tmp_path / "packaged.json"
+    out.write_text(json.dumps(packaged, indent=1))
+    result = _cfn_lint(out)
+    assert result.returncode == 0 and result.stdout == "", result.stdout + result.stderr
+
+
+def test_cfn_lint_would_catch_a_broken_template(tmp_path: Path) -> None:
+    broken = copy.deepcopy(TPL)
+    broken["Resources"]["VpTable"]["Properties"]["BillingMode"] = "FREE"
+    broken["Resources"]["TaskDefinition"]["Properties"]["NetworkMode"] = "bridgey"
+    out = tmp_path / "broken.json"
+    out.write_text(json.dumps(broken))
+    result = _cfn_lint(out)
+    assert result.returncode != 0
+    assert "'FREE'" in result.stdout and "'bridgey'" in result.stdout
+
+
+# ------------------------------------------------------------------------------ IAM
+
+
+def test_every_statement_names_its_resources() -> None:
+    statements = list(_statements())
+    assert len(statements) > 10
+    for role, s in statements:
+        assert s["Effect"] == "Allow", (role, s)
+        assert "NotAction" not in s and "NotResource" not in s and "NotPrincipal" not in s
+        actions = [str(a) for a in _listify(s["Action"])]
+        for action in actions:
+            assert "*" not in action or action.endswith("*") and ":" in action, action
+            assert not action.endswith(":*"), f"{role}: wildcard action {action}"
+        for resource in _listify(s["Resource"]):
+            if resource == "*":
+                assert set(actions) <= STAR_ACTIONS, f"{role}: {actions} on '*'"
+                continue
+            assert isinstance(resource, dict), f"{role}: literal resource {resource!r}"
+            stack_refs = _refs(resource) - {"AWS::Partition", "AWS::Region", "AWS::AccountId"}
+            # Either this stack's resource or parameter, or one fixed, fully named ARN (the
+            # rule AWS manages for runTask.sync).
+            assert stack_refs or "*" not in json.dumps(resource), f"{role}: {resource}"
+            if "Fn::Sub" in resource and resource["Fn::Sub"].startswith("${"):
+                # a stack resource's ARN plus a fixed suffix (a table's named index)
+                assert re.fullmatch(r"\$\{\w+\.Arn\}/[\w/.-]+", resource["Fn::Sub"])
+            elif "Fn::Sub" in resource:
+                arn = resource["Fn::Sub"]
+                fields = arn.split(":", 5)
+                assert fields[0] == "arn" and len(fields) == 6, arn
+                assert "*" not in ":".join(fields[:5]), f"{role}: wildcard in {arn}"
+                # A wildcard only after a named segment: a family's revisions, a cluster's
+                # tasks, a state machine's executions, a table's index.
+                named = fields[5].split("*", 1)[0]
+                assert re.search(r"[/:][^/:*]+[/:]$", named) or "*" not in fields[5], arn
+
+
+def test_star_resources_are_exactly_the_documented_actions() -> None:
+    on_star = {
+        a for _, s in _statements() if "*" in _listify(s["Resource"]) for a in _listify(s["Action"])
+    }
+    assert on_star == STAR_ACTIONS
+
+
+def test_data_actions_name_this_stacks_resources() -> None:
+    expectations = {
+        "dynamodb:": {"VpTable"},
+        "states:": {"StateMachine"},
+        "secretsmanager:": {"TranscriberTokenSecretArn"},
+        "ecs:RunTask": {"AWS::StackName"},  # the task definition family, see below
+        "ecs:StopTask": {"Cluster"},
+        "ecs:DescribeTasks": {"Cluster"},
+        "logs:PutLogEvents": {"TaskLogGroup", "ApiFunctionLogGroup"},
+        "kms:": {"DataKey", "TranscriberTokenSecretKmsKeyArn"},
+        "events:": {"AWS::Partition"},
+    }
+    for prefix, allowed in expectations.items():
+        statements = _by_action(prefix)
+        assert statements, prefix
+        for role, s in statements:
+            named = _refs(s["Resource"])
+            assert named and named <= allowed | {"AWS::Partition", "AWS::Region", "AWS::AccountId"}
+            assert named & allowed, (role, prefix, named)
+
+
+def test_run_task_is_limited_to_the_vp_family_in_the_vp_cluster() -> None:
+    ((_, s),) = _by_action("ecs:RunTask")
+    family = _props("TaskDefinition")["Family"]["Fn::Sub"]
+    assert s["Resource"]["Fn::Sub"].endswith(f":task-definition/{family}:*")
+    assert s["Condition"]["ArnEquals"]["ecs:cluster"] == {"Fn::GetAtt": ["Cluster", "Arn"]}
+    ((_, events),) = _by_action("events:")
+    assert sorted(events["Action"]) == [
+        "events:DescribeRule",
+        "events:PutRule",
+        "events:PutTargets",
+    ]
+    assert events["Resource"]["Fn::Sub"].endswith(":rule/StepFunctionsGetEventsForECSTaskRule")
+
+
+def test_pass_role_is_limited_to_the_two_task_roles() -> None:
+    statements = _by_action("iam:")
+    assert len(statements) == 1
+    role, s = statements[0]
+    assert role == "StateMachineRole" and _listify(s["Action"]) == ["iam:PassRole"]
+    assert _refs(s["Resource"]) == {"TaskRole", "TaskExecutionRole"}
+    assert s["Condition"] == {"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}}
+    td = _props("TaskDefinition")
+    assert _refs(td["TaskRoleArn"]) == {"TaskRole"}
+    assert _refs(td["ExecutionRoleArn"]) == {"TaskExecutionRole"}
+
+
+def test_passcodes_need_their_encryption_context() -> None:
+    # Direct KMS use (not via DynamoDB) requires the vp_id context the store encrypts with:
+    # the API may only encrypt, the task may only decrypt.
+    direct = {
+        role: _listify(s["Action"])
+        for role, s in _by_action("kms:")
+        if "kms:ViaService" not in json.dumps(s.get("Condition", {}))
+    }
+    assert direct == {"ApiFunctionRole": ["kms:Encrypt"], "TaskRole": ["kms:Decrypt"]}
+    for role, s in _by_action("kms:"):
+        if role in direct and "kms:ViaService" not in json.dumps(s.get("Condition", {})):
+            assert s["Condition"] == {"StringLike": {"kms:EncryptionContext:vp_id": "?*"}}
+    store = (ROOT / "scheduler" / "dynamodb_store.py").read_text()
+    assert 'EncryptionContext={"vp_id": vp_id}' in store
+
+
+def test_the_key_policy_delegates_to_iam_and_lets_logs_use_only_this_stacks_groups() -> None:
+    key = _props("DataKey")
+    assert key["EnableKeyRotation"] is True
+    statements = key["KeyPolicy"]["Statement"]
+    principals = [s["Principal"] for s in statements]
+    root = "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"
+    assert principals[0] == {"AWS": {"Fn::Sub": root}}
+    logs = statements[1]
+    assert logs["Principal"] == {"Service": {"Fn::Sub": "logs.${AWS::Region}.amazonaws.com"}}
+    arns = logs["Condition"]["ArnLike"]["kms:EncryptionContext:aws:logs:arn"]
+    names = [_props(g)["LogGroupName"]["Fn::Sub"] for g in _of_type("AWS::Logs::LogGroup")]
+    for name in names:
+        assert any(
+            re.fullmatch(re.escape(a["Fn::Sub"].split(":log-group:")[1]).replace(r"\*", ".*"), name)
+            for a in arns
+        ), name
+    assert len(statements) == 2
+
+
+# ------------------------------------------------------------------------------ data
+
+
+def test_table_is_on_demand_encrypted_with_ttl_and_pitr() -> None:
+    table = _props("VpTable")
+    assert table["BillingMode"] == "PAY_PER_REQUEST"
+    assert table["KeySchema"] == [{"AttributeName": "vp_id", "KeyType": "HASH"}]
+    assert {"AttributeName": "vp_id", "AttributeType": "S"} in table["AttributeDefinitions"]
+    assert table["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+    sse = table["SSESpecification"]
+    assert sse["SSEEnabled"] is True and sse["SSEType"] == "KMS"
+    assert _refs(sse["KMSMasterKeyId"]) == {"DataKey"}
+    assert table["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    assert RES["VpTable"]["DeletionPolicy"] == "Retain"
+    assert RES["DataKey"]["DeletionPolicy"] == "Retain"  # a retained table needs its key
+    (index,) = table["GlobalSecondaryIndexes"]
+    assert index["Projection"] == {"ProjectionType": "INCLUDE", "NonKeyAttributes": ["status"]}
+
+
+def test_owner_index_matches_the_store() -> None:
+    (index,) = _props("VpTable")["GlobalSecondaryIndexes"]
+    assert [k["AttributeName"] for k in index["KeySchema"]] == ["owner", "created_at"]
+    env = _props("ApiFunction")["Environment"]["Variables"]
+    assert env["VP_TABLE_OWNER_INDEX"] == index["IndexName"]
+    ((_, query),) = _by_action("dynamodb:Query")
+    assert query["Resource"]["Fn::Sub"] == "${VpTable.Arn}/index/" + index["IndexName"]
+
+
+def test_every_log_group_is_encrypted_and_retained() -> None:
+    groups = _of_type("AWS::Logs::LogGroup")
+    assert set(groups) == {
+        "TaskLogGroup",
+        "ApiFunctionLogGroup",
+        "ApiAccessLogGroup",
+        "StateMachineLogGroup",
+    }
+    for name in groups:
+        props = _props(name)
+        assert props["RetentionInDays"] == {"Ref": "LogRetentionDays"}, name
+        assert _refs(props["KmsKeyId"]) == {"DataKey"}, name
+    assert PARAMS["LogRetentionDays"]["Default"] in PARAMS["LogRetentionDays"]["AllowedValues"]
+    # Every log destination in the stack is one of these groups.
+    td = _props("TaskDefinition")["ContainerDefinitions"][0]["LogConfiguration"]
+    assert td["Options"]["awslogs-group"] == {"Ref": "TaskLogGroup"}
+    assert _props("ApiFunction")["LoggingConfig"]["LogGroup"] == {"Ref": "ApiFunctionLogGroup"}
+    stage = _props("ApiStage")["AccessLogSettings"]
+    assert _refs(stage["DestinationArn"]) == {"ApiAccessLogGroup"}
+    for secretish in ("$context.authorizer.claims.token", "header", "querystring", "body"):
+        assert secretish not in stage["Format"].lower()
+
+
+def test_record_retention_reaches_the_store_in_both_writers() -> None:
+    container = _props("TaskDefinition")["ContainerDefinitions"][0]
+    task_env = {e["Name"]: e["Value"] for e in container["Environment"]}
+    api_env = _props("ApiFunction")["Environment"]["Variables"]
+    for env in (task_env, api_env):
+        assert env["VP_RECORD_TTL_DAYS"] == {"Ref": "RecordRetentionDays"}
+    assert "VP_RECORD_TTL_DAYS" in (ROOT / "scheduler" / "dynamodb_store.py").read_text()
+
+
+# ------------------------------------------------------------------------------ network
+
+
+def test_no_ingress_and_https_only_egress_by_default() -> None:
+    assert not _of_type("AWS::EC2::SecurityGroupIngress")
+    (sg,) = _of_type("AWS::EC2::SecurityGroup").values()
+    assert "SecurityGroupIngress" not in sg["Properties"]
+    assert sg["Properties"]["SecurityGroupEgress"] == [
+        {
+            "Description": sg["Properties"]["SecurityGroupEgress"][0]["Description"],
+            "IpProtocol": "tcp",
+            "FromPort": 443,
+            "ToPort": 443,
+            "CidrIp": "0.0.0.0/0",
+        }
+    ]
+    for name, extra in _of_type("AWS::EC2::SecurityGroupEgress").items():
+        assert extra.get("Condition") == "AllowUdpEgress", name
+        assert extra["Properties"]["IpProtocol"] == "udp"
+    assert PARAMS["WebRtcUdpEgress"]["Default"] == "false"
+
+
+def test_tasks_run_in_private_subnets_without_public_ips() -> None:
+    asl = ASL.read_text()
+    assert '"AssignPublicIp": "DISABLED"' in asl and "ENABLED" not in asl
+    subs = _props("StateMachine")["DefinitionSubstitutions"]
+    assert subs["SubnetId1"] == {"Ref": "PrivateSubnet1"}
+    assert subs["SubnetId2"] == {"Ref": "PrivateSubnet2"}
+    assert _refs(subs["SecurityGroupId"]) == {"TaskSecurityGroup"}
+    assert _props("TaskDefinition")["NetworkMode"] == "awsvpc"
+    for subnet in ("PrivateSubnet1", "PrivateSubnet2"):
+        assert PARAMS[subnet]["Type"] == "AWS::EC2::Subnet::Id"
+
+
+def test_the_transcriber_is_reached_over_tls() -> None:
+    pattern = re.compile(PARAMS["TranscriberUrl"]["AllowedPattern"])
+    assert pattern.fullmatch("wss://lma.example.com/api/v1/ws")
+    assert not pattern.fullmatch("ws://lma.example.com/api/v1/ws")
+    assert not pattern.fullmatch("https://lma.example.com/")
+
+
+# ------------------------------------------------------------------------------ workflow
+
+
+def _placeholders(text: str) -> set[str]:
+    return set(re.findall(r"\$\{([A-Za-z0-9_]+)\}", text))
+
+
+def test_the_workflow_comes_from_stepfunctions_only() -> None:
+    sm = _props("StateMachine")
+    assert not {"Definition", "DefinitionString", "DefinitionBody"} & set(sm)
+    assert (TEMPLATE.parent / sm["DefinitionS3Location"]).resolve() == ASL
+    assert sm["StateMachineType"] == "STANDARD"
+    json.loads(ASL.read_text())  # valid JSON, as package uploads it verbatim
+    # No copy of the definition hides in deploy/.
+    for path in TEMPLATE.parent.rglob("*"):
+        if path.is_file():
+            assert '"StartAt"' not in path.read_text(errors="replace"), path
+
+
+def test_substitutions_match_the_definitions_placeholders_exactly() -> None:
+    subs = _props("StateMachine")["DefinitionSubstitutions"]
+    assert set(subs) == _placeholders(ASL.read_text())
+    assert set(subs) == {
+        "VpTableName",
+        "ClusterArn",
+        "TaskDefinitionArn",
+        "ContainerName",
+        "SubnetId1",
+        "SubnetId2",
+        "SecurityGroupId",
+    }
+    assert subs["VpTableName"] == {"Ref": "VpTable"}
+    assert subs["ClusterArn"] == {"Fn::GetAtt": ["Cluster", "Arn"]}
+    assert subs["TaskDefinitionArn"] == {"Ref": "TaskDefinition"}
+    containers = _props("TaskDefinition")["ContainerDefinitions"]
+    assert subs["ContainerName"] == containers[0]["Name"]
+
+
+def test_substitution_check_would_catch_drift() -> None:
+    drifted = ASL.read_text().replace("${ContainerName}", "${ContainerNam}")
+    assert _placeholders(drifted) != set(_props("StateMachine")["DefinitionSubstitutions"])
+
+
+def test_workflow_logs_errors_without_execution_data() -> None:
+    logging = _props("StateMachine")["LoggingConfiguration"]
+    assert logging["Level"] in ("ERROR", "ALL")
+    assert logging["IncludeExecutionData"] is False
+    (destination,) = logging["Destinations"]
+    assert _refs(destination) == {"StateMachineLogGroup"}
+
+
+# ------------------------------------------------------------------------------ ECS
+
+
+def test_cluster_offers_fargate_and_fargate_spot() -> None:
+    (cluster,) = _of_type("AWS::ECS::Cluster").values()
+    assert sorted(cluster["Properties"]["CapacityProviders"]) == ["FARGATE", "FARGATE_SPOT"]
+    strategy = cluster["Properties"]["DefaultCapacityProviderStrategy"]
+    assert strategy == [{"CapacityProvider": {"Ref": "CapacityProvider"}, "Weight": 1}]
+
+
+def test_task_size_defaults_to_a_valid_small_fargate_size() -> None:
+    cpu, memory = int(PARAMS["TaskCpu"]["Default"]), int(PARAMS["TaskMemory"]["Default"])
+    assert memory in FARGATE_SIZES[cpu]
+    assert (cpu, memory) == (512, 1024)  # until bench/ shows one VP fits 256/512
+    assert {int(v) for v in PARAMS["TaskCpu"]["AllowedValues"]} <= set(FARGATE_SIZES)
+    td = _props("TaskDefinition")
+    assert td["Cpu"] == {"Ref": "TaskCpu"} and td["Memory"] == {"Ref": "TaskMemory"}
+    assert td["RequiresCompatibilities"] == ["FARGATE"]
+
+
+def test_container_matches_the_image() -> None:
+    (container,) = _props("TaskDefinition")["ContainerDefinitions"]
+    _, stages = parse_dockerfile()
+    final = stages[-1]
+    assert container["User"] == final.all("USER")[-1].args
+    assert container["ReadonlyRootFilesystem"] is True
+    (volume,) = final.all("VOLUME")[0].exec_form() or []
+    (mount,) = container["MountPoints"]
+    assert mount["ContainerPath"] == volume and mount["ReadOnly"] is False
+    assert {"Name": mount["SourceVolume"]} in _props("TaskDefinition")["Volumes"]
+    health = final.all("HEALTHCHECK")[0].args.split("CMD", 1)[1].strip()
+    assert container["HealthCheck"]["Command"] == ["CMD", *json.loads(health)]
+    assert container["LinuxParameters"]["InitProcessEnabled"] is True
+    assert "Command" not in container and "EntryPoint" not in container  # the image's vp run
+
+
+def test_container_gets_configuration_by_environment_and_secrets_by_reference() -> None:
+    (container,) = _props("TaskDefinition")["ContainerDefinitions"]
+    env = {e["Name"]: e["Value"] for e in container["Environment"]}
+    secrets = {s["Name"]: s["ValueFrom"] for s in container["Secrets"]}
+    assert secrets == {"VP_TRANSCRIBER_TOKEN": {"Ref": "TranscriberTokenSecretArn"}}
+    assert env["VP_TABLE_NAME"] == {"Ref": "VpTable"}
+    assert env["VP_TRANSCRIBER_URL"] == {"Ref": "TranscriberUrl"}
+    assert _refs(env["VP_PASSCODE_KMS_KEY_ID"]) == {"DataKey"}
+    for name in env:
+        assert not re.search(r"TOKEN|PASSCODE$|PASSWORD|SECRET", name), name
+    # `vp run` reads exactly these (and VP_ID, which the workflow's override carries).
+    run_source = (ROOT / "scheduler" / "run.py").read_text()
+    for name in ("VP_TRANSCRIBER_URL", "VP_TRANSCRIBER_TOKEN", "VP_ID"):
+        assert name in run_source + (ROOT / "vp" / "cli.py").read_text(), name
+    assert (
+        env["VP_ALLOWED_HOSTS"]
+        == _props("ApiFunction")["Environment"]["Variables"]["VP_ALLOWED_HOSTS"]
+    )  # the API validates meeting hosts against the same list the task browses with
+    assert "VP_ID" in ASL.read_text()
+
+
+# ------------------------------------------------------------------------------ API
+
+
+def test_every_route_requires_the_cognito_jwt() -> None:
+    routes = _of_type("AWS::ApiGatewayV2::Route")
+    keys = {r["Properties"]["RouteKey"] for r in routes.values()}
+    assert keys == {"POST /v1/vps", "GET /v1/vps", "GET /v1/vps/{vp_id}", "DELETE /v1/vps/{vp_id}"}
+    for route in routes.values():
+        assert route["Properties"]["AuthorizationType"] == "JWT"
+        assert route["Properties"]["AuthorizerId"] == {"Ref": "ApiAuthorizer"}
+    auth = _props("ApiAuthorizer")
+    assert auth["AuthorizerType"] == "JWT"
+    assert auth["JwtConfiguration"]["Issuer"] == {
+        "Fn::Sub": "https://cognito-idp.${AWS::Region}.amazonaws.com/${CognitoUserPoolId}"
+    }
+    assert auth["JwtConfiguration"]["Audience"] == [{"Ref": "CognitoAppClientId"}]
+    assert _props("HttpApi")["ProtocolType"] == "HTTP"
+    permission = _props("ApiInvokePermission")
+    assert permission["Principal"] == "apigateway.amazonaws.com"
+    assert "HttpApi" in _refs(permission["SourceArn"])
+
+
+def test_lambda_runs_the_control_plane_handler() -> None:
+    fn = _props("ApiFunction")
+    module, _, attr = fn["Handler"].rpartition(".")
+    assert (ROOT / Path(*module.split("."))).with_suffix(".py").exists(), module
+    assert fn["Runtime"] == "python3.11"
+    assert fn["Timeout"] < 30  # API Gateway's integration limit
+    env = fn["Environment"]["Variables"]
+    assert env["VP_TABLE_NAME"] == {"Ref": "VpTable"}
+    assert env["STATE_MACHINE_ARN"] == {"Ref": "StateMachine"}
+    assert _refs(env["VP_PASSCODE_KMS_KEY_ID"]) == {"DataKey"}
+    source = "".join(p.read_text() for d in ("scheduler", "vp") for p in (ROOT / d).glob("*.py"))
+    for name in env:
+        assert re.search(rf"[\"']{name}[\"']", source), f"{name} is configured but never read"
+    assert attr == "handler"
+
+
+def test_outputs() -> None:
+    outputs = TPL["Outputs"]
+    assert outputs["ApiUrl"]["Value"] == {"Fn::GetAtt": ["HttpApi", "ApiEndpoint"]}
+    assert outputs["StateMachineArn"]["Value"] == {"Ref": "StateMachine"}
+
+
+@pytest.mark.parametrize("name", sorted(PARAMS))
+def test_every_parameter_is_described_and_used(name: str) -> None:
+    assert PARAMS[name].get("Description"), name
+    used = _refs(RES) | _refs(TPL.get("Conditions", {}))
+    assert name in used, f"parameter {name} is never used"
