@@ -22,7 +22,8 @@ cannot occur in a VP id), claimed in one transaction with the record; scans skip
 they have no ``status``.
 
 :meth:`list` scans (with a filter on the owner) unless ``owner_index`` names a GSI with hash
-key ``owner`` and range key ``created_at``; then it queries that index.
+key ``owner`` and range key ``created_at``; then it queries that index (and reads each record
+from the table unless the index projects the whole public record).
 """
 
 from __future__ import annotations
@@ -67,6 +68,18 @@ _PUBLIC = (
     "version",
 )
 _NAMES = {f"#{a}": a for a in _PUBLIC}
+# Always present in a record item (the others may be absent or NULL).
+_REQUIRED = (
+    "vp_id",
+    "owner",
+    "platform",
+    "meeting_url",
+    "name",
+    "status",
+    "created_at",
+    "updated_at",
+    "history",
+)
 _TRANSITION_ATTRS = ("status", "reason", "detail", "updated_at", "history", "version")
 _PROJECTION = ", ".join(_NAMES)
 _BOTO_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5)
@@ -272,9 +285,18 @@ class DynamoDbStore(VpStore):
                 ExpressionAttributeNames={"#owner": "owner"},
                 ExpressionAttributeValues={":owner": {"S": owner}},
             )
-            # A GSI may project only keys; read the records from the table. Idempotency
+            # An index that projects the whole public record serves it directly; one that
+            # projects less (keys, status) is followed by a GetItem per record. Idempotency
             # items have no created_at, so the index never holds them.
-            found = self._batch_get([i["vp_id"]["S"] for i in items])
+            found = []
+            for item in items:
+                record = (
+                    self._record(item)
+                    if all(a in item for a in _REQUIRED)
+                    else self.get(item["vp_id"]["S"])
+                )
+                if record is not None:
+                    found.append(record)
         else:
             kwargs: dict[str, Any] = {
                 "ProjectionExpression": _PROJECTION,
@@ -286,24 +308,6 @@ class DynamoDbStore(VpStore):
                 kwargs["ExpressionAttributeValues"] = {":owner": {"S": owner}}
             found = [self._record(i) for i in self._scan(**kwargs)]
         return sorted(found, key=lambda r: r.created_at, reverse=True)
-
-    def _batch_get(self, vp_ids: builtins.list[str]) -> builtins.list[VpRecord]:
-        records: builtins.list[VpRecord] = []
-        for start in range(0, len(vp_ids), 100):  # BatchGetItem's limit
-            request: dict[str, Any] = {
-                self.table_name: {
-                    "Keys": [{"vp_id": {"S": v}} for v in vp_ids[start : start + 100]],
-                    "ProjectionExpression": _PROJECTION,
-                    "ExpressionAttributeNames": dict(_NAMES),
-                    "ConsistentRead": True,
-                }
-            }
-            while request:
-                page = self._ddb.batch_get_item(RequestItems=request)
-                items = page.get("Responses", {}).get(self.table_name, [])
-                records.extend(self._record(i) for i in items if "status" in i)
-                request = page.get("UnprocessedKeys") or {}
-        return records
 
     def list_active(self) -> builtins.list[VpRecord]:
         values = {f":t{i}": {"S": s.value} for i, s in enumerate(sorted(TERMINAL))}

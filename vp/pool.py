@@ -180,6 +180,14 @@ class VpPool:
         except KeyError:
             raise ConfigError(f"no VP {vp_id!r} in the pool") from None
 
+    async def wait_for(self, vp_id: str) -> RunResult:
+        """Until VP ``vp_id`` has ended; its result."""
+        try:
+            task = self._tasks[vp_id]
+        except KeyError:
+            raise ConfigError(f"no VP {vp_id!r} in the pool") from None
+        return await asyncio.shield(task)
+
     async def wait(self) -> dict[str, RunResult]:
         """Until every VP added so far has ended; their results by vp_id."""
         while True:

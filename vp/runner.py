@@ -10,6 +10,13 @@ Whatever ends the VP — the meeting, max duration, a signal, a crash, the trans
 through one place (:meth:`VirtualParticipant._conclude`), so the shutdown sequence is always
 the same: LEAVING, leave through the UI, stop capture, flush the pipeline, END to the
 transcriber, close files and the browser, then the terminal status.
+
+Faults it survives (README "Faults survived"): the meeting page or Chromium crashing — or the
+page hanging, seen by a watchdog — while JOINED is answered by ONE relaunch and rejoin within
+``rejoin_timeout``; the lifecycle stays JOINED (it has no way back to JOINING), the pipeline
+fills the gap with silence so the stream stays real time, and the gap is reported (log,
+summary.json, the terminal status detail). Anything else ends FAILED browser-crashed. Every
+document the pages load is checked against the allow-list (vp.navguard).
 """
 
 from __future__ import annotations
@@ -44,9 +51,10 @@ from vp.assistant.engines import create_engine
 from vp.browser import BrowserHost
 from vp.capture import AudioCapture, CaptureFrame, CaptureHealth
 from vp.config import JoinConfig
-from vp.errors import InvalidUrl, VpError
+from vp.errors import BrowserCrashed, InvalidUrl, VpError
 from vp.files import JsonlWriter
 from vp.lifecycle import COMPLETED_REASONS, Lifecycle, Reason, Status, StatusEvent
+from vp.navguard import BlockedNavigation, NavigationGuard
 from vp.pipeline import AudioPipeline
 from vp.recording import WavRecorder
 from vp.status import FanOut, JsonlFileSink, StatusSink
@@ -55,6 +63,7 @@ from vp.transcriber.client import TranscriberClient
 from vp.transcriber.engines import create_engine as create_transcriber_engine
 from vp.transcriber.protocol import TranscriptSegment
 from vp.transcriber.server import LocalTranscriber
+from vp.urls import url_secrets
 
 log = structlog.get_logger(__name__)
 
@@ -62,6 +71,8 @@ LEAVE_TIMEOUT = 5.0
 END_TIMEOUT = 5.0
 HEALTH_INTERVAL = 5.0
 NO_SOURCE_AFTER = 10.0
+HANG_CHECK_EVERY = 5.0  # the page watchdog's period (its timeout is config.hang_timeout)
+MAX_REJOINS = 1
 
 
 @dataclass(slots=True)
@@ -126,6 +137,20 @@ class VirtualParticipant:
         self._transcript: JsonlWriter | None = None
         self._chat: JsonlWriter | None = None
         self._warned_audio: set[str] = set()
+        self._audio_warnings: set[str] = set()  # every state ever warned about (summary)
+        # Browser/page recovery: a generation per page, so events of a discarded page (its
+        # crash, its Chromium's exit) are ignored.
+        self._generation = 0
+        self._guard: NavigationGuard | None = None
+        self._recovery: asyncio.Task[None] | None = None
+        self._rejoins_left = MAX_REJOINS
+        self._rejoins: list[dict[str, Any]] = []
+        self._watch_task: asyncio.Task[None] | None = None
+        self._watchdog_task: asyncio.Task[None] | None = None
+        self._last_frame_at: float | None = None
+        self._gap_since: float | None = None  # capture interrupted since (monotonic)
+        self._audio_gaps: list[float] = []
+        self._blocked: list[BlockedNavigation] = []
         self.assistant: MeetingAssistant | None = None
         self._capture_health: CaptureHealth | None = None
         self._result = RunResult(
@@ -165,7 +190,7 @@ class VirtualParticipant:
         self._conclusion = loop.create_future()
         if self._stop_requested:
             self._conclusion.set_result(_Conclusion(Reason.STOPPED, "stop requested"))
-        for secret in self.config.secrets():
+        for secret in [*self.config.secrets(), *url_secrets(self.config.meeting_url)]:
             vplog.register_secret(secret)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self._sink.sinks.append(JsonlFileSink(self.out_dir / "status.jsonl"))
@@ -201,8 +226,10 @@ class VirtualParticipant:
         assert self._conclusion is not None
         task = self._owner.spawn(coro, name)
         await asyncio.wait({task, self._conclusion}, return_when=asyncio.FIRST_COMPLETED)
-        if task.done():
+        if not self._conclusion.done():
             return task.result()
+        # The VP must end; whatever the task did meanwhile (e.g. a navigation the guard
+        # blocked failing the join) follows from that and must not replace the reason.
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await task
@@ -217,27 +244,8 @@ class VirtualParticipant:
         else:
             self._browser = BrowserHost()
             await self._browser.start()
-        self._context = await self._browser.new_context()
         self._pipeline = AudioPipeline(sinks=[self._record_frame, self._send_frame])
-        self._capture = AudioCapture(
-            on_frame=self._on_capture_frame,
-            track_filter_js=meeting.driver.capture_track_filter_js,
-        )
-        # The meeting's origin may open the capture WebSocket to 127.0.0.1 (see vp.capture).
-        await self._capture.install(self._context, origins=[meeting.url])
-        self._page = await self._context.new_page()
-        self._page.on("crash", lambda _page: self._conclude(Reason.BROWSER_CRASHED, "page crashed"))
-        self._browser.browser.on(
-            "disconnected",
-            lambda _b: self._conclude(Reason.BROWSER_CRASHED, "Chromium exited"),
-        )
-        settings = DriverSettings(
-            name=cfg.name,
-            passcode=cfg.passcode.get_secret_value() if cfg.passcode else None,
-            join_timeout=cfg.join_timeout,
-            alone_timeout=cfg.alone_timeout,
-        )
-        self._driver = meeting.driver(self._page, settings, self._on_driver_event)
+        await self._open_page(meeting)
 
         # Join, bounded by join_timeout and interruptible by any conclusion.
         self._advance(Status.JOINING)
@@ -264,6 +272,7 @@ class VirtualParticipant:
         self._result.joined_at = time.monotonic()
         self.joined_event.set()
         await self._start_streaming(meeting)
+        self._watch_task = self._owner.spawn(self._watch(self._generation), "driver-watch")
         if meeting.driver.supports_chat:
             self.assistant = self._make_assistant(meeting)
             self._owner.spawn(self.assistant.introduce(), "assistant-intro")
@@ -325,13 +334,14 @@ class VirtualParticipant:
             agent_id=cfg.name,
             token=token,
             active_speaker=self.active_speaker or "n/a",
+            buffer_seconds=cfg.transcriber_buffer,
+            unavailable_after=cfg.transcriber_wait,
             on_segment=back_channel,
         )
         self._pipeline.start()
         self._capture.start()
         self._owner.spawn(self._run_client(), "transcriber-client")
         self._owner.spawn(self._pipeline.run(), "pipeline-stall-watchdog")
-        self._owner.spawn(self._watch(), "driver-watch")
         self._owner.spawn(self._audio_health(), "audio-health")
         if cfg.max_duration is not None:
             self._owner.spawn(self._max_duration(cfg.max_duration), "max-duration")
@@ -344,12 +354,12 @@ class VirtualParticipant:
         except VpError as exc:
             self._conclude(exc.reason, exc.detail)
 
-    async def _watch(self) -> None:
+    async def _watch(self, generation: int) -> None:
         assert self._driver is not None
         try:
             over = await self._driver.watch()
         except PlaywrightError as exc:
-            self._conclude(Reason.BROWSER_CRASHED, f"meeting page failed: {_first_line(exc)}")
+            self._browser_lost(generation, f"the meeting page failed: {_first_line(exc)}")
         except VpError as exc:
             self._conclude(exc.reason, exc.detail)
         else:
@@ -370,13 +380,153 @@ class VirtualParticipant:
             state = self._capture.health().state
             if state in ("no-frames", "no-source", "silent") and state not in self._warned_audio:
                 self._warned_audio.add(state)
+                self._audio_warnings.add(state)
                 log.warning("audio.health", state=state)
             elif state == "active" and self._warned_audio:
                 self._warned_audio.clear()
                 log.info("audio.health", state=state)
 
+    # -- the page, its guard and watchdog, and recovery --------------------------------
+    async def _open_page(self, meeting: ResolvedMeeting) -> None:
+        """A fresh context, capture, navigation guard, page and driver (also for a rejoin)."""
+        assert self._browser is not None
+        cfg = self.config
+        self._generation += 1
+        generation = self._generation
+        self._context = await self._browser.new_context()
+        self._capture = AudioCapture(
+            on_frame=self._on_capture_frame,
+            track_filter_js=meeting.driver.capture_track_filter_js,
+        )
+        # The meeting's origin may open the capture WebSocket to 127.0.0.1 (see vp.capture).
+        await self._capture.install(self._context, origins=[meeting.url])
+        self._page = await self._context.new_page()
+        self._guard = NavigationGuard(meeting.allows, self._on_navigation_blocked)
+        await self._guard.protect(self._page)
+        self._guard.watch_popups(self._context, self._page)
+        self._page.on(
+            "crash", lambda _page: self._browser_lost(generation, "the meeting page crashed")
+        )
+        self._browser.browser.on(
+            "disconnected", lambda _b: self._browser_lost(generation, "Chromium exited")
+        )
+        settings = DriverSettings(
+            name=cfg.name,
+            passcode=cfg.passcode.get_secret_value() if cfg.passcode else None,
+            join_timeout=cfg.join_timeout,
+            alone_timeout=cfg.alone_timeout,
+        )
+        self._driver = meeting.driver(self._page, settings, self._on_driver_event)
+        self._watchdog_task = self._owner.spawn(
+            self._page_watchdog(generation, self._page), "page-watchdog"
+        )
+
+    def _on_navigation_blocked(self, blocked: BlockedNavigation) -> None:
+        self._blocked.append(blocked)
+        if blocked.main_frame:  # the meeting page would be gone: end (frames only log)
+            self._conclude(
+                Reason.INVALID_URL,
+                f"the meeting page tried to open {blocked.host}, which is not allowed",
+            )
+
+    async def _page_watchdog(self, generation: int, page: Page) -> None:
+        """A hung page (a script that never yields) answers no evaluate: one trivial
+        evaluate every HANG_CHECK_EVERY s must return within config.hang_timeout."""
+        timeout = self.config.hang_timeout
+        while True:
+            await asyncio.sleep(HANG_CHECK_EVERY)
+            try:
+                await asyncio.wait_for(page.evaluate("1"), timeout)
+            except TimeoutError:
+                self._browser_lost(
+                    generation, f"the meeting page hung (no answer in {timeout:g} s)"
+                )
+                return
+            except PlaywrightError:
+                if page.is_closed():
+                    self._browser_lost(generation, "the meeting page closed")
+                    return
+                # else: a navigation replaced the document mid-call; ask again next period
+
+    def _browser_lost(self, generation: int, cause: str) -> None:
+        """The page or Chromium of ``generation`` died or hung: rejoin once if in the call."""
+        if generation != self._generation or self._conclusion is None:
+            return  # a page already discarded
+        if self._conclusion.done() or (self._recovery is not None and not self._recovery.done()):
+            return
+        if self.lifecycle.status is not Status.JOINED:
+            self._conclude(Reason.BROWSER_CRASHED, cause)
+        elif self._rejoins_left <= 0:
+            self._conclude(Reason.BROWSER_CRASHED, f"{cause} again after a rejoin")
+        else:
+            self._rejoins_left -= 1
+            self._recovery = self._owner.spawn(self._recover(cause), "rejoin")
+
+    async def _recover(self, cause: str) -> None:
+        """Discard the page (and a dead Chromium), open a new one and rejoin, once."""
+        assert self._browser is not None and self.meeting is not None
+        lost_at = time.monotonic()
+        log.warning("vp.browser_lost", cause=cause, action="rejoin")
+        if self._gap_since is None:
+            self._gap_since = self._last_frame_at or lost_at
+        for task in (self._watch_task, self._watchdog_task):
+            if task is not None:
+                task.cancel()
+        if self._capture is not None:
+            self._capture.stop()
+        try:
+            await self._discard_page()
+            if not self._browser.connected:
+                if self._browser is self._shared_browser:
+                    raise BrowserCrashed("the shared Chromium exited")
+                await self._browser.aclose()
+                self._browser = BrowserHost()
+                await self._browser.start()
+            await self._open_page(self.meeting)
+            timeout = self.config.rejoin_timeout
+            joined = await self._race(
+                asyncio.wait_for(self._join(self.meeting.url), timeout), "rejoin-join"
+            )
+        except TimeoutError:
+            self._conclude(
+                Reason.BROWSER_CRASHED,
+                f"{cause}; no rejoin within {self.config.rejoin_timeout:g} s",
+            )
+            return
+        except Exception as exc:  # Playwright, the driver's JoinError, a failed relaunch…
+            self._conclude(
+                Reason.BROWSER_CRASHED, f"{cause}; the rejoin failed: {_first_line(exc)}"
+            )
+            return
+        if joined is None:
+            return  # the VP is ending anyway
+        assert self._capture is not None
+        self._capture.start()
+        self._watch_task = self._owner.spawn(self._watch(self._generation), "driver-watch")
+        took = round(time.monotonic() - lost_at, 3)
+        self._rejoins.append({"cause": cause, "rejoin_s": took})
+        log.info("vp.rejoined", cause=cause, rejoin_s=took)
+
+    async def _discard_page(self) -> None:
+        """Close the current page's guard and context (bounded: the page may hang)."""
+        guard, self._guard = self._guard, None
+        context, self._context = self._context, None
+        if guard is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(guard.aclose(), 5)
+        if context is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(context.close(), 5)
+
     # -- hot path callbacks ------------------------------------------------------------
     def _on_capture_frame(self, frame: CaptureFrame) -> None:
+        now = time.monotonic()
+        if self._gap_since is not None:
+            gap = now - self._gap_since
+            self._gap_since = None
+            self._audio_gaps.append(gap)
+            log.info("vp.audio_resumed", gap_s=round(gap, 3))
+        self._last_frame_at = now
         if self._pipeline is not None:
             self._pipeline.push_meeting(frame.pcm)
 
@@ -455,9 +605,14 @@ class VirtualParticipant:
     # -- shutdown ----------------------------------------------------------------------
     async def _shutdown(self, reason: Reason, detail: str | None) -> StatusEvent:
         """Leave, flush and close everything, then record the terminal status."""
+        if self._recovery is not None and not self._recovery.done():
+            self._recovery.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._recovery
         if self._capture is not None:
             # Read before leaving: leaving removes the meeting's tracks from the page.
             self._capture_health = self._capture.health()
+            self._warn_if_never_heard(self._capture_health.state)
         if self.lifecycle.joined and self.lifecycle.status in (Status.JOINED,):
             self._advance(
                 Status.LEAVING, reason if reason in COMPLETED_REASONS else None, detail=detail
@@ -491,12 +646,34 @@ class VirtualParticipant:
             self._recorder.close()
         if self.lifecycle.terminal:  # pragma: no cover - defensive
             return self.lifecycle.history[-1]
-        return self._finish(reason, detail)
+        return self._finish(reason, self._with_losses(detail))
+
+    def _warn_if_never_heard(self, state: str) -> None:
+        """A call that ends with no audio source (or no frames) says so, even if it was too
+        short for the periodic check: "no-source" must never pass for silence."""
+        if self._gap_since is not None:  # a crash gap still open at the end
+            self._audio_gaps.append(time.monotonic() - self._gap_since)
+            self._gap_since = None
+        if state in ("no-frames", "no-source") and state not in self._audio_warnings:
+            self._audio_warnings.add(state)
+            log.warning("audio.health", state=state, at="end")
+
+    def _with_losses(self, detail: str | None) -> str | None:
+        """The terminal detail, plus what faults cost the call (rejoins, audio lost)."""
+        notes = []
+        if self._rejoins:
+            gap = sum(self._audio_gaps)
+            notes.append(f"rejoined after: {self._rejoins[0]['cause']} (audio gap {gap:.1f} s)")
+        if self._client is not None and self._client.stats.lost_seconds >= 0.05:
+            notes.append(
+                f"{self._client.stats.lost_seconds:.1f} s of audio did not reach the transcriber"
+            )
+        if not notes:
+            return detail
+        return "; ".join([detail, *notes] if detail else notes)
 
     async def _close_browser(self) -> None:
-        if self._context is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._context.close(), 5)
+        await self._discard_page()
         if self._browser is not None and self._browser is not self._shared_browser:
             await self._browser.aclose()
 
@@ -517,6 +694,11 @@ class VirtualParticipant:
                 "connects": c.connects,
                 "sent_seconds": round(c.sent_seconds, 3),
                 "dropped_seconds": round(c.dropped_seconds, 3),
+                "lost_seconds": round(c.lost_seconds, 3),
+                "buffer_seconds": round(self._client.buffer_seconds, 3),
+                "outages": c.outages,
+                "outage_seconds": round(c.outage_seconds, 3),
+                "longest_outage_s": round(c.longest_outage_s, 3),
                 "end_sent": c.end_sent,
             }
         h = self._capture_health
@@ -526,6 +708,13 @@ class VirtualParticipant:
                 "frames": h.frames,
                 "max_sources": h.max_sources,
                 "dropped_in_page": h.dropped_in_page,
+                "warnings": sorted(self._audio_warnings),
+            }
+        if self._generation:
+            stats["browser"] = {
+                "rejoins": self._rejoins,
+                "audio_gap_s": round(sum(self._audio_gaps), 3),
+                "navigations_blocked": [b.host for b in self._blocked],
             }
         if self._result.joined_at is not None:
             stats["join_latency_s"] = round(self._result.joined_at - self._result.started_at, 3)

@@ -46,7 +46,19 @@ def aws(containers: FakeContainers) -> None:
     """moto, as :func:`containers` sets it up."""
 
 
-def create_vp_table(name: str = TABLE, *, owner_index: str | None = None) -> None:
+# A GSI projection that serves whole public records (no GetItem per record), never secrets.
+PUBLIC_PROJECTION = [
+    "platform", "meeting_url", "name", "join_at", "status", "reason", "detail",
+    "updated_at", "history", "version",
+]  # fmt: skip
+
+
+def create_vp_table(
+    name: str = TABLE,
+    *,
+    owner_index: str | None = None,
+    projected: list[str] | None = None,
+) -> None:
     """The VP table as deploy/template.yaml defines it: key vp_id, TTL on expires_at, and
     (``owner_index``) the GSI on owner/created_at projecting only the status."""
     ddb = boto3.client("dynamodb", region_name=REGION)
@@ -64,7 +76,10 @@ def create_vp_table(name: str = TABLE, *, owner_index: str | None = None) -> Non
                     {"AttributeName": "owner", "KeyType": "HASH"},
                     {"AttributeName": "created_at", "KeyType": "RANGE"},
                 ],
-                "Projection": {"ProjectionType": "INCLUDE", "NonKeyAttributes": ["status"]},
+                "Projection": {
+                    "ProjectionType": "INCLUDE",
+                    "NonKeyAttributes": projected or ["status"],
+                },
             }
         ]
     ddb.create_table(

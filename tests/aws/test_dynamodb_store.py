@@ -10,8 +10,9 @@ import pytest
 from botocore.exceptions import ClientError
 
 from scheduler.dynamodb_store import DynamoDbStore
+from scheduler.models import VpRecord
 from scheduler.store import VpStore
-from tests.aws.conftest import REGION, TABLE, create_vp_table, raw_item
+from tests.aws.conftest import PUBLIC_PROJECTION, REGION, TABLE, create_vp_table, raw_item
 from tests.scheduler.store_contract import StoreContract, make_record
 from vp.errors import ConfigError
 from vp.lifecycle import Reason, Status
@@ -30,6 +31,32 @@ class TestDynamoDbStoreWithOwnerIndex(StoreContract):
     def store(self, aws: None, kms_key: str) -> VpStore:
         create_vp_table("vp-indexed", owner_index="by-owner")
         return DynamoDbStore("vp-indexed", kms_key_id=kms_key, owner_index="by-owner")
+
+
+class TestDynamoDbStoreWithFullIndex(StoreContract):
+    """…and with an index that projects every public attribute (records read from it)."""
+
+    @pytest.fixture
+    def store(self, aws: None, kms_key: str) -> VpStore:
+        create_vp_table("vp-full", owner_index="by-owner", projected=PUBLIC_PROJECTION)
+        return DynamoDbStore("vp-full", kms_key_id=kms_key, owner_index="by-owner")
+
+
+def test_full_index_serves_list_without_secrets(aws: None, kms_key: str) -> None:
+    create_vp_table("vp-full", owner_index="by-owner", projected=PUBLIC_PROJECTION)
+    store = DynamoDbStore("vp-full", kms_key_id=kms_key, owner_index="by-owner")
+    record, secrets = make_record("vp1")
+    store.create(record, secrets)
+    calls: list[str] = []
+    real_get = store.get
+
+    def counting_get(vp_id: str) -> VpRecord | None:
+        calls.append(vp_id)
+        return real_get(vp_id)
+
+    store.get = counting_get  # type: ignore[method-assign]
+    assert store.list("alice") == [record]
+    assert calls == []  # served from the index alone
 
 
 def test_ttl_attribute_is_set_and_renewed_when_the_vp_ends(dynamo_store: DynamoDbStore) -> None:
