@@ -11,14 +11,15 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 from urllib.parse import SplitResult
-
-from playwright.async_api import Page
 
 from vp.errors import VpError
 from vp.lifecycle import Reason
 from vp.urls import HostRule
+
+if TYPE_CHECKING:  # the control plane resolves URLs without a browser (e.g. in Lambda)
+    from playwright.async_api import Page
 
 
 # -- events a driver reports (small, frequent: dataclasses) ------------------------------

@@ -1,5 +1,8 @@
 """The control plane on AWS: ``handler`` for API Gateway HTTP API (payload 2.0) events.
 
+``reaper_handler`` (scheduled) ends VPs whose Step Functions execution is over while they
+are not (a cancelled VP's task killed before it recorded its end).
+
 Routes (contract 4): ``POST /v1/vps``, ``GET /v1/vps``, ``GET /v1/vps/{id}``,
 ``DELETE /v1/vps/{id}``. The event is served by the *same* ASGI app as ``vp serve``
 (:func:`scheduler.api.create_app`) over the same service layer, so status codes, validation
@@ -71,10 +74,20 @@ class LambdaApp:
     def from_env(cls) -> LambdaApp:
         return cls(VpService(DynamoDbStore.from_env(), AwsLauncher.from_env()))
 
-    async def handle(self, event: Mapping[str, Any]) -> dict[str, Any]:
+    async def _start(self) -> None:
         if not self._started:
             await self.service.start()
             self._started = True
+
+    async def reap(self) -> dict[str, Any]:
+        await self._start()
+        launcher = self.service.launcher
+        assert isinstance(launcher, AwsLauncher)
+        reaped = await launcher.reap()
+        return {"reaped": [{"vp_id": r.vp_id, "status": r.status.value} for r in reaped]}
+
+    async def handle(self, event: Mapping[str, Any]) -> dict[str, Any]:
+        await self._start()
         path = _path(event)
         if not _ROUTES.match(path):
             return _response_from_error(ApiError(404, "not-found", f"no route {path[:100]}"))
@@ -184,10 +197,21 @@ async def _call_asgi(app: ASGIApp, event: Mapping[str, Any], path: str) -> dict[
 _APP: LambdaApp | None = None
 
 
-def handler(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
-    """The Lambda entry point (``scheduler.aws_lambda.handler``)."""
+def _app() -> LambdaApp:
     global _APP
     if _APP is None:
         vplog.configure(os.environ.get("VP_LOG_LEVEL", "INFO"))
         _APP = LambdaApp.from_env()
-    return asyncio.run(_APP.handle(event))
+    return _APP
+
+
+def handler(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
+    """The API entry point (``scheduler.aws_lambda.handler``)."""
+    return asyncio.run(_app().handle(event))
+
+
+def reaper_handler(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
+    """The reaper entry point (``scheduler.aws_lambda.reaper_handler``), for a schedule such
+    as EventBridge ``rate(5 minutes)``: ends VPs whose execution is over (see
+    :meth:`scheduler.aws_launcher.AwsLauncher.reap`). Same environment as :func:`handler`."""
+    return asyncio.run(_app().reap())

@@ -10,6 +10,11 @@ is kept as the VP's launch handle.
 ``cancel`` is ``StopExecution``, which also stops the ECS task: the VP gets SIGTERM and ends
 COMPLETED stopped once joined. A VP that had not joined yet is recorded CANCELLED here at once
 (its task, if any, is stopped with the execution and may never get to write it).
+
+``reap`` closes the one gap the state machine cannot: a *stopped* execution runs no more
+states, so a joined VP whose task was killed before it recorded COMPLETED would stay live.
+Run periodically (``scheduler.aws_lambda.reaper_handler``), it ends every non-terminal VP
+whose execution is over: COMPLETED stopped / CANCELLED after a cancel, else FAILED.
 """
 
 from __future__ import annotations
@@ -30,10 +35,13 @@ from scheduler.errors import LaunchError, StaleTransition
 from scheduler.launcher import LaunchContext, Launcher
 from scheduler.models import VpRecord
 from vp.errors import ConfigError
-from vp.lifecycle import Status
+from vp.lifecycle import Reason, Status
 
 log = structlog.get_logger(__name__)
 
+# A stopped execution's VP may still be leaving its meeting (ECS gives the task its stop
+# timeout after SIGTERM); the reaper leaves it this long to record its own end.
+REAP_GRACE = timedelta(minutes=3)
 _BOTO_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5)
 
 
@@ -141,3 +149,59 @@ class AwsLauncher(Launcher):
         except StaleTransition:
             return  # it moved on meanwhile (joined, or ended): its own status stands
         self.context.publish(updated)
+
+    async def reap(self, *, now: datetime | None = None) -> list[VpRecord]:
+        """End every non-terminal VP whose execution ended more than :data:`REAP_GRACE`
+        ago; return the records changed. Conditional writes: a VP that records its own
+        end meanwhile keeps it."""
+        store = self.context.store
+        now = now or datetime.now(UTC)
+        reaped: list[VpRecord] = []
+        for record in await asyncio.to_thread(store.list_active):
+            handle = await asyncio.to_thread(store.get_launch_handle, record.vp_id)
+            if not handle:
+                continue  # not submitted yet (the service is between create and submit)
+            try:
+                described = await asyncio.to_thread(
+                    self._sfn.describe_execution, executionArn=handle
+                )
+            except ClientError as exc:
+                if _error_code(exc) != "ExecutionDoesNotExist":
+                    raise
+                described = {"status": "MISSING", "stopDate": record.updated_at}
+            ended_at = described.get("stopDate")
+            if described["status"] == "RUNNING" or ended_at is None:
+                continue
+            if now - ended_at.astimezone(UTC) < REAP_GRACE:
+                continue
+            current = await asyncio.to_thread(store.get, record.vp_id)
+            if current is None or current.terminal:
+                continue
+            outcome = str(described["status"])
+            if outcome == "ABORTED":  # cancelled: StopExecution
+                status, reason = (
+                    (Status.COMPLETED, Reason.STOPPED)
+                    if current.joined
+                    else (Status.CANCELLED, None)
+                )
+                detail = "stopped; the VP did not record its end"
+            else:
+                launched = current.status not in (Status.SCHEDULED, Status.INITIALIZING)
+                status = Status.FAILED
+                reason = Reason.INTERNAL_ERROR if launched else Reason.LAUNCH_FAILED
+                detail = f"its workflow ended {outcome} without a terminal status"
+            try:
+                updated = await asyncio.to_thread(
+                    store.transition,
+                    record.vp_id,
+                    status,
+                    reason,
+                    detail,
+                    expected=current.status,
+                )
+            except StaleTransition:
+                continue
+            log.warning("vp.reaped", vp_id=record.vp_id, status=status.value, execution=outcome)
+            self.context.publish(updated)
+            reaped.append(updated)
+        return reaped

@@ -35,6 +35,15 @@ def lambda_env(
     monkeypatch.setenv("VP_PASSCODE_KMS_KEY_ID", kms_key)
     monkeypatch.setattr(aws_lambda, "_APP", None)  # a fresh "container" per test
     yield deployed
+    # Stop executions still waiting (scheduled an hour ahead), so no interpreter thread
+    # outlives the test.
+    sfn = boto3.client("stepfunctions", region_name=REGION)
+    for running in executions(deployed["StateMachineArn"]):
+        if running["status"] == "RUNNING":
+            try:
+                sfn.stop_execution(executionArn=running["executionArn"])
+            except Exception:  # moto: an interpreter that has not parsed yet cannot stop
+                pass
 
 
 def event(
@@ -304,3 +313,68 @@ def test_errors_match_the_local_api(lambda_env: dict[str, str]) -> None:
     got_status, got_body = call(event("GET", "/v1/vps", sub=None))
     assert (got_status, got_body["error"]) == (status, body["error"]) == (401, "unauthorized")
     assert executions(lambda_env["StateMachineArn"]) == []
+
+
+def test_reaper_ends_a_cancelled_vp_whose_task_died_silently(
+    lambda_env: dict[str, str], dynamo_store: DynamoDbStore, containers: FakeContainers
+) -> None:
+    import asyncio
+
+    release = threading.Event()
+
+    def killed(env: dict[str, str]) -> int:
+        sink, life = StoreSink(dynamo_store, env["VP_ID"]), Lifecycle(env["VP_ID"])
+        for status in (Status.INITIALIZING, Status.JOINING, Status.JOINED):
+            sink.emit(life.advance(status))
+        release.wait(30)
+        return 137  # SIGKILLed before it could record LEAVING/COMPLETED
+
+    containers.workload = killed
+    _, created = call(event("POST", "/v1/vps", {"meeting_url": URL}))
+    vp_id = created["vp_id"]
+    wait_status(dynamo_store, vp_id, Status.JOINED)
+    call(event("DELETE", f"/v1/vps/{vp_id}"))
+    (execution,) = executions(lambda_env["StateMachineArn"])
+    assert wait_done(execution["executionArn"])["status"] == "ABORTED"
+    release.set()
+    containers.join()
+
+    # Within the grace period the VP may still be leaving: the scheduled reaper waits.
+    assert aws_lambda.reaper_handler({}, None) == {"reaped": []}
+    record = dynamo_store.get(vp_id)
+    assert record is not None and record.status is Status.JOINED
+    app = aws_lambda._app()
+    launcher = app.service.launcher
+    assert isinstance(launcher, aws_lambda.AwsLauncher)
+    later = datetime.now(UTC) + timedelta(minutes=4)
+    reaped = asyncio.run(launcher.reap(now=later))
+    assert [(r.vp_id, r.status, r.reason) for r in reaped] == [
+        (vp_id, Status.COMPLETED, Reason.STOPPED)
+    ]
+    assert asyncio.run(launcher.reap(now=later)) == []  # once
+
+
+def test_reaper_fails_a_vp_whose_execution_ended_without_it(
+    lambda_env: dict[str, str], dynamo_store: DynamoDbStore
+) -> None:
+    import asyncio
+
+    from tests.aws.harness import start
+
+    ended = start(lambda_env["StateMachineArn"], "ghost")  # a finished execution
+    assert wait_done(ended)["status"] == "SUCCEEDED"
+    later = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    _, created = call(event("POST", "/v1/vps", {"meeting_url": URL, "join_at": later}))
+    vp_id = created["vp_id"]
+    dynamo_store.transition(vp_id, Status.INITIALIZING)
+    dynamo_store.set_launch_handle(vp_id, ended)  # its workflow is over, the VP is not
+
+    app = aws_lambda._app()
+    launcher = app.service.launcher
+    assert isinstance(launcher, aws_lambda.AwsLauncher)
+    reaped = asyncio.run(launcher.reap(now=datetime.now(UTC) + timedelta(minutes=4)))
+    assert [(r.vp_id, r.status, r.reason) for r in reaped] == [
+        (vp_id, Status.FAILED, Reason.LAUNCH_FAILED)
+    ]
+    status, body = call(event("GET", f"/v1/vps/{vp_id}"))
+    assert body["status"] == "FAILED" and "SUCCEEDED" in body["detail"]

@@ -134,12 +134,11 @@ async def test_a_crashed_page_fails_only_its_own_vp(
         await wait_joined(pool)
         await asyncio.sleep(2)
         assert pool.host is not None
-        victim = next(
-            p
-            for ctx in pool.host.browser.contexts
-            for p in ctx.pages
-            if "Scribec" in await p.evaluate("document.querySelector('#participant')?.textContent")
-        )
+        pages = [p for ctx in pool.host.browser.contexts for p in ctx.pages]
+        names = [
+            await p.evaluate("document.querySelector('#participant')?.textContent") for p in pages
+        ]
+        (victim,) = [p for p, name in zip(pages, names, strict=True) if "Scribec" in (name or "")]
         cdp = await victim.context.new_cdp_session(victim)
         with pytest.raises(Exception):  # noqa: B017 - the session dies with the renderer
             await cdp.send("Page.crash")
