@@ -317,7 +317,7 @@ class AudioCapture:
 
     def config_script(self) -> str:
         """The init script that sets ``window.__vpCaptureConfig`` (merged with any earlier one)."""
-        cfg = {
+        cfg: dict[str, object] = {
             "frameMs": self._frame_ms,
             "maxInFlight": self._max_in_flight,
             "maxQueued": self._max_queued,

@@ -157,6 +157,16 @@ class VirtualParticipant:
             final=StatusEvent("", config.vp_id, Status.INITIALIZING), out_dir=self.out_dir
         )
 
+    @property
+    def page(self) -> Page | None:
+        """The current meeting page (a new one after a rejoin); for tests and tools."""
+        return self._page
+
+    @property
+    def browser_host(self) -> BrowserHost | None:
+        """The Chromium the meeting page runs in (a new one after a relaunch)."""
+        return self._browser
+
     # -- status ------------------------------------------------------------------------
     def _advance(
         self, status: Status, reason: Reason | None = None, detail: str | None = None

@@ -1,0 +1,1 @@
+"""Benchmarks (print JSON); see bench_vp.py."""

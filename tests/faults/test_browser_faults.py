@@ -1,0 +1,182 @@
+"""The meeting page or Chromium dies (or hangs) mid-call: one relaunch and rejoin, else FAILED.
+
+Real faults on real components: the renderer is crashed through DevTools (``Page.crash``),
+Chromium's browser process is killed with SIGKILL, and the page's main thread is blocked by
+``for (;;) {}``, in a VP joined to a real Janus room where a participant plays a known tone
+signal. The lifecycle never goes back to JOINING (contract 2 has no such transition): the
+rejoin happens inside JOINED, and the audio gap is reported.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import structlog
+
+from tests.faults.conftest import ch0, start_and_wait_joined, statuses, summary
+from tests.recording_server import RecordingServer
+from vp.config import JoinConfig
+from vp.lifecycle import Reason, Status
+from vp.localmeeting.meeting import LocalMeeting
+from vp.localmeeting.participant import SimulatedParticipant
+from vp.runner import VirtualParticipant
+from vp.signal import DEFAULT_SYMBOLS, count_sequence, decode
+
+pytestmark = pytest.mark.integration
+
+STEREO_BYTES_PER_S = 64000
+
+
+def config(meeting: LocalMeeting, server: RecordingServer, out: Path, **extra: object) -> JoinConfig:
+    return JoinConfig(
+        meeting_url=meeting.url,
+        name="Scribe",
+        out_dir=out,
+        transcriber_url=server.url,
+        call_id="call-crash",
+        **extra,  # type: ignore[arg-type]
+    )
+
+
+async def crash_renderer(vp: VirtualParticipant) -> None:
+    """Crash the meeting page's renderer process (DevTools Page.crash never answers)."""
+    assert vp.page is not None
+    session = await vp.page.context.new_cdp_session(vp.page)
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(session.send("Page.crash"), 2)
+
+
+async def wait_for(predicate, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
+    for _ in range(int(timeout * 10)):
+        if predicate():
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def decoded_after(audio: bytes, seconds_from_end: float) -> int:
+    tail = audio[-int(seconds_from_end * STEREO_BYTES_PER_S) // 4 * 4 :]
+    return count_sequence(decode(ch0(tail)), DEFAULT_SYMBOLS)
+
+
+async def test_renderer_crash_rejoins_once_then_second_crash_fails(
+    meeting: LocalMeeting, alice: SimulatedParticipant, tmp_path: Path
+) -> None:
+    server = await RecordingServer().start()
+    out = tmp_path / "vp"
+    vp = VirtualParticipant(config(meeting, server, out, max_duration=90, rejoin_timeout=45))
+    with structlog.testing.capture_logs() as logs:
+        task = await start_and_wait_joined(vp)
+        await asyncio.sleep(3)
+        first_page = vp.page
+        await crash_renderer(vp)
+        await wait_for(lambda: bool(vp._rejoins), 60, "the rejoin")
+        assert vp.page is not first_page and not task.done()
+        assert vp.lifecycle.status is Status.JOINED
+        # Audio flows again after the rejoin: Alice's tone sequence decodes from it.
+        sent_at_rejoin = len(server.audio_bytes)
+        await asyncio.sleep(6)
+        fresh = server.audio_bytes[sent_at_rejoin:]
+        assert decoded_after(fresh, 6) >= 1, "Alice is heard again after the rejoin"
+        await crash_renderer(vp)  # the second crash: no second rejoin
+        result = await asyncio.wait_for(task, 30)
+    await server.aclose()
+
+    assert (result.final.status, result.final.reason) == (Status.FAILED, Reason.BROWSER_CRASHED)
+    assert "again after a rejoin" in (result.final.detail or "")
+    history = [s["status"] for s in statuses(out)]
+    assert history == ["INITIALIZING", "JOINING", "JOINED", "LEAVING", "FAILED"], history
+    assert sum(1 for e in logs if e["event"] == "vp.rejoined") == 1
+    stats = summary(out)
+    (rejoin,) = stats["browser"]["rejoins"]
+    assert "crashed" in rejoin["cause"]
+    assert 0 < stats["browser"]["audio_gap_s"] < 60
+    assert server.all_events[-1]["callEvent"] == "END", "END sent even after the crash"
+    recorded, _ = sf.read(str(out / "recording.wav"), dtype="int16", always_2d=True)
+    assert recorded.tobytes() == server.audio_bytes, "the gap is silence in both, nothing lost"
+
+
+async def test_chromium_killed_relaunches_and_rejoins(
+    meeting: LocalMeeting, alice: SimulatedParticipant, tmp_path: Path
+) -> None:
+    server = await RecordingServer().start()
+    out = tmp_path / "vp"
+    vp = VirtualParticipant(config(meeting, server, out, max_duration=24, rejoin_timeout=45))
+    task = await start_and_wait_joined(vp)
+    await asyncio.sleep(3)
+    host = vp.browser_host
+    assert host is not None
+    session = await host.browser.new_browser_cdp_session()
+    info = await session.send("SystemInfo.getProcessInfo")
+    (browser_pid,) = [p["id"] for p in info["processInfo"] if p["type"] == "browser"]
+    os.kill(browser_pid, signal.SIGKILL)
+    result = await asyncio.wait_for(task, 90)
+    await server.aclose()
+
+    assert (result.final.status, result.final.reason) == (Status.COMPLETED, Reason.MAX_DURATION)
+    assert vp.browser_host is not host, "a new Chromium"
+    history = [s["status"] for s in statuses(out)]
+    assert history == ["INITIALIZING", "JOINING", "JOINED", "LEAVING", "COMPLETED"], history
+    stats = summary(out)
+    (rejoin,) = stats["browser"]["rejoins"]
+    assert rejoin["cause"] == "Chromium exited"
+    gap = stats["browser"]["audio_gap_s"]
+    assert 0 < gap < 45
+    assert f"audio gap {gap:.1f} s" in (result.final.detail or "")
+    # The stream stayed real time through the gap (silence filled), and Alice is heard again.
+    assert stats["pipeline"]["filled_seconds"] > 0
+    assert decoded_after(server.audio_bytes, 5) >= 1
+    assert server.all_events[-1]["callEvent"] == "END"
+
+
+async def test_hung_page_is_detected_by_the_watchdog_and_rejoined(
+    meeting: LocalMeeting, alice: SimulatedParticipant, tmp_path: Path
+) -> None:
+    server = await RecordingServer().start()
+    out = tmp_path / "vp"
+    vp = VirtualParticipant(
+        config(meeting, server, out, max_duration=30, hang_timeout=4, rejoin_timeout=45)
+    )
+    task = await start_and_wait_joined(vp)
+    await asyncio.sleep(2)
+    assert vp.page is not None
+    hung_page = vp.page
+    # The page's main thread never yields again: every evaluate on it would wait forever.
+    await hung_page.evaluate("() => { setTimeout(() => { for (;;) {} }, 0); }")
+    await wait_for(lambda: vp.page is not hung_page, 40, "the watchdog to replace the page")
+    result = await asyncio.wait_for(task, 90)
+    await server.aclose()
+
+    assert (result.final.status, result.final.reason) == (Status.COMPLETED, Reason.MAX_DURATION)
+    (rejoin,) = summary(out)["browser"]["rejoins"]
+    assert "hung" in rejoin["cause"]
+    assert summary(out)["browser"]["audio_gap_s"] >= 4, "at least the watchdog's timeout"
+    assert decoded_after(server.audio_bytes, 5) >= 1, "Alice is heard again"
+
+
+async def test_rejoin_that_fails_ends_failed_browser_crashed(
+    meeting: LocalMeeting, alice: SimulatedParticipant, tmp_path: Path
+) -> None:
+    server = await RecordingServer().start()
+    out = tmp_path / "vp"
+    vp = VirtualParticipant(config(meeting, server, out, max_duration=90, rejoin_timeout=30))
+    task = await start_and_wait_joined(vp)
+    await asyncio.sleep(2)
+    await crash_renderer(vp)
+    await meeting.end_meeting()  # meanwhile the room is gone: the rejoin cannot succeed
+    result = await asyncio.wait_for(task, 60)
+    await server.aclose()
+    assert (result.final.status, result.final.reason) == (Status.FAILED, Reason.BROWSER_CRASHED)
+    assert "the rejoin failed" in (result.final.detail or ""), result.final.detail
+    assert server.all_events[-1]["callEvent"] == "END"
+    recorded, _ = sf.read(str(out / "recording.wav"), dtype="int16", always_2d=True)
+    assert recorded.shape[0] > 16000 and np.array_equal(
+        recorded.reshape(-1), np.frombuffer(server.audio_bytes, "<i2")
+    )
