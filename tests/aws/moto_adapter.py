@@ -18,6 +18,10 @@ Each patch restores a documented AWS behaviour; none changes what our code sends
 5. **Atomic conditional writes** — moto's DynamoDB checks a ``ConditionExpression`` and then
    writes without a lock, so racing threads can both pass; DynamoDB applies each write
    atomically. Restored with one lock around moto's write operations.
+6. **Default capacity provider** — a RunTask without a launch type runs on the cluster's
+   default capacity provider strategy (the stack's: FARGATE or FARGATE_SPOT); moto ignores
+   the strategy and launches on EC2, where no container instance exists. Restored: such a
+   call launches on Fargate (the parameters our workflow sent are recorded unchanged).
 
 And one stand-in for what cannot run here, the container: :class:`FakeContainers` plays the
 ECS agent. When the state machine starts a task, it runs a Python *workload* (what the VP
@@ -127,7 +131,7 @@ class FakeContainers:
 
 @contextmanager
 def moto_gaps_patched(containers: FakeContainers) -> Iterator[FakeContainers]:
-    """Apply patches 1–5 and the container stand-in for the ``with`` block."""
+    """Apply patches 1–6 and the container stand-in for the ``with`` block."""
     saved = {
         name: getattr(StateTaskServiceEcs, name)
         for name in (
@@ -159,6 +163,8 @@ def moto_gaps_patched(containers: FakeContainers) -> Iterator[FakeContainers]:
         containers.run_task_calls.append(copy.deepcopy(params))
         if containers.fail_next:
             raise containers.fail_next.pop(0)
+        if "launchType" not in params and "capacityProviderStrategy" not in params:
+            params["launchType"] = "FARGATE"  # gap 6
         original_eval(self, env=env, **kwargs)
         containers.started(env.stack[-1]["Tasks"][0], params)
 

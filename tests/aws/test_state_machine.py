@@ -112,7 +112,8 @@ def test_run_task_parameters_and_history_carry_no_secret(
     (params,) = containers.run_task_calls
     assert params["cluster"] == deployed["ClusterArn"]
     assert params["taskDefinition"] == deployed["TaskDefinitionArn"]
-    assert params["launchType"] == "FARGATE"
+    # No launch type: the cluster's default capacity provider (FARGATE or FARGATE_SPOT) applies.
+    assert "launchType" not in params and "capacityProviderStrategy" not in params
     assert params["networkConfiguration"] == {
         "awsvpcConfiguration": {
             "subnets": [deployed["SubnetId1"], deployed["SubnetId2"]],

@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 from cfnlint.decode import decode
 
+from tests.aws.conftest import PUBLIC_PROJECTION
 from tests.deploy.dockerfile import parse as parse_dockerfile
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -315,7 +316,10 @@ def test_table_is_on_demand_encrypted_with_ttl_and_pitr() -> None:
     assert RES["VpTable"]["DeletionPolicy"] == "Retain"
     assert RES["DataKey"]["DeletionPolicy"] == "Retain"  # a retained table needs its key
     (index,) = table["GlobalSecondaryIndexes"]
-    assert index["Projection"] == {"ProjectionType": "INCLUDE", "NonKeyAttributes": ["status"]}
+    # The whole public record (GET /v1/vps reads the index alone), never the secrets.
+    assert index["Projection"]["ProjectionType"] == "INCLUDE"
+    assert sorted(index["Projection"]["NonKeyAttributes"]) == sorted(PUBLIC_PROJECTION)
+    assert "secrets" not in index["Projection"]["NonKeyAttributes"]
 
 
 def test_owner_index_matches_the_store() -> None:

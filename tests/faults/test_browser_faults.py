@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import signal
 from pathlib import Path
 
@@ -34,7 +35,9 @@ pytestmark = pytest.mark.integration
 STEREO_BYTES_PER_S = 64000
 
 
-def config(meeting: LocalMeeting, server: RecordingServer, out: Path, **extra: object) -> JoinConfig:
+def config(
+    meeting: LocalMeeting, server: RecordingServer, out: Path, **extra: object
+) -> JoinConfig:
     return JoinConfig(
         meeting_url=meeting.url,
         name="Scribe",
@@ -129,7 +132,8 @@ async def test_chromium_killed_relaunches_and_rejoins(
     assert rejoin["cause"] == "Chromium exited"
     gap = stats["browser"]["audio_gap_s"]
     assert 0 < gap < 45
-    assert f"audio gap {gap:.1f} s" in (result.final.detail or "")
+    reported = re.search(r"audio gap ([0-9.]+) s", result.final.detail or "")
+    assert reported and abs(float(reported.group(1)) - gap) <= 0.1, result.final.detail
     # The stream stayed real time through the gap (silence filled), and Alice is heard again.
     assert stats["pipeline"]["filled_seconds"] > 0
     assert decoded_after(server.audio_bytes, 5) >= 1

@@ -210,15 +210,18 @@ class TranscriberClient:
         ``unavailable_after`` seconds before the first success, or when the server rejects
         our credentials (retrying cannot fix that).
         """
-        first_attempt = time.monotonic()
+        give_up_at = time.monotonic() + self._unavailable_after
         delay = self._backoff_initial
         try:
             while True:
+                open_timeout = self._connect_timeout
+                if self.stats.connects == 0:  # never beyond the bound, even if SYNs vanish
+                    open_timeout = max(0.5, min(open_timeout, give_up_at - time.monotonic()))
                 try:
                     async with connect(
                         self.url,
                         additional_headers=self._headers(),
-                        open_timeout=self._connect_timeout,
+                        open_timeout=open_timeout,
                         compression=None,  # PCM does not compress; deflate only costs CPU
                         max_size=2**20,
                         ping_interval=self._ping_interval,
@@ -249,14 +252,18 @@ class TranscriberClient:
                         self._dropped_at_outage = self.stats.dropped_bytes
                         self.stats.outages += 1
                     self.connected = False
+                pause = delay * (0.5 + random.random())
                 if self.stats.connects == 0:
-                    waited = time.monotonic() - first_attempt
-                    if waited >= self._unavailable_after:
-                        raise TranscriberUnavailable(f"transcriber unreachable for {waited:.0f} s")
+                    left = give_up_at - time.monotonic()
+                    if left <= 0:
+                        raise TranscriberUnavailable(
+                            f"transcriber unreachable for {self._unavailable_after:g} s"
+                        )
+                    pause = min(pause, left)  # one last attempt right at the bound
                 if self._abandon_at is not None and time.monotonic() >= self._abandon_at:
                     self._give_up()
                     return
-                await asyncio.sleep(delay * (0.5 + random.random()))
+                await asyncio.sleep(pause)
                 delay = min(delay * 2, self._backoff_max)
         finally:
             self._close_outage()
