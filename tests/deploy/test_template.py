@@ -156,8 +156,10 @@ def test_the_packaged_template_is_cfn_lint_clean_too(tmp_path: Path) -> None:
     sm = packaged["Resources"]["StateMachine"]["Properties"]
     assert (TEMPLATE.parent / sm["DefinitionS3Location"]).resolve() == ASL
     sm["DefinitionS3Location"] = {"Bucket": "artifacts-bucket", "Key": "0123abcd"}
-    fn = packaged["Resources"]["ApiFunction"]["Properties"]
-    fn["Code"] = {"S3Bucket": "artifacts-bucket", "S3Key": "4567ef01"}
+    for name in ("ApiFunction", "ReaperFunction"):
+        fn = packaged["Resources"][name]["Properties"]
+        assert (TEMPLATE.parent / fn["Code"]).resolve() == ROOT / "build" / "lambda"
+        fn["Code"] = {"S3Bucket": "artifacts-bucket", "S3Key": "4567ef01"}
     out = tmp_path / "packaged.json"
     out.write_text(json.dumps(packaged, indent=1))
     result = _cfn_lint(out)
@@ -226,7 +228,7 @@ def test_data_actions_name_this_stacks_resources() -> None:
         "ecs:RunTask": {"AWS::StackName"},  # the task definition family, see below
         "ecs:StopTask": {"Cluster"},
         "ecs:DescribeTasks": {"Cluster"},
-        "logs:PutLogEvents": {"TaskLogGroup", "ApiFunctionLogGroup"},
+        "logs:PutLogEvents": {"TaskLogGroup", "ApiFunctionLogGroup", "ReaperFunctionLogGroup"},
         "kms:": {"DataKey", "TranscriberTokenSecretKmsKeyArn"},
         "events:": {"AWS::Partition"},
     }
@@ -336,6 +338,7 @@ def test_every_log_group_is_encrypted_and_retained() -> None:
     assert set(groups) == {
         "TaskLogGroup",
         "ApiFunctionLogGroup",
+        "ReaperFunctionLogGroup",
         "ApiAccessLogGroup",
         "StateMachineLogGroup",
     }
@@ -348,6 +351,8 @@ def test_every_log_group_is_encrypted_and_retained() -> None:
     td = _props("TaskDefinition")["ContainerDefinitions"][0]["LogConfiguration"]
     assert td["Options"]["awslogs-group"] == {"Ref": "TaskLogGroup"}
     assert _props("ApiFunction")["LoggingConfig"]["LogGroup"] == {"Ref": "ApiFunctionLogGroup"}
+    reaper = _props("ReaperFunction")["LoggingConfig"]["LogGroup"]
+    assert reaper == {"Ref": "ReaperFunctionLogGroup"}
     stage = _props("ApiStage")["AccessLogSettings"]
     assert _refs(stage["DestinationArn"]) == {"ApiAccessLogGroup"}
     for secretish in ("$context.authorizer.claims.token", "header", "querystring", "body"):
@@ -561,3 +566,20 @@ def test_every_parameter_is_described_and_used(name: str) -> None:
     assert PARAMS[name].get("Description"), name
     used = _refs(RES) | _refs(TPL.get("Conditions", {}))
     assert name in used, f"parameter {name} is never used"
+
+
+def test_the_reaper_runs_on_a_schedule_with_a_narrow_role() -> None:
+    fn = _props("ReaperFunction")
+    assert fn["Handler"] == "scheduler.aws_lambda.reaper_handler"
+    rule = _props("ReaperSchedule")
+    assert rule["ScheduleExpression"].startswith("rate(") and rule["State"] == "ENABLED"
+    assert _refs(rule["Targets"][0]["Arn"]) == {"ReaperFunction"}
+    actions = {
+        a
+        for statement in _props("ReaperFunctionRole")["Policies"][0]["PolicyDocument"]["Statement"]
+        for a in _listify(statement["Action"])
+    }
+    # It reads executions and ends records; it can neither start nor stop anything.
+    assert "states:DescribeExecution" in actions and "dynamodb:UpdateItem" in actions
+    assert not actions & {"states:StartExecution", "states:StopExecution", "dynamodb:PutItem"}
+    assert not any(a.startswith(("ecs:", "iam:")) for a in actions)
