@@ -835,7 +835,7 @@ registerProcessor('vp-capture', VpCapture);
               const s = await nGUM.call(self, { video });
               for (const t of s.getVideoTracks()) out.addTrack(t);
             }
-            const v = ensureVoice(); // stays suspended until the VP speaks
+            const v = ensureVoice(); // suspended while idle (voiceIdleCheck), resumed by play()
             const t = nCloneFn.call(v.track);
             voiceTracks.add(t);
             out.addTrack(t);

@@ -12,8 +12,8 @@ contexts; each capture has its own unguessable path token), acknowledged with a 
 message per frame. Fallback: the Playwright binding ``__vpAudio`` with base64 text, acknowledged
 by the binding's return; the page falls back by itself when the socket cannot be opened. The
 WebSocket skips base64, CDP's JSON and the Playwright driver: measured in bench/, it is the
-cheaper path. (Note for request interception: Playwright's ``route`` does not see WebSockets,
-and this one only ever goes to 127.0.0.1 — keep it working if navigation guards are added.)
+cheaper path. Request interception must leave it alone: it only ever goes to 127.0.0.1, on a
+per-capture random path (vp/navguard.py intercepts documents only, so it does).
 
 :class:`AudioCapture` installs the script into a browser context, gates delivery with
 :meth:`~AudioCapture.start`/:meth:`~AudioCapture.stop`, and keeps :class:`CaptureHealth` so a

@@ -13,6 +13,7 @@ import re
 import sys
 from collections.abc import MutableMapping
 from typing import Any, TextIO
+from urllib.parse import quote, quote_plus
 
 import structlog
 
@@ -21,15 +22,20 @@ _SECRET_KEY = re.compile(r"pass(code|word|wd)?|pwd|token|secret|authorization|cr
 _secret_values: set[str] = set()
 
 
+_ordered: list[str] = []  # longest first, so a secret inside another one never unmasks it
+
+
 def register_secret(value: str | None) -> None:
-    """Scrub ``value`` from every log line from now on (ignores empty and tiny values)."""
+    """Scrub ``value`` from every log line from now on (ignores empty and tiny values), also
+    as it appears percent-encoded in a URL."""
     if value and len(value) >= 3:
-        _secret_values.add(value)
+        _secret_values.update({value, quote(value, safe=""), quote_plus(value)})
+        _ordered[:] = sorted(_secret_values, key=len, reverse=True)
 
 
 def scrub(text: str) -> str:
     """Replace every registered secret value in ``text``."""
-    for secret in _secret_values:
+    for secret in _ordered:
         if secret in text:
             text = text.replace(secret, MASK)
     return text

@@ -302,6 +302,7 @@ async def test_removed_from_meeting(platform, replicas, tmp_path, monkeypatch):
     )
     assert run.final == (Status.COMPLETED, Reason.REMOVED)
     assert run.seconds < 30
+    assert_clean_end(run)
 
 
 @pytest.mark.parametrize("platform", REPLICA_PLATFORMS)
@@ -317,6 +318,7 @@ async def test_alone(platform, replicas, tmp_path, monkeypatch):
     )
     assert run.final == (Status.COMPLETED, Reason.ALONE)
     assert run.seconds < 30
+    assert_clean_end(run)
 
 
 @pytest.mark.parametrize("platform", ("zoom", "teams"))

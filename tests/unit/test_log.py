@@ -34,3 +34,10 @@ def test_bound_context_appears():
     record = json.loads(out.getvalue())
     assert record["vp_id"] == "vp42" and record["platform"] == "janus"
     structlog.contextvars.clear_contextvars()
+
+
+def test_percent_encoded_and_overlapping_secrets_are_scrubbed():
+    vplog.register_secret("p@ss w0rd/1")
+    vplog.register_secret("w0rd")
+    text = vplog.scrub("a=p@ss w0rd/1 b=p%40ss%20w0rd%2F1 c=p%40ss+w0rd%2F1 d=w0rd")
+    assert text == "a=*** b=*** c=*** d=***"
