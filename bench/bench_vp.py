@@ -467,8 +467,18 @@ async def main() -> None:
         default=str(REPO / ".venv" / "bin" / "vp"),
         help="the vp command (e.g. another checkout: 'env PYTHONPATH=DIR python -m vp.cli')",
     )
+    parser.add_argument(
+        "--baseline-cmd",
+        default=None,
+        help="another vp command measured in the same runs (separate processes only), "
+        "interleaved with this one, e.g. an older checkout",
+    )
     args = parser.parse_args()
+    from vp import log as vplog
+
+    vplog.configure("WARNING")  # the in-process VP (capture latency) logs to stderr, not stdout
     vp_cmd = shlex.split(args.vp_cmd)
+    baseline_cmd = shlex.split(args.baseline_cmd) if args.baseline_cmd else None
     result: dict[str, Any] = {
         "benchmark": "vp-janus",
         "vp_cmd": args.vp_cmd,
@@ -488,17 +498,20 @@ async def main() -> None:
             sink_url = f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}/api/v1/ws"
             wav = tone_wav(tmp / "tones.wav")
             async with SimulatedParticipant(meeting.url, "Speaker", wav):
-                configs = [(n, False) for n in args.vps] + [(n, True) for n in args.pool]
-                runs: dict[tuple[int, bool], list[dict[str, Any]]] = {c: [] for c in configs}
+                configs = [(n, False, False) for n in args.vps]
+                if baseline_cmd:
+                    configs += [(n, False, True) for n in args.vps]
+                configs += [(n, True, False) for n in args.pool]
+                runs: dict[tuple[int, bool, bool], list[dict[str, Any]]] = {c: [] for c in configs}
                 for r in range(args.runs):  # interleaved: each run visits every configuration
-                    for n, pool in configs:
-                        tag = f"r{r}{'p' if pool else 's'}{n}"
-                        runs[(n, pool)].append(
+                    for n, pool, base in configs:
+                        tag = f"r{r}{'p' if pool else 's'}{'b' if base else ''}{n}"
+                        runs[(n, pool, base)].append(
                             await measure(
                                 meeting,
                                 sink_url,
                                 sink,
-                                vp_cmd,
+                                baseline_cmd if base and baseline_cmd else vp_cmd,
                                 vps=n,
                                 pool=pool,
                                 steady=args.steady,
@@ -508,9 +521,16 @@ async def main() -> None:
                             )
                         )
                 if args.vps:
-                    result["separate"] = {str(n): summarize(runs[(n, False)]) for n in args.vps}
+                    result["separate"] = {
+                        str(n): summarize(runs[(n, False, False)]) for n in args.vps
+                    }
+                if args.vps and baseline_cmd:
+                    result["baseline"] = {
+                        "vp_cmd": args.baseline_cmd,
+                        "separate": {str(n): summarize(runs[(n, False, True)]) for n in args.vps},
+                    }
                 if args.pool:
-                    result["pool"] = {str(n): summarize(runs[(n, True)]) for n in args.pool}
+                    result["pool"] = {str(n): summarize(runs[(n, True, False)]) for n in args.pool}
                     if len(args.pool) >= 2:
                         a, b = sorted(args.pool)[-2:]
                         pa, pb = result["pool"][str(a)], result["pool"][str(b)]
