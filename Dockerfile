@@ -48,8 +48,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     HOME=/var/lib/vp/home \
     TMPDIR=/var/lib/vp/tmp \
     XDG_CACHE_HOME=/var/lib/vp/home/.cache \
-    XDG_CONFIG_HOME=/var/lib/vp/home/.config \
-    VP_CHROMIUM=/usr/bin/chromium
+    XDG_CONFIG_HOME=/var/lib/vp/home/.config
 VOLUME ["/var/lib/vp"]
 
 USER 10001:10001

@@ -1,7 +1,11 @@
 """Where one VP's cycles and bytes go: per-process-role CPU and PSS of a ``vp join`` process
 tree in a real Janus room (one simulated speaker), printed as JSON.
 
-    .venv/bin/python bench/profile_vp.py --steady 30 [--repeat 3] [--py-spy out.svg]
+    .venv/bin/python bench/profile_vp.py --steady 30 [--repeat 3] [--py-spy out.txt]
+    .venv/bin/python bench/profile_vp.py --variant '' --variant 'VP_CAPTURE_TRANSPORT=binding'
+
+``--py-spy`` needs py-spy (``.venv/bin/pip install py-spy``; not a project dependency).
+Variants ('K=V|K2=V2') run interleaved in one room, so they see the same machine load.
 
 Extra Chromium flags for experiments: ``VP_CHROMIUM_ARGS="--flag --other"`` (read by
 vp.browser). The bench's own processes, Janus and the speaker's Chromium are not counted.

@@ -9,9 +9,10 @@ marginal cost of a meeting is measured by ``bench/bench_vp.py --pool``).
 
 Isolation: each VP runs in a task of its own (its own structlog context), and everything a VP
 does ends inside its own ``run()`` (VirtualParticipant turns every failure into its own FAILED
-status), so one VP failing, being stopped or having its page crash does not touch the others.
-Only Chromium itself is shared: if it exits, every VP in it ends ``browser-crashed``; the pool
-then starts a fresh Chromium for VPs added later.
+status), so one VP failing, being stopped or having its page crash does not touch the others
+(a crashed page is that VP's own: it rejoins in a new context of the same Chromium, see
+vp/runner.py). Only Chromium itself is shared: if it exits, every VP in it ends
+``browser-crashed``; the pool then starts a fresh Chromium for VPs added later.
 """
 
 from __future__ import annotations

@@ -141,6 +141,7 @@ class VirtualParticipant:
         # Browser/page recovery: a generation per page, so events of a discarded page (its
         # crash, its Chromium's exit) are ignored.
         self._generation = 0
+        self._on_disconnected: Callable[[Any], None] | None = None
         self._guard: NavigationGuard | None = None
         self._recovery: asyncio.Task[None] | None = None
         self._rejoins_left = MAX_REJOINS
@@ -417,9 +418,9 @@ class VirtualParticipant:
         self._page.on(
             "crash", lambda _page: self._browser_lost(generation, "the meeting page crashed")
         )
-        self._browser.browser.on(
-            "disconnected", lambda _b: self._browser_lost(generation, "Chromium exited")
-        )
+        # Removed again in _discard_page: a shared (pool) browser outlives this VP.
+        self._on_disconnected = lambda _b: self._browser_lost(generation, "Chromium exited")
+        self._browser.browser.on("disconnected", self._on_disconnected)
         settings = DriverSettings(
             name=cfg.name,
             passcode=cfg.passcode.get_secret_value() if cfg.passcode else None,
@@ -521,6 +522,9 @@ class VirtualParticipant:
         """Close the current page's guard and context (bounded: the page may hang)."""
         guard, self._guard = self._guard, None
         context, self._context = self._context, None
+        listener, self._on_disconnected = self._on_disconnected, None
+        if listener is not None and self._browser is not None and self._browser.connected:
+            self._browser.browser.remove_listener("disconnected", listener)
         if guard is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(guard.aclose(), 5)

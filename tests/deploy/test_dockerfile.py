@@ -230,3 +230,12 @@ def test_dockerignore_sends_only_what_the_build_copies() -> None:
         assert _dockerignore_excludes(patterns, private), private
     assert _dockerignore_excludes(patterns, "vp/__pycache__/cli.cpython-311.pyc")
     assert not _dockerignore_excludes(patterns, "vp/capture.js")  # package data ships
+
+
+def test_the_image_runs_vps_on_the_headless_shell() -> None:
+    # The measured task size (0.25 vCPU / 512 MiB) holds only with chromium-headless-shell
+    # (full Chromium costs a VP ~250 MB more): the image installs it and does not pin
+    # VP_CHROMIUM, so vp.browser.find_chromium picks it for headless VPs.
+    assert "chromium-headless-shell" in _script_packages("--runtime-only")
+    env = FINAL.env()
+    assert "VP_CHROMIUM" not in env and env.get("VP_HEADLESS_SHELL", "1") != "0"

@@ -8,10 +8,18 @@ from pathlib import Path
 
 import pytest
 
-from vp.cli import main
+from vp import pool_cli
+from vp.cli import build_parser
 from vp.config import JoinConfig
 from vp.errors import ConfigError
 from vp.pool import check_distinct, load_pool_file
+
+
+def main(argv: list[str]) -> int:
+    # vp.cli.main without its logging set-up (which would bind structlog to pytest's capture).
+    args = build_parser().parse_args(argv)
+    assert args.command == "pool"
+    return pool_cli.main(args)
 
 
 def write(tmp_path: Path, data: object) -> Path:
