@@ -41,6 +41,7 @@ from typing import Any, cast
 import botocore.session
 from botocore.exceptions import ClientError
 from moto.dynamodb.models import DynamoDBBackend
+from moto.dynamodb.responses import DynamoHandler
 from moto.ec2.models.elastic_network_interfaces import NetworkInterface
 from moto.ecs.models import ecs_backends
 from moto.moto_api import state_manager
@@ -192,6 +193,10 @@ def moto_gaps_patched(containers: FakeContainers) -> Iterator[FakeContainers]:
     lock = threading.RLock()
     writes = ("put_item", "update_item", "delete_item", "transact_write_items")
     saved_writes = {name: getattr(DynamoDBBackend, name) for name in writes}
+    # moto's request handler reads the old item (for ReturnValues) before the backend's
+    # conditional write: lock the whole request, not only the write.
+    # Reads too: a strongly consistent read sees whole committed writes, never half of one.
+    saved_handlers = {name: getattr(DynamoHandler, name) for name in (*writes, "get_item")}
 
     def _locked(method: Callable[..., Any]) -> Callable[..., Any]:
         def call(*args: Any, **kwargs: Any) -> Any:
@@ -211,6 +216,8 @@ def moto_gaps_patched(containers: FakeContainers) -> Iterator[FakeContainers]:
         setattr(StateTaskServiceEcs, name, method)
     for name, method in saved_writes.items():
         setattr(DynamoDBBackend, name, _locked(method))
+    for name, method in saved_handlers.items():
+        setattr(DynamoHandler, name, _locked(method))
     dns_attr = "private_dns_name"
     if not had_dns:  # gap 3
         setattr(NetworkInterface, dns_attr, property(_eni_dns_name, _set_eni_dns_name))
@@ -224,5 +231,7 @@ def moto_gaps_patched(containers: FakeContainers) -> Iterator[FakeContainers]:
             setattr(StateTaskServiceEcs, name, method)
         for name, method in saved_writes.items():
             setattr(DynamoDBBackend, name, method)
+        for name, method in saved_handlers.items():
+            setattr(DynamoHandler, name, method)
         if not had_dns:
             delattr(NetworkInterface, dns_attr)

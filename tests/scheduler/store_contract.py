@@ -147,13 +147,16 @@ class StoreContract:
                 wins.append(i)
             except StaleTransition:
                 losses.append(i)
+            except Exception as exc:
+                errors.append(repr(exc))
 
+        errors: list[str] = []
         threads = [threading.Thread(target=launch, args=(i,)) for i in range(6)]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
-        assert len(wins) == 1 and len(losses) == 5
+        assert len(wins) == 1 and len(losses) == 5, (wins, losses, errors)
         got = store.get("vp1")
         assert got is not None and [h.status for h in got.history].count(Status.INITIALIZING) == 1
 
