@@ -30,7 +30,9 @@ def make_record(
 class StoreContract:
     @pytest.fixture
     def store(self) -> VpStore:
-        raise NotImplementedError
+        # Overridden by every concrete class (SQLite, DynamoDB variants): the contract is
+        # written once and run against each store.
+        raise TypeError("a StoreContract subclass must provide the store fixture")
 
     def test_create_get_keeps_secrets_apart(self, store: VpStore) -> None:
         record, secrets = make_record("vp1")
