@@ -117,6 +117,15 @@ def pss_anon_mb(pid: int) -> float:
     return 0.0
 
 
+def anon_by_role(root: int) -> dict[str, float]:
+    """Private (anonymous) PSS MB per process role, summed over the tree."""
+    out: dict[str, float] = {}
+    for pid in tree_pids(root):
+        r = role(pid)
+        out[r] = out.get(r, 0.0) + pss_anon_mb(pid)
+    return out
+
+
 def tree_stats(root: int) -> dict[str, float]:
     pids = tree_pids(root)
     return {
@@ -406,11 +415,13 @@ async def growth(
         t0 = time.monotonic()
         audio0 = sink.audio_bytes().get("vp-growth", 0)
         samples: list[tuple[float, float, float]] = []
+        roles: list[dict[str, float]] = []
         while (elapsed := time.monotonic() - t0) < duration:
             stats = tree_stats(p.proc.pid)
             samples.append(
                 (round(elapsed, 1), round(stats["pss_mb"], 1), round(stats["pss_anon_mb"], 1))
             )
+            roles.append(anon_by_role(p.proc.pid))
             await asyncio.sleep(min(interval, max(0.0, duration - elapsed)))
         stats = tree_stats(p.proc.pid)
         samples.append(
@@ -434,12 +445,22 @@ async def growth(
     first_anon = statistics.median(s[2] for s in samples[:window])
     last_anon = statistics.median(s[2] for s in samples[-window:])
     summary = json.loads((out / "summary.json").read_text())
+    # Where private memory grew: per role, median of the last minute minus the first.
+    anon_growth_by_role = {
+        r: round(
+            statistics.median(x.get(r, 0.0) for x in roles[-window:])
+            - statistics.median(x.get(r, 0.0) for x in roles[:window]),
+            1,
+        )
+        for r in sorted({k for x in roles for k in x})
+    }
     return {
         "duration_s": round(wall, 1),
         "pss_first_minute_mb": round(first, 1),
         "pss_last_minute_mb": round(last, 1),
         "growth_pct": round(100 * (last - first) / first, 2),
         "anon_growth_pct": round(100 * (last_anon - first_anon) / first_anon, 2),
+        "anon_growth_mb_by_role": anon_growth_by_role,
         "audio_per_wall": round(audio / wall, 4),
         "pipeline": summary.get("pipeline"),
         "capture_dropped_in_page": summary.get("capture", {}).get("dropped_in_page"),
