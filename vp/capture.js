@@ -37,7 +37,12 @@
  *       u32 seq | f64 pageTsMs | u16 sources | u16 0 | f32 peak | f32 rms | u32 droppedTotal |
  *       PCM16LE bytes            (little-endian, 28-byte header)
  *     Python answers every frame with a text ack (its seq): that is the acknowledgement. No
- *     text encoding, no CDP, no Playwright driver on the audio path.
+ *     text encoding, no CDP, no Playwright driver on the audio path: the socket is opened by a
+ *     private SharedWorker (a relay; frames reach it as transferred ArrayBuffers over a
+ *     MessagePort) because Playwright reports every frame of a page's or dedicated worker's
+ *     WebSocket over CDP (base64, through the driver to Python) and shared workers it does not
+ *     instrument. Where the relay cannot run (opaque origin, CSP worker-src, no SharedWorker) or
+ *     never opens, the page opens the socket itself.
  *   - Playwright binding (fallback: no wsUrl, or the socket could not be opened / was lost and
  *     could not be reopened): one call per frame
  *       __vpAudio(base64Pcm16, seq, pageTsMs, sources, peak, rms, droppedTotal, instanceId)
@@ -126,6 +131,12 @@
     const WS = W.WebSocket;
     const nWsSend = WS && WS.prototype.send;
     const nWsClose = WS && WS.prototype.close;
+    const nSharedWorker = W.SharedWorker;
+    const nBlob = W.Blob;
+    const nCreateUrl = W.URL && W.URL.createObjectURL;
+    const nRevokeUrl = W.URL && W.URL.revokeObjectURL;
+    const nPortPost = W.MessagePort && W.MessagePort.prototype.postMessage;
+    const nPortClose = W.MessagePort && W.MessagePort.prototype.close;
     const nSetTimeout = W.setTimeout.bind(W);
     const AudioCtor = W.Audio;
     const AWN = W.AudioWorkletNode;
@@ -577,22 +588,97 @@ registerProcessor('vp-capture', VpCapture);
     const WS_MAX_FAILURES = 3;
     const HEADER = 28;
 
-    function wsConnect() {
-      let sock;
+    // The relay worker: page -> port: the socket URL (string, once), frames (ArrayBuffer,
+    // transferred), 0 = close; port -> page: 1 = open, ack text, 0 = closed. The URL (it holds
+    // the capture token) travels by message, never in the worker's source.
+    const RELAY_SRC =
+      "'use strict';onconnect=(c)=>{const p=c.ports[0];let ws=null;" +
+      "p.onmessage=(e)=>{const d=e.data;" +
+      "if(typeof d==='string'&&!ws){ws=new WebSocket(d);ws.binaryType='arraybuffer';" +
+      'ws.onopen=()=>p.postMessage(1);' +
+      "ws.onmessage=(m)=>p.postMessage(''+m.data);" +
+      'ws.onclose=()=>{p.postMessage(0);close();};}' +
+      'else if(d===0){if(ws)ws.close();close();}' +
+      'else if(ws&&ws.readyState===1)ws.send(d);};};';
+    let relayBroken = !(nSharedWorker && nBlob && nCreateUrl && nRevokeUrl && nPortPost);
+
+    function relaySocket(url) {
+      const blobUrl = nCreateUrl.call(W.URL, new nBlob([RELAY_SRC], { type: 'text/javascript' }));
+      let worker;
       try {
-        sock = new WS(wsUrl + '/' + inst);
-      } catch (_) {
-        wsLost();
-        return;
+        worker = new nSharedWorker(blobUrl);
+      } finally {
+        nRevokeUrl.call(W.URL, blobUrl);
       }
-      sock.binaryType = 'arraybuffer';
+      const port = worker.port;
+      const sock = {
+        relay: true,
+        opened: false,
+        ended: false,
+        onopen: null,
+        onmessage: null,
+        onclose: null,
+      };
+      const ended = () => {
+        if (sock.ended) return;
+        sock.ended = true;
+        if (!sock.opened) relayBroken = true; // next time the page opens the socket itself
+        try {
+          nPortClose.call(port);
+        } catch (_) {}
+        if (sock.onclose) sock.onclose();
+      };
+      worker.onerror = ended;
+      port.onmessage = (ev) => {
+        const d = ev.data;
+        if (d === 1) {
+          sock.opened = true;
+          if (sock.onopen) sock.onopen();
+        } else if (d === 0) ended();
+        else if (typeof d === 'string' && sock.onmessage) sock.onmessage({ data: d });
+      };
+      sock.send = (buf) => nPortPost.call(port, buf, [buf]);
+      sock.close = () => {
+        try {
+          nPortPost.call(port, 0);
+        } catch (_) {}
+        ended();
+      };
+      nPortPost.call(port, url);
+      return sock;
+    }
+
+    function closeSocket(sock) {
+      try {
+        if (sock.relay) sock.close();
+        else nWsClose.call(sock);
+      } catch (_) {}
+    }
+
+    function wsConnect() {
+      const url = wsUrl + '/' + inst;
+      let sock = null;
+      if (!relayBroken) {
+        try {
+          sock = relaySocket(url);
+        } catch (_) {
+          relayBroken = true;
+        }
+      }
+      if (sock === null) {
+        try {
+          sock = new WS(url);
+        } catch (_) {
+          wsLost();
+          return;
+        }
+        sock.binaryType = 'arraybuffer';
+      }
       ws = sock;
       nSetTimeout(() => {
         if (ws !== sock || wsState === 'open') return;
-        try {
-          nWsClose.call(sock); // never opened in time
-        } catch (_) {}
-        wsLost();
+        wsLost(); // never opened in time (first: the close below must not count twice)
+        closeSocket(sock);
       }, 2000);
       sock.onopen = () => {
         if (ws !== sock) return;
@@ -674,7 +760,8 @@ registerProcessor('vp-capture', VpCapture);
       dv.setFloat32(20, f[5], true);
       dv.setUint32(24, dropped, true);
       new Uint8Array(out, HEADER).set(pcm);
-      nWsSend.call(ws, out);
+      if (ws.relay) ws.send(out);
+      else nWsSend.call(ws, out);
     }
 
     function pump() {
@@ -869,6 +956,7 @@ registerProcessor('vp-capture', VpCapture);
       inFlight: inflight.size,
       transport: wsState === 'open' ? 'websocket' : wsState === 'connecting' ? 'connecting' : 'binding',
       wsEverOpen,
+      relay: !!(ws && ws.relay),
       sources: sourceCount,
       keys: Array.from(active.keys()),
       tracks: tracks.size,

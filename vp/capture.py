@@ -11,8 +11,11 @@ Two transports carry the frames. Preferred: a binary WebSocket from the page to 
 contexts; each capture has its own unguessable path token), acknowledged with a short text
 message per frame. Fallback: the Playwright binding ``__vpAudio`` with base64 text, acknowledged
 by the binding's return; the page falls back by itself when the socket cannot be opened. The
-WebSocket skips base64, CDP's JSON and the Playwright driver: measured in bench/, it is the
-cheaper path. Request interception must leave it alone: it only ever goes to 127.0.0.1, on a
+socket is opened by a private SharedWorker in the page (a relay): Playwright reports every frame
+of a page's own WebSocket over CDP (base64, through its driver, to this process), but not a
+shared worker's. So the audio skips base64, CDP's JSON and the Playwright driver: measured in
+bench/, it is the cheaper path. Documents that cannot start the worker (opaque origins) open
+the socket themselves. Request interception must leave it alone: it only ever goes to 127.0.0.1, on a
 per-capture random path (vp/navguard.py intercepts documents only, so it does).
 
 :class:`AudioCapture` installs the script into a browser context, gates delivery with

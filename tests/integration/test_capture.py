@@ -403,6 +403,52 @@ async def test_frames_come_over_the_websocket_and_the_binding_carries_the_same(
     assert await ws_rig.page.evaluate("'wsUrl' in (window.__vpCaptureConfig || {})") is False
 
 
+async def _page_and_its_sockets(host: BrowserHost) -> tuple[Any, Page, list[str], AudioCapture]:
+    """A context with capture, its page, the URLs of every WebSocket Playwright reported."""
+    context = await host.new_context()
+    capture = AudioCapture(lambda frame: None)
+    await capture.install(context)
+    sockets: list[str] = []
+    context.on("page", lambda page: page.on("websocket", lambda ws: sockets.append(ws.url)))
+    page = await context.new_page()
+    capture.start()
+    return context, page, sockets, capture
+
+
+async def test_the_socket_is_opened_by_a_relay_worker_that_cdp_does_not_see(
+    host: BrowserHost, base_url: str
+) -> None:
+    # A page's own WebSocket is reported to Playwright frame by frame (base64 over CDP,
+    # through the driver to Python); the relay worker's socket is not.
+    context, page, sockets, capture = await _page_and_its_sockets(host)
+    try:
+        await page.goto(f"{base_url}/capture_lab.html")
+        await page.evaluate("lab.webaudio({freq: 660})")
+        await wait_for(lambda: capture.health().frames_received > 12, timeout=8)
+        stats = await page.evaluate(STATS_JS)
+        assert stats["transport"] == "websocket"
+        assert stats["relay"] is True
+        assert stats["acked"] > 10
+        assert not [url for url in sockets if url.endswith("/" + stats["inst"])]
+    finally:
+        await context.close()
+
+
+async def test_an_opaque_origin_document_opens_the_socket_itself(host: BrowserHost) -> None:
+    # A new page's about:blank has an opaque origin, which may not start a SharedWorker: its
+    # capture opens the socket directly (and Playwright sees that one).
+    context, page, sockets, capture = await _page_and_its_sockets(host)
+    try:
+        await wait_for(lambda: capture.health().frames_received > 3, timeout=8)
+        stats = await page.evaluate(STATS_JS)
+        assert page.url == "about:blank"
+        assert stats["transport"] == "websocket"
+        assert stats["relay"] is False
+        assert [url for url in sockets if url.endswith("/" + stats["inst"])]
+    finally:
+        await context.close()
+
+
 async def test_public_origin_gets_the_websocket_only_when_granted(
     host: BrowserHost,
 ) -> None:
