@@ -37,7 +37,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from scheduler.auth import STREAM_TOKEN_TTL, Authenticator
+from scheduler.auth import Authenticator
 from scheduler.errors import (
     IdempotencyKeyReused,
     InvalidRequest,
@@ -163,8 +163,9 @@ class Api:
     def caller(self, request: Request) -> Caller:
         return self.auth.caller_from_header(request.headers.get("authorization"))
 
-    def stream_caller(self, request: Request) -> Caller:
-        return self.auth.caller_from_stream_token(request.query_params.get("token"))
+    def stream_caller(self, request: Request) -> tuple[Caller, float]:
+        """The caller of an event stream and when its stream token expires."""
+        return self.auth.stream_session(request.query_params.get("token"))
 
     @staticmethod
     def vp_id(request: Request) -> str:
@@ -247,21 +248,27 @@ class Api:
     async def stream_token(self, request: Request) -> Response:
         caller = self.caller(request)
         token = self.auth.issue_stream_token(caller)
-        return _json({"token": token, "expires_in": STREAM_TOKEN_TTL})
+        return _json({"token": token, "expires_in": self.auth.stream_ttl})
 
     async def events(self, request: Request) -> Response:
-        caller = self.stream_caller(request)
+        caller, expires_at = self.stream_caller(request)
         return StreamingResponse(
-            self._events(caller), media_type="text/event-stream", headers=SECURITY_HEADERS
+            self._events(caller, expires_at),
+            media_type="text/event-stream",
+            headers=SECURITY_HEADERS,
         )
 
-    async def _events(self, caller: Caller) -> AsyncIterator[bytes]:
+    async def _events(self, caller: Caller, expires_at: float) -> AsyncIterator[bytes]:
         with self.service.subscribe(caller) as sub:
             records = await self.service.list(caller)
             yield b"retry: 2000\n\n"
             yield _sse("snapshot", {"vps": [r.public() for r in records]})
             while True:
-                record = await sub.next(KEEPALIVE_SECONDS)
+                left = expires_at - time.time()
+                if left <= 0:
+                    yield _sse("expired", {})
+                    return
+                record = await sub.next(min(KEEPALIVE_SECONDS, left))
                 if record is None:
                     yield b": keep-alive\n\n"
                 elif sub.take_lag():
@@ -271,23 +278,32 @@ class Api:
                     yield _sse("vp", record.public())
 
     async def transcript(self, request: Request) -> Response:
-        caller = self.stream_caller(request)
+        caller, expires_at = self.stream_caller(request)
         vp_id = self.vp_id(request)
         record = await self.service.get(caller, vp_id)
         if self.out_root is None:
             raise NotFound("this control plane keeps no transcripts")
-        offsets = _parse_offsets(request.headers.get("last-event-id"))
+        # EventSource resends Last-Event-ID on its own reconnects; a new EventSource (a fresh
+        # stream token) cannot set headers, so it passes the same value as ?after=.
+        resume = request.headers.get("last-event-id") or request.query_params.get("after")
+        offsets = _parse_offsets(resume)
         return StreamingResponse(
-            self._tail(caller, record, self.out_root / vp_id, offsets),
+            self._tail(caller, record, self.out_root / vp_id, offsets, expires_at),
             media_type="text/event-stream",
             headers=SECURITY_HEADERS,
         )
 
     async def _tail(
-        self, caller: Caller, record: VpRecord, folder: Path, offsets: list[int]
+        self,
+        caller: Caller,
+        record: VpRecord,
+        folder: Path,
+        offsets: list[int],
+        expires_at: float,
     ) -> AsyncIterator[bytes]:
         """Follow transcript.jsonl and chat.jsonl (server-side polling of two local files
-        every TAIL_INTERVAL); end with an ``end`` event once the VP is over and read."""
+        every TAIL_INTERVAL); end with an ``end`` event once the VP is over and read, or with
+        ``expired`` when the stream token expires (resume with a new one and ``after``)."""
         files = [("segment", folder / "transcript.jsonl"), ("chat", folder / "chat.jsonl")]
         with self.service.hub.subscribe(lambda r: r.vp_id == record.vp_id) as sub:
             yield b"retry: 2000\n\n"
@@ -309,6 +325,9 @@ class Api:
                 if ended and not sent:
                     final = await self.service.get(caller, record.vp_id)
                     yield _sse("end", final.public())
+                    return
+                if time.time() >= expires_at:
+                    yield _sse("expired", {})
                     return
                 if sent:
                     idle = 0.0
@@ -511,7 +530,18 @@ _TOKEN_PARAM = {
     "description": "a stream token from POST /v1/stream-token",
     "schema": {"type": "string"},
 }
-_SSE = {"description": "server-sent events", "content": {"text/event-stream": {}}}
+_AFTER_PARAM = {
+    "name": "after",
+    "in": "query",
+    "required": False,
+    "description": "resume after this event id (what Last-Event-ID would carry)",
+    "schema": {"type": "string", "pattern": "^[0-9]{1,15}[.][0-9]{1,15}$"},
+}
+_SSE = {
+    "description": "server-sent events; an `expired` event ends the stream when its token "
+    "expires (open it again with a new token)",
+    "content": {"text/event-stream": {}},
+}
 
 
 def openapi_document() -> dict[str, Any]:
@@ -593,7 +623,7 @@ def openapi_document() -> dict[str, Any]:
                 "get": {
                     "operationId": "streamTranscript",
                     "summary": "Live transcript and chat lines of a VP (server-sent events)",
-                    "parameters": [_VP_ID_PARAM, _TOKEN_PARAM],
+                    "parameters": [_VP_ID_PARAM, _TOKEN_PARAM, _AFTER_PARAM],
                     "responses": {
                         "200": _SSE,
                         "401": _error("missing or invalid stream token"),

@@ -10,7 +10,9 @@ so the console first trades its bearer token for a *stream token* (``POST
 /v1/stream-token``): an HS256 JWT with audience ``vp-stream`` that lives
 :data:`STREAM_TOKEN_TTL` seconds and is accepted only as the ``token`` query parameter of the
 two event-stream endpoints — never as a bearer token, so a leaked one cannot launch or cancel
-anything, and it expires quickly. (Query strings reach access logs; ``vp serve`` turns
+anything, and it expires quickly. A stream ends when its token expires (with an ``expired``
+event): the console then fetches a new token and resumes, so a revoked bearer token stops
+streams within one stream-token lifetime. (Query strings reach access logs; ``vp serve`` turns
 uvicorn's access log off and logs paths without them.)
 
 ``python -m scheduler.auth --secret S --sub alice [--admin] [--ttl SECONDS]`` mints a local
@@ -59,11 +61,16 @@ def caller_from_claims(claims: Mapping[str, Any]) -> Caller:
 class Authenticator:
     """Verifies bearer tokens and issues/verifies stream tokens with one HS256 secret."""
 
-    def __init__(self, secret: str, *, leeway: float = 30.0) -> None:
+    def __init__(
+        self, secret: str, *, leeway: float = 30.0, stream_ttl: int = STREAM_TOKEN_TTL
+    ) -> None:
         if len(secret) < 16:
             raise ValueError("the auth secret must be at least 16 characters")
+        if stream_ttl < 1:
+            raise ValueError("stream_ttl must be at least 1 second")
         self._secret = secret
         self.leeway = leeway
+        self.stream_ttl = stream_ttl
 
     def _decode(self, token: str, audience: str | None) -> dict[str, Any]:
         if not token or len(token) > MAX_TOKEN_LENGTH:
@@ -92,7 +99,8 @@ class Authenticator:
             raise Unauthorized("the Authorization header must be 'Bearer <token>'")
         return caller_from_claims(self._decode(token.strip(), None))
 
-    def issue_stream_token(self, caller: Caller, ttl: int = STREAM_TOKEN_TTL) -> str:
+    def issue_stream_token(self, caller: Caller, ttl: int | None = None) -> str:
+        ttl = self.stream_ttl if ttl is None else ttl
         now = int(time.time())
         claims: dict[str, Any] = {
             "sub": caller.owner,
@@ -105,7 +113,16 @@ class Authenticator:
         return jwt.encode(claims, self._secret, algorithm="HS256")
 
     def caller_from_stream_token(self, token: str | None) -> Caller:
-        return caller_from_claims(self._decode(token or "", STREAM_AUDIENCE))
+        return self.stream_session(token)[0]
+
+    def stream_session(self, token: str | None) -> tuple[Caller, float]:
+        """A stream token → its Caller and when it expires (epoch seconds): the stream it
+        opens ends then. No leeway: this server issued it, so there is no clock skew."""
+        claims = self._decode(token or "", STREAM_AUDIENCE)
+        expires_at = float(claims["exp"])
+        if expires_at <= time.time():  # we issued it: no clock skew to allow for
+            raise Unauthorized("the stream token has expired")
+        return caller_from_claims(claims), expires_at
 
 
 def mint_token(secret: str, sub: str, *, admin: bool = False, ttl: int = 3600) -> str:

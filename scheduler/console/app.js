@@ -6,7 +6,14 @@
 "use strict";
 
 const TERMINAL = new Set(["COMPLETED", "FAILED", "CANCELLED"]);
-const state = { token: "", vps: new Map(), events: null, transcript: null, reconnectTimer: null };
+const state = {
+  token: "",
+  vps: new Map(),
+  events: null,
+  transcript: null,
+  transcriptView: 0,
+  reconnectTimer: null,
+};
 
 const $ = (id) => document.getElementById(id);
 
@@ -135,6 +142,11 @@ async function connectEvents() {
     setConnection("live");
   });
   source.addEventListener("vp", (event) => upsert(JSON.parse(event.data)));
+  source.addEventListener("expired", () => {
+    // The stream token ran out: the server ended the stream. A new token, a new snapshot.
+    source.close();
+    if (state.events === source) connectEvents();
+  });
   source.addEventListener("error", () => {
     // EventSource retries by itself; once it gives up (e.g. the stream token expired),
     // fetch a fresh token and reconnect.
@@ -154,23 +166,54 @@ function transcriptLine(text, className) {
 
 async function openTranscript(vpId) {
   if (state.transcript) state.transcript.close();
+  state.transcript = null;
   $("transcript-panel").hidden = false;
   $("transcript-vp").textContent = vpId;
   $("transcript").replaceChildren();
+  state.transcriptView += 1; // streams of an earlier view stop resuming
+  await streamTranscript(vpId, state.transcriptView, "", 0);
+}
+
+// One EventSource per stream token; when its token expires (an `expired` event) or it drops
+// for good, the next one resumes after the last event seen, so no line is lost or repeated.
+async function streamTranscript(vpId, view, after, failures) {
   let url;
   try {
-    url = await streamUrl(`/v1/vps/${encodeURIComponent(vpId)}/transcript`);
+    const query = after ? `?after=${encodeURIComponent(after)}` : "";
+    url = await streamUrl(`/v1/vps/${encodeURIComponent(vpId)}/transcript${query}`);
   } catch (err) {
-    transcriptLine(`Cannot open the transcript: ${err.message}`, "end");
+    if (err.status && err.status < 500) {
+      transcriptLine(`Cannot open the transcript: ${err.message}`, "end");
+      return;
+    }
+    const delay = Math.min(30000, 2000 * 2 ** failures);
+    setTimeout(() => {
+      if (view === state.transcriptView) streamTranscript(vpId, view, after, failures + 1);
+    }, delay);
     return;
   }
+  if (view !== state.transcriptView) return; // another transcript was opened meanwhile
   const source = new EventSource(url);
   state.transcript = source;
+  let lastId = after;
+  const seen = (event) => {
+    if (event.lastEventId) lastId = event.lastEventId;
+  };
+  const resume = (delay) => {
+    source.close();
+    if (state.transcript !== source) return;
+    state.transcript = null;
+    setTimeout(() => {
+      if (view === state.transcriptView) streamTranscript(vpId, view, lastId, 0);
+    }, delay);
+  };
   source.addEventListener("segment", (event) => {
+    seen(event);
     const seg = JSON.parse(event.data);
     transcriptLine(`${seg.speaker || seg.channel || "?"}: ${seg.text}`, "segment");
   });
   source.addEventListener("chat", (event) => {
+    seen(event);
     const msg = JSON.parse(event.data);
     const who = msg.direction === "out" ? "(VP)" : msg.sender || "?";
     transcriptLine(`[chat] ${who}: ${msg.text}`, "chat");
@@ -179,6 +222,13 @@ async function openTranscript(vpId) {
     const vp = JSON.parse(event.data);
     transcriptLine(`ended: ${vp.status}${vp.reason ? ` (${vp.reason})` : ""}`, "end");
     source.close();
+    if (state.transcript === source) state.transcript = null;
+  });
+  source.addEventListener("expired", () => resume(0));
+  source.addEventListener("error", () => {
+    // EventSource retries by itself (resending Last-Event-ID); once it gives up, e.g. on a
+    // 401 for an expired token after a drop, a fresh token resumes after the last line.
+    if (source.readyState === EventSource.CLOSED) resume(3000);
   });
 }
 
@@ -243,6 +293,7 @@ function init() {
   });
   $("launch-form").addEventListener("submit", launch);
   $("transcript-close").addEventListener("click", () => {
+    state.transcriptView += 1;
     if (state.transcript) state.transcript.close();
     state.transcript = null;
     $("transcript-panel").hidden = true;

@@ -49,12 +49,15 @@ class RunningServer:
         await asyncio.wait_for(self.task, 60)
 
 
-async def start_server(service: VpService, out_root: Path | None = None) -> RunningServer:
+async def start_server(
+    service: VpService, out_root: Path | None = None, *, stream_ttl: int | None = None
+) -> RunningServer:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))  # bound here, so the port cannot be taken meanwhile
     port = sock.getsockname()[1]
-    app = create_app(service, Authenticator(SECRET), out_root=out_root)
+    auth = Authenticator(SECRET, **({} if stream_ttl is None else {"stream_ttl": stream_ttl}))
+    app = create_app(service, auth, out_root=out_root)
     config = uvicorn.Config(
         app, log_config=None, access_log=False, lifespan="on", timeout_graceful_shutdown=2
     )
@@ -72,12 +75,14 @@ async def start_server(service: VpService, out_root: Path | None = None) -> Runn
 
 @pytest.fixture
 async def serve() -> AsyncIterator[Callable[..., object]]:
-    """``await serve(service, out_root=None)`` → a started :class:`RunningServer`; all are
-    stopped at the end of the test."""
+    """``await serve(service, out_root=None, stream_ttl=None)`` → a started
+    :class:`RunningServer`; all are stopped at the end of the test."""
     running: list[RunningServer] = []
 
-    async def _serve(service: VpService, out_root: Path | None = None) -> RunningServer:
-        server = await start_server(service, out_root)
+    async def _serve(
+        service: VpService, out_root: Path | None = None, *, stream_ttl: int | None = None
+    ) -> RunningServer:
+        server = await start_server(service, out_root, stream_ttl=stream_ttl)
         running.append(server)
         return server
 

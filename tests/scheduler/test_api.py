@@ -349,6 +349,45 @@ async def test_transcript_stream_tails_files_and_ends(api: Any, tmp_path: Path) 
             assert (await events.next())[0] == "end"
 
 
+async def test_streams_end_when_their_token_expires_and_resume_after(
+    tmp_path: Path, serve: Any
+) -> None:
+    service = VpService(SqliteStore(tmp_path / "vps.db"), RecordingLauncher())
+    server = await serve(service, tmp_path / "out", stream_ttl=2)
+    async with server.client("alice") as alice:
+        vp = (await alice.post("/v1/vps", json={"meeting_url": ZOOM})).json()
+        folder = tmp_path / "out" / vp["vp_id"]
+        folder.mkdir(parents=True)
+        transcript = folder / "transcript.jsonl"
+        transcript.write_text(json.dumps({"text": "one"}) + "\n")
+        path = f"/v1/vps/{vp['vp_id']}/transcript"
+        granted = (await alice.post("/v1/stream-token")).json()
+        assert granted["expires_in"] == 2
+        started = time.monotonic()
+        async with alice.stream("GET", path, params={"token": granted["token"]}) as response:
+            events = Sse(response)
+            assert await events.next() == ("segment", {"text": "one"})
+            after = events.last_id
+            assert await events.next() == ("expired", {})
+            assert 0.5 < time.monotonic() - started < 5
+            assert [line async for line in events.lines] == [], "then the stream ends"
+        with open(transcript, "a") as file:
+            file.write(json.dumps({"text": "two"}) + "\n")
+        # A new token (a new EventSource cannot send Last-Event-ID) resumes with ?after=.
+        params = {"token": await stream_token(alice), "after": after}
+        async with alice.stream("GET", path, params=params) as again:
+            events = Sse(again)
+            assert await events.next() == ("segment", {"text": "two"})
+        params = {"token": await stream_token(alice)}
+        async with alice.stream("GET", "/v1/events", params=params) as response:
+            events = Sse(response)
+            assert (await events.next())[0] == "snapshot"
+            assert await events.next() == ("expired", {})
+        # An expired token opens nothing.
+        response = await alice.get(path, params={"token": granted["token"]})
+        assert response.status_code == 401
+
+
 async def test_openapi_and_console_are_served(api: Any) -> None:
     server, _ = api
     async with server.client(None) as anon:

@@ -4,6 +4,8 @@ transcript and chat, stop the VP; schedule and cancel; field errors; HTML is sho
 
 from __future__ import annotations
 
+import asyncio
+import json
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -17,6 +19,7 @@ from scheduler.local_launcher import LocalLauncher
 from scheduler.service import Caller, VpService
 from scheduler.sqlite_store import SqliteStore
 from tests.scheduler.conftest import RunningServer, token
+from tests.scheduler.fakes import RecordingLauncher
 from vp.browser import find_chromium
 
 pytestmark = pytest.mark.integration
@@ -116,6 +119,36 @@ async def run_console(page: Page, server: RunningServer, url: str) -> None:
     assert streams == ["/v1/events", f"/v1/vps/{vp2}/transcript"], streams
     final = await server.service.get(_alice(), vp2)
     assert [h.status.value for h in final.history][-3:] == ["JOINED", "LEAVING", "COMPLETED"]
+
+
+async def test_console_streams_outlive_their_stream_tokens(tmp_path, serve, page) -> None:
+    # Stream tokens live 2 s here: each stream ends with `expired` every 2 s and the console
+    # reopens it with a fresh token, the transcript resuming after the last line it showed.
+    service = VpService(SqliteStore(tmp_path / "vps.db"), RecordingLauncher())
+    server: RunningServer = await serve(service, tmp_path / "out", stream_ttl=2)
+    async with server.client("alice") as alice:
+        created = await alice.post("/v1/vps", json={"meeting_url": "https://zoom.us/j/123456789"})
+        vp_id = created.json()["vp_id"]
+    folder = tmp_path / "out" / vp_id
+    folder.mkdir(parents=True)
+    gets: list[str] = []
+    page.on("request", lambda r: gets.append(r.url) if r.method == "GET" else None)
+    await page.goto(f"{server.base_url}/#token={token('alice')}")
+    await expect(page.get_by_test_id("connection")).to_have_text("live")
+    await page.get_by_test_id("vp-transcript").click()
+    for i in range(8):  # 8 lines over ~7 s: three or more token lifetimes
+        with open(folder / "transcript.jsonl", "a") as file:
+            file.write(json.dumps({"speaker": "Alice", "text": f"line {i}"}) + "\n")
+        await asyncio.sleep(0.9)
+    lines = page.get_by_test_id("transcript").locator("li.segment")
+    await expect(lines).to_have_count(8)
+    assert await lines.all_inner_texts() == [f"Alice: line {i}" for i in range(8)]
+    transcript_gets = [u for u in gets if u.split("?")[0].endswith("/transcript")]
+    assert len(transcript_gets) >= 3, transcript_gets
+    assert all("after=" in u for u in transcript_gets[1:])
+    assert len([u for u in gets if "/v1/events?" in u]) >= 3
+    await expect(page.get_by_test_id("connection")).to_have_text("live")
+    assert await page.get_by_test_id("vp-row").count() == 1
 
 
 def _alice() -> Caller:
