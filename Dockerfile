@@ -19,7 +19,8 @@ COPY platforms ./platforms
 COPY scheduler ./scheduler
 # --only-binary: every dependency ships a manylinux wheel, so no compiler is needed even
 # here; the local project is the only thing built. `[aws]` brings boto3 (the DynamoDB store,
-# KMS); `[dev]` (pytest, ruff, mypy, moto, linters) never enters the image.
+# KMS); neither `[transcribe]` (the aws-transcribe engine of a standalone transcriber, not
+# used by the task) nor `[dev]` (pytest, ruff, mypy, moto, linters) enters the image.
 RUN python -m venv /opt/venv \
     && pip wheel --no-cache-dir --only-binary=:all: --wheel-dir /wheels ".[aws]" \
     && /opt/venv/bin/pip install --no-cache-dir --no-index --find-links /wheels "vp[aws]" \

@@ -50,7 +50,8 @@ def _import_transcribe() -> Any:
         import amazon_transcribe.model
     except ImportError as exc:
         raise EngineError(
-            "the aws-transcribe engine needs the amazon-transcribe package: pip install 'vp[aws]'",
+            "the aws-transcribe engine needs the amazon-transcribe package: "
+            "pip install 'vp[transcribe]'",
             retryable=False,
         ) from exc
     return amazon_transcribe
