@@ -15,8 +15,8 @@ socket is opened by a private SharedWorker in the page (a relay): Playwright rep
 of a page's own WebSocket over CDP (base64, through its driver, to this process), but not a
 shared worker's. So the audio skips base64, CDP's JSON and the Playwright driver: measured in
 bench/, it is the cheaper path. Documents that cannot start the worker (opaque origins) open
-the socket themselves. Request interception must leave it alone: it only ever goes to 127.0.0.1, on a
-per-capture random path (vp/navguard.py intercepts documents only, so it does).
+the socket themselves. Request interception must leave it alone: it only ever goes to
+127.0.0.1, on a per-capture random path (vp/navguard.py intercepts documents only, so it does).
 
 :class:`AudioCapture` installs the script into a browser context, gates delivery with
 :meth:`~AudioCapture.start`/:meth:`~AudioCapture.stop`, and keeps :class:`CaptureHealth` so a
