@@ -11,8 +11,10 @@ Isolation: each VP runs in a task of its own (its own structlog context), and ev
 does ends inside its own ``run()`` (VirtualParticipant turns every failure into its own FAILED
 status), so one VP failing, being stopped or having its page crash does not touch the others
 (a crashed page is that VP's own: it rejoins in a new context of the same Chromium, see
-vp/runner.py). Only Chromium itself is shared: if it exits, every VP in it ends
-``browser-crashed``; the pool then starts a fresh Chromium for VPs added later.
+vp/runner.py). Only Chromium itself is shared: if it exits, the first VP to notice has the pool
+start a fresh one (:meth:`VpPool.shared_host`, under a lock, so one for all), and every VP
+that was in it rejoins there once, like a VP with its own Chromium. A Chromium given to the
+pool is not the pool's to restart: its VPs end ``browser-crashed``.
 """
 
 from __future__ import annotations
@@ -144,7 +146,9 @@ class VpPool:
             log.error("pool.browser_start_failed", error=type(exc).__name__)
             host = None
         sinks = self._sinks_for(config) if self._sinks_for else []
-        vp = VirtualParticipant(config, sinks=sinks, browser=host)
+        # A Chromium the pool started, it restarts for its VPs when it exits; a given one not.
+        provider = self.shared_host if host is not None and host is not self._given_host else None
+        vp = VirtualParticipant(config, sinks=sinks, browser=host, browser_provider=provider)
         self.vps[config.vp_id] = vp
         self._tasks[config.vp_id] = self._owner.spawn(self._run_one(vp), f"pool-vp-{config.vp_id}")
         return vp
@@ -212,8 +216,8 @@ class VpPool:
 
     # -- the shared Chromium -----------------------------------------------------------------
     async def shared_host(self) -> BrowserHost:
-        """The pool's Chromium, started on first use, and again after it exited (VPs that were
-        in it have ended ``browser-crashed``; new ones get the fresh one)."""
+        """The pool's Chromium, started on first use, and again after it exited (for the VPs
+        that were in it, which rejoin there, and for new ones)."""
         async with self._host_lock:
             host = self._host
             if host is not None and host.connected:

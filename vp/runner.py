@@ -26,7 +26,7 @@ import contextlib
 import functools
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -108,12 +108,18 @@ class VirtualParticipant:
         *,
         sinks: list[StatusSink] | None = None,
         browser: BrowserHost | None = None,
+        browser_provider: Callable[[], Awaitable[BrowserHost]] | None = None,
         on_segment: SegmentCallback | None = None,
     ) -> None:
+        """``browser``: a shared Chromium (pool mode) instead of one of the VP's own.
+        ``browser_provider``: for a shared one, returns a live replacement after it exited
+        (the pool starts one for all its VPs); without it, a VP whose shared Chromium exited
+        ends ``browser-crashed``."""
         self.config = config
         self.out_dir = config.effective_out_dir
         self._extra_sinks = sinks or []
         self._shared_browser = browser
+        self._browser_provider = browser_provider
         self._on_segment_cb = on_segment
         self.lifecycle = Lifecycle(config.vp_id)
         self._sink = FanOut(list(self._extra_sinks))
@@ -489,10 +495,16 @@ class VirtualParticipant:
             await self._discard_page()
             if not self._browser.connected:
                 if self._browser is self._shared_browser:
-                    raise BrowserCrashed("the shared Chromium exited")
-                await self._browser.aclose()
-                self._browser = BrowserHost()
-                await self._browser.start()
+                    if self._browser_provider is None:
+                        raise BrowserCrashed("the shared Chromium exited")
+                    # One fresh Chromium for every VP that was in the dead one.
+                    self._browser = self._shared_browser = await self._browser_provider()
+                    if not self._browser.connected:
+                        raise BrowserCrashed("the shared Chromium exited")
+                else:
+                    await self._browser.aclose()
+                    self._browser = BrowserHost()
+                    await self._browser.start()
             await self._open_page(self.meeting)
             timeout = self.config.rejoin_timeout
             joined = await self._race(

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -168,3 +170,42 @@ async def test_a_crashed_page_disturbs_only_its_own_vp(
         d_conn.frame_times[-1] - d_conn.frame_times[0], rel=0.05, abs=0.3
     )
     assert count_sequence(decode(ch0(d_conn.frames)), DEFAULT_SYMBOLS) >= 2
+
+
+async def test_the_shared_chromium_killed_every_vp_rejoins_in_one_new_one(
+    meeting: LocalMeeting, allowed: None, tmp_path: Path
+) -> None:
+    server = await RecordingServer().start()
+    async with VpPool() as pool:
+        for vp_id in "ef":
+            base = config(meeting, server, tmp_path, vp_id)
+            await pool.add(base.model_copy(update={"max_duration": 30, "rejoin_timeout": 45}))
+        await wait_joined(pool)
+        await asyncio.sleep(2)
+        old = pool.host
+        assert old is not None
+        session = await old.browser.new_browser_cdp_session()
+        info = await session.send("SystemInfo.getProcessInfo")
+        (browser_pid,) = [p["id"] for p in info["processInfo"] if p["type"] == "browser"]
+        os.kill(browser_pid, signal.SIGKILL)
+        killed = time.monotonic()
+        results = await asyncio.wait_for(pool.wait(), 90)
+        new = pool.host
+        assert new is not None and new is not old and new.connected, "one fresh Chromium"
+        assert all(vp.browser_host is new for vp in pool.vps.values())
+    await server.aclose()
+
+    for vp_id in "ef":
+        final = results[vp_id].final
+        assert (final.status, final.reason) == (Status.COMPLETED, Reason.MAX_DURATION), vp_id
+        history = [s["status"] for s in statuses(tmp_path / vp_id)]
+        assert history == ["INITIALIZING", "JOINING", "JOINED", "LEAVING", "COMPLETED"], history
+        stats = json.loads((tmp_path / vp_id / "summary.json").read_text())
+        (rejoin,) = stats["browser"]["rejoins"]
+        assert rejoin["cause"] == "Chromium exited"
+        assert 0 < stats["browser"]["audio_gap_s"] < 45
+        conn = by_call(server)[f"call-{vp_id}"]
+        assert conn.order[-1] == "END"
+        after = [f for f, t in zip(conn.frames, conn.frame_times, strict=True) if t > killed + 1]
+        # Alice is heard again after the rejoin.
+        assert count_sequence(decode(ch0(after)), DEFAULT_SYMBOLS) >= 1, vp_id
