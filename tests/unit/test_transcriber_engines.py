@@ -87,7 +87,7 @@ def test_aws_missing_package_names_the_extra(monkeypatch):
         return real_import(name, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "__import__", no_aws)
-    with pytest.raises(EngineError, match=r"vp\[aws\]"):
+    with pytest.raises(EngineError, match=r"vp\[transcribe\]"):
         AwsTranscribeEngine()
 
 
