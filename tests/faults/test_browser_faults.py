@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import re
-import signal
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +19,7 @@ import pytest
 import soundfile as sf
 import structlog
 
+from tests.chromium_kill import kill_chromium
 from tests.faults.conftest import ch0, start_and_wait_joined, statuses, summary
 from tests.recording_server import RecordingServer
 from vp.config import JoinConfig
@@ -116,10 +115,7 @@ async def test_chromium_killed_relaunches_and_rejoins(
     await asyncio.sleep(3)
     host = vp.browser_host
     assert host is not None
-    session = await host.browser.new_browser_cdp_session()
-    info = await session.send("SystemInfo.getProcessInfo")
-    (browser_pid,) = [p["id"] for p in info["processInfo"] if p["type"] == "browser"]
-    os.kill(browser_pid, signal.SIGKILL)
+    await kill_chromium(host)
     result = await asyncio.wait_for(task, 90)
     await server.aclose()
 

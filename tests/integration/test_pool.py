@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -19,6 +17,7 @@ import numpy as np
 import pytest
 import pytest_asyncio
 
+from tests.chromium_kill import kill_chromium
 from tests.recording_server import Connection, RecordingServer
 from vp.config import JoinConfig
 from vp.errors import ConfigError
@@ -184,10 +183,7 @@ async def test_the_shared_chromium_killed_every_vp_rejoins_in_one_new_one(
         await asyncio.sleep(2)
         old = pool.host
         assert old is not None
-        session = await old.browser.new_browser_cdp_session()
-        info = await session.send("SystemInfo.getProcessInfo")
-        (browser_pid,) = [p["id"] for p in info["processInfo"] if p["type"] == "browser"]
-        os.kill(browser_pid, signal.SIGKILL)
+        await kill_chromium(old)
         killed = time.monotonic()
         results = await asyncio.wait_for(pool.wait(), 90)
         new = pool.host
