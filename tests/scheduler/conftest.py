@@ -13,7 +13,7 @@ import pytest
 import uvicorn
 
 from scheduler.api import create_app
-from scheduler.auth import Authenticator, mint_token
+from scheduler.auth import STREAM_TOKEN_TTL, Authenticator, mint_token
 from scheduler.service import VpService
 
 SECRET = "test-secret-of-32-characters-0123"
@@ -50,14 +50,13 @@ class RunningServer:
 
 
 async def start_server(
-    service: VpService, out_root: Path | None = None, *, stream_ttl: int | None = None
+    service: VpService, out_root: Path | None = None, *, stream_ttl: int = STREAM_TOKEN_TTL
 ) -> RunningServer:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))  # bound here, so the port cannot be taken meanwhile
     port = sock.getsockname()[1]
-    auth = Authenticator(SECRET, **({} if stream_ttl is None else {"stream_ttl": stream_ttl}))
-    app = create_app(service, auth, out_root=out_root)
+    app = create_app(service, Authenticator(SECRET, stream_ttl=stream_ttl), out_root=out_root)
     config = uvicorn.Config(
         app, log_config=None, access_log=False, lifespan="on", timeout_graceful_shutdown=2
     )
@@ -75,12 +74,12 @@ async def start_server(
 
 @pytest.fixture
 async def serve() -> AsyncIterator[Callable[..., object]]:
-    """``await serve(service, out_root=None, stream_ttl=None)`` → a started
+    """``await serve(service, out_root=None, stream_ttl=STREAM_TOKEN_TTL)`` → a started
     :class:`RunningServer`; all are stopped at the end of the test."""
     running: list[RunningServer] = []
 
     async def _serve(
-        service: VpService, out_root: Path | None = None, *, stream_ttl: int | None = None
+        service: VpService, out_root: Path | None = None, *, stream_ttl: int = STREAM_TOKEN_TTL
     ) -> RunningServer:
         server = await start_server(service, out_root, stream_ttl=stream_ttl)
         running.append(server)
