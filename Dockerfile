@@ -28,15 +28,42 @@ RUN python -m venv /opt/venv \
 
 # --- runtime ------------------------------------------------------------------------------
 FROM ${PYTHON_IMAGE}
-# Chromium and the fonts (Latin, CJK, emoji): the same script the README and CI run.
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+# Headless Chromium, libatomic1 and the fonts (Latin, CJK, emoji): the run-time part of the
+# script the README and CI run. dpkg leaves out what no task reads: documentation (licences
+# stay), manuals, translations, Chromium's UI strings other than en-US (--lang=en-US) and
+# its Vulkan validation layer (a debugging aid).
+# chromium-common depends on desktop helpers (x11-utils, xdg-utils) that pull in Mesa's GL
+# drivers with LLVM, and perl: ~210 MB a headless shell with --disable-gpu never loads (it
+# renders with its own SwiftShader). They are purged, leaving dpkg's dependency record
+# knowingly incomplete; nothing runs apt in a task, and the image test proves a VP still joins.
 COPY scripts/install-system-packages.sh /tmp/install-system-packages.sh
-RUN bash /tmp/install-system-packages.sh --runtime-only \
-    && rm -rf /var/lib/apt/lists/* /var/cache/apt/archives/*.deb /tmp/install-system-packages.sh \
+RUN printf '%s\n' \
+        'path-exclude=/usr/share/doc/*' 'path-include=/usr/share/doc/*/copyright' \
+        'path-exclude=/usr/share/man/*' 'path-exclude=/usr/share/info/*' \
+        'path-exclude=/usr/share/locale/*' 'path-exclude=/usr/share/lintian/*' \
+        'path-exclude=/usr/lib/chromium/locales/*' \
+        'path-include=/usr/lib/chromium/locales/en-US.pak' \
+        'path-exclude=/usr/lib/chromium/libVkLayer_khronos_validation.so' \
+        > /etc/dpkg/dpkg.cfg.d/vp-slim \
+    && bash /tmp/install-system-packages.sh --runtime-only \
+    && dpkg --purge --force-depends x11-utils xdg-utils libgl1 libglx0 libglx-mesa0 \
+        libgl1-mesa-dri libllvm15 libz3-4 perl libperl5.36 perl-modules-5.36 \
+    && rm -rf /var/lib/apt/lists/* /var/cache/apt/archives/*.deb /var/cache/debconf/*-old \
+        /var/log/apt /var/log/dpkg.log /tmp/install-system-packages.sh \
     && useradd --system --uid 10001 --user-group --no-create-home --home-dir /var/lib/vp/home \
         --shell /usr/sbin/nologin vp \
     && install -d -o vp -g vp -m 0700 /var/lib/vp /var/lib/vp/home /var/lib/vp/tmp
 
 COPY --from=builder /opt/venv /opt/venv
+# Fail the build, not the meeting: the two native programs every VP starts (Playwright's node
+# driver and the headless shell) must find all their shared libraries in this image. ldd
+# names every missing one at once; running them proves the loader is content.
+RUN node="$(/opt/venv/bin/python -c 'import pathlib, playwright; print(pathlib.Path(playwright.__file__).parent / "driver" / "node")')" \
+    && shell=/usr/lib/chromium/chromium-headless-shell \
+    && if ldd "$node" "$shell" | grep 'not found'; then \
+        echo "the node driver or the headless shell lacks a shared library" >&2; exit 1; fi \
+    && "$node" --version && "$shell" --version
 
 # Configuration comes from the environment (contract 1 and the task definition): VP_ID,
 # VP_TABLE_NAME, VP_TRANSCRIBER_URL, VP_TRANSCRIBER_TOKEN, VP_PASSCODE_KMS_KEY_ID, ...

@@ -6,21 +6,24 @@
 #   install-system-packages.sh --runtime-only   run time only (the VP task image)
 #   install-system-packages.sh --list [...]     print the package names, install nothing
 #
-# Run time:
-#   chromium                the browser, driven by Playwright through executable_path
-#   chromium-headless-shell the same engine without the desktop layer: headless VPs use it
-#                           (~70 MB PSS less per Chromium, bench/; vp.browser.find_chromium)
+# Run time (the task image installs exactly these):
+#   chromium-headless-shell Debian's Chromium without the desktop layer: every VP runs it
+#                           (vp.browser.find_chromium; ~70 MB PSS less per Chromium, bench/)
+#   libatomic1              Playwright's bundled node driver links it; slim Debian bases lack
+#                           it, and without it no browser ever starts
 #   fonts-liberation        Latin (metric-compatible with Arial, Times, Courier)
 #   fonts-noto-color-emoji  emoji
 #   fonts-wqy-zenhei        CJK (Chinese, Japanese kana, Korean), 16 MB vs 90 MB for noto-cjk
 # Development and CI add:
+#   chromium                the desktop build: simulated participants and tests
 #   janus                   the WebRTC server used by `vp demo` and the integration tests
 #   janus-demos             its AudioBridge demo page (the `janus` platform)
 #   espeak-ng               speech synthesis for the simulated participant
+#   podman, mmdebstrap      build the task image for real (tests/deploy/test_image.py)
 set -euo pipefail
 
-RUNTIME_PACKAGES=(chromium chromium-headless-shell fonts-liberation fonts-noto-color-emoji fonts-wqy-zenhei)
-DEV_PACKAGES=(janus janus-demos espeak-ng)
+RUNTIME_PACKAGES=(chromium-headless-shell libatomic1 fonts-liberation fonts-noto-color-emoji fonts-wqy-zenhei)
+DEV_PACKAGES=(chromium janus janus-demos espeak-ng podman mmdebstrap)
 
 runtime_only=0
 list_only=0

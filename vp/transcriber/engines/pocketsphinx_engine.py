@@ -54,8 +54,12 @@ _MAX_LINE = 1 << 22  # a result line; a 20 s utterance is a few hundred bytes
 def _import_pocketsphinx() -> Any:
     try:
         import pocketsphinx
-    except ImportError as exc:  # pragma: no cover - a core dependency
-        raise EngineError("pocketsphinx is not installed", retryable=False) from exc
+    except ImportError as exc:  # the task image leaves it out (the [local] extra)
+        raise EngineError(
+            "the local reference transcriber needs pocketsphinx: install vp[local], "
+            "or stream to a transcriber with --transcriber-url",
+            retryable=False,
+        ) from exc
     return pocketsphinx
 
 
