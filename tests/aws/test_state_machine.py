@@ -12,9 +12,10 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from scheduler.aws_launcher import launch_at_text
+from scheduler.aws_launcher import AwsLauncher, launch_at_text
 from scheduler.broker import BrokerClient, BrokerSink, ticket_hash
 from scheduler.dynamodb_store import DynamoDbStore
+from scheduler.launcher import LaunchContext
 from scheduler.models import LaunchRequest, VpRecord, VpSecrets
 from tests.aws.conftest import REGION, raw_item
 from tests.aws.harness import (
@@ -345,3 +346,45 @@ def test_malformed_launch_at_fails_the_vp_instead_of_the_execution(
     assert record is not None
     assert record.status is Status.FAILED and record.reason is Reason.LAUNCH_FAILED
     assert containers.run_task_calls == []
+
+
+async def test_prestart_lead_runs_the_task_lead_seconds_before_join_at(
+    deployed: dict[str, str], dynamo_store: DynamoDbStore, containers: FakeContainers
+) -> None:
+    # The launcher as the API Lambda runs it: launch_at = join_at − lead (120 s by default).
+    lead = timedelta(seconds=120)
+    join_at = datetime.now(UTC) + lead + timedelta(seconds=3)
+    record = store_vp(dynamo_store, "vp1", join_at=join_at)
+    launcher = AwsLauncher(deployed["StateMachineArn"], prestart_lead=lead)
+    await launcher.start(LaunchContext(store=dynamo_store, publish=lambda _record: None))
+    ran: list[tuple[float, datetime | None]] = []
+
+    def workload(env: dict[str, str]) -> int:
+        client = BrokerClient(
+            BROKER_FUNCTION,
+            env["VP_ID"],
+            env["VP_LAUNCH_TICKET"],
+            lambda_client=boto3.client("lambda", region_name=REGION),
+        )
+        # The task learns join_at with its meeting: `vp run` holds JOINING until then.
+        ran.append((time.time(), client.redeem().join_at))
+        BrokerSink(client).emit(Lifecycle("vp1").advance(Status.INITIALIZING))
+        return 1  # here `vp run` would prepare and wait ~2 min; this test stops early
+
+    containers.workload = workload
+    await launcher.submit(record)
+    execution = dynamo_store.get_launch_handle("vp1")
+    assert execution is not None
+    sfn = boto3.client("stepfunctions", region_name=REGION)
+    started = json.loads(sfn.describe_execution(executionArn=execution)["input"])
+    assert started == {"vp_id": "vp1", "launch_at": launch_at_text(join_at - lead)}
+    wait_done(execution)
+    containers.join()
+
+    ((ran_at, told_join_at),) = ran
+    launch_at = datetime.fromisoformat(launch_at_text(join_at - lead))
+    # RunTask at join_at − lead (the Wait has whole-second precision on moto), two minutes
+    # before the meeting, and the task was told the real join_at.
+    assert launch_at.timestamp() - 1 <= ran_at < launch_at.timestamp() + 10
+    assert ran_at < (join_at - timedelta(seconds=100)).timestamp()
+    assert told_join_at == join_at
