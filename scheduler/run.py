@@ -34,6 +34,7 @@ from pydantic import ValidationError
 from scheduler.broker import TICKET_ENV, BrokerClient, BrokerRefused, BrokerSink
 from scheduler.errors import StaleTransition
 from scheduler.store import VpStore
+from vp import log as vplog
 from vp.config import JoinConfig
 from vp.errors import ConfigError
 from vp.lifecycle import Reason, Status, StatusEvent, utc_now_iso
@@ -274,6 +275,7 @@ def main_run(vp_id: str | None, *, db: str | None = None, json_output: bool = Fa
         if not ticket:
             print(f"vp run: VP_BROKER_FUNCTION is set but {TICKET_ENV} is not", file=sys.stderr)
             return EXIT_USAGE
+        vplog.register_secret(ticket)  # scrubbed from every log line
         try:
             client = BrokerClient(os.environ["VP_BROKER_FUNCTION"], vp_id, ticket)
         except ConfigError as exc:
