@@ -240,20 +240,26 @@ class Broker:
             except ClientError as exc:
                 log.warning("vp.ticket_file_not_deleted", error=type(exc).__name__)
         record = self.store.get(vp_id)
-        found = self.store.get_secrets(vp_id)
-        if record is None or found is None:
+        if record is None:
             return REFUSED
-        log.info("vp.ticket_redeemed", vp_id=vp_id)
-        return {
+        reply: dict[str, Any] = {
             "ok": True,
             "vp_id": vp_id,
             "status": record.status.value,
             "platform": record.platform,
             "name": record.name,
             "join_at": record.join_at.isoformat() if record.join_at else None,
-            "meeting_url": found.meeting_url,
-            "passcode": found.passcode,
+            "meeting_url": record.meeting_url,  # the public (redacted) URL ...
+            "passcode": None,
         }
+        if record.terminal:  # cancelled meanwhile: the task ends, it needs no secret
+            log.info("vp.ticket_redeemed_after_end", vp_id=vp_id, status=record.status.value)
+            return reply
+        found = self.store.get_secrets(vp_id)
+        if found is None:
+            return REFUSED
+        log.info("vp.ticket_redeemed", vp_id=vp_id)
+        return {**reply, "meeting_url": found.meeting_url, "passcode": found.passcode}
 
     def _ticket_valid(self, vp_id: str, ticket: str) -> bool:
         item = self._ddb.get_item(

@@ -147,6 +147,16 @@ def test_statuses_are_accepted_for_the_tickets_vp_only(
     assert refused == {"ok": False, "error": "invalid-status"}
 
 
+def test_a_vp_cancelled_before_redemption_gets_no_secret(
+    launched: tuple[Broker, dict[str, str]], dynamo_store: DynamoDbStore
+) -> None:
+    _, tickets = launched
+    dynamo_store.transition("vp1", Status.CANCELLED, None, "cancelled while starting")
+    meeting = client("vp1", tickets["vp1"]).redeem()
+    assert meeting.status is Status.CANCELLED  # `vp run` ends at once
+    assert meeting.passcode is None and "BrOkErPwd1" not in meeting.meeting_url
+
+
 def test_an_expired_ticket_is_refused(
     aws: None, table: str, kms_key: str, dynamo_store: DynamoDbStore
 ) -> None:
