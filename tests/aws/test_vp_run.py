@@ -154,3 +154,40 @@ async def test_vp_run_joins_at_join_at_through_the_broker(
     events = [e["callEvent"] for e in transcriber.all_events]
     assert events[0] == "START" and events[-1] == "END"
     assert PASSCODE not in logs and TOKEN not in logs and ticket not in logs
+
+
+async def test_a_vp_stopped_while_holding_for_join_at_never_joins(
+    replica: ReplicaServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The hold is interruptible: a cancel (SIGTERM → stop) during the pre-start wait ends the
+    VP CANCELLED without JOINING, its browser closed and files flushed."""
+    from vp.config import JoinConfig
+    from vp.runner import VirtualParticipant
+
+    monkeypatch.setenv("VP_ALLOWED_HOSTS", replica.allowed_host)
+    replica.add_meeting(Scenario(meeting_id="85012345002", passcode=PASSCODE))
+    config = JoinConfig(
+        meeting_url=replica.meeting_url("85012345002"),
+        platform="zoom",
+        passcode=PASSCODE,
+        out_dir=tmp_path / "out",
+        intro_message="",
+        exit_message="",
+    )
+    vp = VirtualParticipant(config, join_not_before=datetime.now(UTC) + timedelta(minutes=5))
+    running = asyncio.create_task(vp.run())
+    for _ in range(600):  # prepared: Chromium up, the page open (about a second)
+        if vp.page is not None:
+            break
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.5)
+    assert vp.browser_host is not None and vp.browser_host.connected
+    vp.stop()
+    result = await asyncio.wait_for(running, 30)
+    statuses = [
+        json.loads(line)["status"]
+        for line in (tmp_path / "out" / "status.jsonl").read_text().splitlines()
+    ]
+    assert statuses == ["INITIALIZING", "CANCELLED"]
+    assert result.exit_code == 0
+    assert not vp.browser_host.connected  # Chromium closed
