@@ -72,7 +72,15 @@ class LambdaApp:
 
     @classmethod
     def from_env(cls) -> LambdaApp:
-        return cls(VpService(DynamoDbStore.from_env(), AwsLauncher.from_env()))
+        from scheduler.dynamodb_limits import DynamoDbLaunchLimiter
+
+        return cls(
+            VpService(
+                DynamoDbStore.from_env(),
+                AwsLauncher.from_env(),
+                rate_limiter=DynamoDbLaunchLimiter.from_env(),  # per owner, across containers
+            )
+        )
 
     async def _start(self) -> None:
         if not self._started:

@@ -2,10 +2,15 @@
 
 ``submit`` starts stepfunctions/virtual_participant.asl.json with the input
 ``{"vp_id", "launch_at"}`` — nothing else, never a secret: the execution history is readable
-by anyone with Step Functions access. The execution's name is derived from the VP id, so a
-repeated submit cannot start a second execution (Step Functions names are unique per state
-machine). The state machine waits, launches and records the terminal status; the execution ARN
-is kept as the VP's launch handle.
+by anyone with Step Functions access. ``launch_at`` is ``join_at`` minus the pre-start
+*lead* (``VP_PRESTART_LEAD_SECONDS``, default 120 s), so the Fargate task has pulled its
+image, started Chromium and opened its page by ``join_at``; the task itself holds off
+JOINING until ``join_at`` (scheduler/run.py). ``launch_at`` is null ("launch now") when there
+is no ``join_at`` or the lead reaches into the past.
+
+The execution's name is derived from the VP id, so a repeated submit cannot start a second
+execution (Step Functions names are unique per state machine). The state machine waits,
+launches and records the terminal status; the execution ARN is kept as the VP's launch handle.
 
 ``cancel`` is ``StopExecution``, which also stops the ECS task: the VP gets SIGTERM and ends
 COMPLETED stopped once joined. A VP that had not joined yet is recorded CANCELLED here at once
@@ -42,6 +47,8 @@ log = structlog.get_logger(__name__)
 # A stopped execution's VP may still be leaving its meeting (ECS gives the task its stop
 # timeout after SIGTERM); the reaper leaves it this long to record its own end.
 REAP_GRACE = timedelta(minutes=3)
+# Task start-up on Fargate (ENI, image pull, Chromium) takes tens of seconds to minutes.
+DEFAULT_PRESTART_LEAD = timedelta(seconds=120)
 _BOTO_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5)
 
 
@@ -60,9 +67,26 @@ def launch_at_text(when: datetime) -> str:
     return when.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def execution_input(record: VpRecord) -> str:
+def launch_time(
+    join_at: datetime | None,
+    lead: timedelta = DEFAULT_PRESTART_LEAD,
+    *,
+    now: datetime | None = None,
+) -> datetime | None:
+    """When to start the task for a VP joining at ``join_at``: ``lead`` earlier; None (now)
+    without a ``join_at`` or when that moment has passed."""
+    if join_at is None:
+        return None
+    launch_at = join_at - lead
+    return launch_at if launch_at > (now or datetime.now(UTC)) else None
+
+
+def execution_input(
+    record: VpRecord, lead: timedelta = DEFAULT_PRESTART_LEAD, *, now: datetime | None = None
+) -> str:
     """The state machine's whole input: the VP id and when to launch. Nothing secret."""
-    launch_at = launch_at_text(record.join_at) if record.join_at else None
+    when = launch_time(record.join_at, lead, now=now)
+    launch_at = launch_at_text(when) if when else None
     return json.dumps({"vp_id": record.vp_id, "launch_at": launch_at})
 
 
@@ -75,17 +99,31 @@ class AwsLauncher(Launcher):
 
     name = "aws"
 
-    def __init__(self, state_machine_arn: str, *, sfn: Any = None) -> None:
+    def __init__(
+        self,
+        state_machine_arn: str,
+        *,
+        sfn: Any = None,
+        prestart_lead: timedelta = DEFAULT_PRESTART_LEAD,
+    ) -> None:
         if not state_machine_arn:
             raise ConfigError("the AWS launcher needs STATE_MACHINE_ARN")
+        if prestart_lead < timedelta(0):
+            raise ConfigError("VP_PRESTART_LEAD_SECONDS must not be negative")
         self.state_machine_arn = state_machine_arn
+        self.prestart_lead = prestart_lead
         self._sfn = sfn or boto3.client("stepfunctions", config=_BOTO_CONFIG)
         self._context: LaunchContext | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> AwsLauncher:
         env = os.environ if env is None else env
-        return cls(env.get("STATE_MACHINE_ARN", ""))
+        lead = env.get("VP_PRESTART_LEAD_SECONDS")
+        try:
+            prestart_lead = timedelta(seconds=float(lead)) if lead else DEFAULT_PRESTART_LEAD
+        except ValueError:
+            raise ConfigError("VP_PRESTART_LEAD_SECONDS must be a number of seconds") from None
+        return cls(env.get("STATE_MACHINE_ARN", ""), prestart_lead=prestart_lead)
 
     @property
     def context(self) -> LaunchContext:
@@ -109,7 +147,7 @@ class AwsLauncher(Launcher):
                 self._sfn.start_execution,
                 stateMachineArn=self.state_machine_arn,
                 name=name,
-                input=execution_input(record),
+                input=execution_input(record, self.prestart_lead),
             )
             arn = str(response["executionArn"])
         except ClientError as exc:

@@ -1,12 +1,21 @@
 """``vp run --vp-id ID``: run one stored VP — the ECS task's entrypoint.
 
-The task is started with nothing but ``VP_ID`` (and non-secret settings) in its environment.
-It reads its meeting from the store — DynamoDB when ``VP_TABLE_NAME`` is set, else the
-SQLite file at ``--db``/``VP_DB`` — with the URL as given and the passcode from the store's
-secrets, the transcriber URL/token from ``VP_TRANSCRIBER_URL``/``VP_TRANSCRIBER_TOKEN``, and
-the other ``vp join`` settings from their usual environment variables (contract 1). Every
-status goes to the store through :class:`StoreSink`. Exit code as contract 1: 0 COMPLETED or
-CANCELLED, 2 FAILED, 1 usage (no such VP, unusable configuration).
+On AWS the task is started with ``VP_ID``, ``VP_BROKER_FUNCTION`` and its one-time
+``VP_LAUNCH_TICKET`` (from the ECS environment file the workflow minted; see
+:mod:`scheduler.broker`) and non-secret settings. Its role has no table or key access: it
+trades the ticket once, through the broker Lambda, for its meeting (URL as given, platform,
+name, passcode, ``join_at``), and every status goes back through the broker
+(:class:`~scheduler.broker.BrokerSink`). Locally (``--db``/``VP_DB``, SQLite) — or with
+``VP_TABLE_NAME`` for direct DynamoDB access — it reads the store itself and writes statuses
+with :class:`StoreSink`. The transcriber URL/token come from ``VP_TRANSCRIBER_URL``/
+``VP_TRANSCRIBER_TOKEN`` and the other ``vp join`` settings from their usual environment
+variables (contract 1).
+
+Joining on time: a task may start before ``join_at`` (the workflow's pre-start lead). It
+prepares — Chromium up, page and capture ready — and enters JOINING only at ``join_at``.
+
+Exit code as contract 1: 0 COMPLETED or CANCELLED, 2 FAILED, 1 usage (no such VP, a refused
+ticket, unusable configuration).
 """
 
 from __future__ import annotations
@@ -16,16 +25,19 @@ import os
 import signal
 import sys
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 import structlog
 from pydantic import ValidationError
 
+from scheduler.broker import TICKET_ENV, BrokerClient, BrokerRefused, BrokerSink
 from scheduler.errors import StaleTransition
 from scheduler.store import VpStore
+from vp import log as vplog
 from vp.config import JoinConfig
 from vp.errors import ConfigError
-from vp.lifecycle import Reason, Status, StatusEvent
+from vp.lifecycle import Reason, Status, StatusEvent, utc_now_iso
 from vp.status import StatusSink, StreamSink
 
 log = structlog.get_logger(__name__)
@@ -128,6 +140,32 @@ def _fail(store: VpStore, vp_id: str, detail: str) -> None:
         log.warning("vp.run_failure_not_recorded", error=type(exc).__name__)
 
 
+def _bad_fields(exc: ValidationError) -> str:
+    # Field names only: the values may be secrets (the transcriber token).
+    return ", ".join(sorted({str(err["loc"][0]) for err in exc.errors() if err["loc"]}))
+
+
+def config_for(
+    vp_id: str,
+    *,
+    meeting_url: str,
+    platform: str,
+    name: str,
+    passcode: str | None,
+    env: Mapping[str, str],
+) -> JoinConfig:
+    """The VP's JoinConfig: its meeting (from the store or the broker) and ``env``'s
+    settings. Raises pydantic's ValidationError."""
+    return JoinConfig(
+        meeting_url=meeting_url,
+        platform=platform,
+        name=name,
+        passcode=passcode,
+        vp_id=vp_id,
+        **_env_fields(env),
+    )
+
+
 def build_config(store: VpStore, vp_id: str, env: Mapping[str, str]) -> JoinConfig | int:
     """The VP's JoinConfig from the store and ``env``; or the exit code to end with."""
     record = store.get(vp_id)
@@ -142,20 +180,34 @@ def build_config(store: VpStore, vp_id: str, env: Mapping[str, str]) -> JoinConf
         _fail(store, vp_id, "the VP's meeting secrets are missing from the store")
         return EXIT_USAGE
     try:
-        return JoinConfig(
+        return config_for(
+            vp_id,
             meeting_url=secrets.meeting_url,
             platform=record.platform,
             name=record.name,
             passcode=secrets.passcode,
-            vp_id=vp_id,
-            **_env_fields(env),
+            env=env,
         )
     except ValidationError as exc:
-        # Field names only: the values may be secrets (the transcriber token).
-        bad = sorted({str(err["loc"][0]) for err in exc.errors() if err["loc"]})
-        _fail(store, vp_id, f"invalid task configuration: {', '.join(bad)}")
-        print(f"vp run: invalid configuration: {', '.join(bad)}", file=sys.stderr)
+        bad = _bad_fields(exc)
+        _fail(store, vp_id, f"invalid task configuration: {bad}")
+        print(f"vp run: invalid configuration: {bad}", file=sys.stderr)
         return EXIT_USAGE
+
+
+async def _run_vp(
+    config: JoinConfig, sinks: list[StatusSink], join_at: datetime | None, json_output: bool
+) -> int:
+    from vp.runner import VirtualParticipant
+
+    if json_output:
+        sinks.append(StreamSink())
+    vp = VirtualParticipant(config, sinks=sinks, join_not_before=join_at)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, vp.stop)
+    result = await vp.run()
+    return result.exit_code
 
 
 async def run_stored_vp(
@@ -166,21 +218,50 @@ async def run_stored_vp(
     env: Mapping[str, str] | None = None,
 ) -> int:
     """Run the stored VP ``vp_id`` to its end; the exit code of contract 1."""
-    from vp.runner import VirtualParticipant
-
     env = os.environ if env is None else env
     config = await asyncio.to_thread(build_config, store, vp_id, env)
     if isinstance(config, int):
         return config
-    sinks: list[StatusSink] = [StoreSink(store, vp_id)]
-    if json_output:
-        sinks.append(StreamSink())
-    vp = VirtualParticipant(config, sinks=sinks)
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, vp.stop)
-    result = await vp.run()
-    return result.exit_code
+    record = await asyncio.to_thread(store.get, vp_id)
+    join_at = record.join_at if record is not None else None
+    return await _run_vp(config, [StoreSink(store, vp_id)], join_at, json_output)
+
+
+async def run_brokered_vp(
+    client: BrokerClient,
+    *,
+    json_output: bool = False,
+    env: Mapping[str, str] | None = None,
+) -> int:
+    """Run the VP ``client.vp_id`` through the broker (AWS): redeem its ticket once for
+    the meeting, then write every status through the broker."""
+    env = os.environ if env is None else env
+    vp_id = client.vp_id
+    try:
+        meeting = await asyncio.to_thread(client.redeem)
+    except BrokerRefused:
+        print("vp run: the broker refused this task's launch ticket", file=sys.stderr)
+        return EXIT_USAGE
+    if meeting.status.terminal:
+        log.warning("vp.run_already_ended", vp_id=vp_id, status=meeting.status.value)
+        return EXIT_FAILED if meeting.status is Status.FAILED else EXIT_COMPLETED
+    sink = BrokerSink(client)
+    try:
+        config = config_for(
+            vp_id,
+            meeting_url=meeting.meeting_url,
+            platform=meeting.platform,
+            name=meeting.name,
+            passcode=meeting.passcode,
+            env=env,
+        )
+    except ValidationError as exc:
+        bad = _bad_fields(exc)
+        detail = f"invalid task configuration: {bad}"
+        sink.emit(StatusEvent(utc_now_iso(), vp_id, Status.FAILED, Reason.LAUNCH_FAILED, detail))
+        print(f"vp run: invalid configuration: {bad}", file=sys.stderr)
+        return EXIT_USAGE
+    return await _run_vp(config, [sink], meeting.join_at, json_output)
 
 
 def main_run(vp_id: str | None, *, db: str | None = None, json_output: bool = False) -> int:
@@ -188,6 +269,19 @@ def main_run(vp_id: str | None, *, db: str | None = None, json_output: bool = Fa
     if not vp_id:
         print("vp run: a VP id is required (--vp-id or VP_ID)", file=sys.stderr)
         return EXIT_USAGE
+    if os.environ.get("VP_BROKER_FUNCTION"):
+        # Out of the environment at once: Chromium and every other child inherit it.
+        ticket = os.environ.pop(TICKET_ENV, "")
+        if not ticket:
+            print(f"vp run: VP_BROKER_FUNCTION is set but {TICKET_ENV} is not", file=sys.stderr)
+            return EXIT_USAGE
+        vplog.register_secret(ticket)  # scrubbed from every log line
+        try:
+            client = BrokerClient(os.environ["VP_BROKER_FUNCTION"], vp_id, ticket)
+        except ConfigError as exc:
+            print(exc, file=sys.stderr)
+            return EXIT_USAGE
+        return asyncio.run(run_brokered_vp(client, json_output=json_output))
     try:
         store = open_store(db)
     except ConfigError as exc:

@@ -29,7 +29,7 @@ from scheduler.errors import (
 from scheduler.events import EventHub, Subscription
 from scheduler.launcher import LaunchContext, Launcher
 from scheduler.models import LaunchRequest, VpRecord, VpSecrets
-from scheduler.ratelimit import RateLimiter
+from scheduler.ratelimit import LaunchLimiter
 from scheduler.store import VpStore
 from vp.config import new_vp_id
 from vp.lifecycle import Reason, Status
@@ -65,7 +65,7 @@ class VpService:
         store: VpStore,
         launcher: Launcher,
         *,
-        rate_limiter: RateLimiter | None = None,
+        rate_limiter: LaunchLimiter | None = None,
         id_factory: Callable[[], str] = new_vp_id,
     ) -> None:
         self.store = store
@@ -114,7 +114,7 @@ class VpService:
                 self.store.find_by_idempotency_key, caller.owner, idempotency_key
             )
         if known is None and self.rate_limiter is not None:
-            self.rate_limiter.acquire(caller.owner)
+            await self._db(self.rate_limiter.acquire, caller.owner, record.vp_id)
         try:
             record = await self._db(
                 self.store.create,
@@ -201,4 +201,7 @@ class VpService:
                     return record
         log.info("vp.cancel", vp_id=vp_id, status=record.status.value)
         await self.launcher.cancel(record)
-        return await self.get(caller, vp_id)
+        record = await self.get(caller, vp_id)
+        if record.terminal and self.rate_limiter is not None:
+            await self._db(self.rate_limiter.release, record.owner, vp_id)
+        return record

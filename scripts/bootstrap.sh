@@ -29,3 +29,13 @@ if [[ ! -f .venv/.bootstrap-stamp || "$(cat .venv/.bootstrap-stamp)" != "$stamp"
   .venv/bin/python -m pip install -q -e '.[dev]' >&2
   echo "$stamp" > .venv/.bootstrap-stamp
 fi
+
+# checkov in its own venv (see the iac-scan extra in pyproject.toml for why).
+if [[ ! -x .venv-checkov/bin/checkov || ! -f .venv-checkov/.bootstrap-stamp ||
+      "$(cat .venv-checkov/.bootstrap-stamp)" != "$stamp" ]]; then
+  [[ -x .venv-checkov/bin/python ]] || "$PYTHON" -m venv .venv-checkov
+  spec=$(.venv/bin/python -c 'import tomllib; print(" ".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["iac-scan"]))')
+  # shellcheck disable=SC2086 # one word per requirement
+  .venv-checkov/bin/python -m pip install -q $spec >&2
+  echo "$stamp" > .venv-checkov/.bootstrap-stamp
+fi

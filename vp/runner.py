@@ -28,6 +28,7 @@ import json
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -110,17 +111,21 @@ class VirtualParticipant:
         browser: BrowserHost | None = None,
         browser_provider: Callable[[], Awaitable[BrowserHost]] | None = None,
         on_segment: SegmentCallback | None = None,
+        join_not_before: datetime | None = None,
     ) -> None:
         """``browser``: a shared Chromium (pool mode) instead of one of the VP's own.
         ``browser_provider``: for a shared one, returns a live replacement after it exited
         (the pool starts one for all its VPs); without it, a VP whose shared Chromium exited
-        ends ``browser-crashed``."""
+        ends ``browser-crashed``. ``join_not_before``: a task started ahead of its meeting
+        (the AWS pre-start lead) prepares — Chromium up, page and capture ready — and enters
+        JOINING only at this time."""
         self.config = config
         self.out_dir = config.effective_out_dir
         self._extra_sinks = sinks or []
         self._shared_browser = browser
         self._browser_provider = browser_provider
         self._on_segment_cb = on_segment
+        self._join_not_before = join_not_before
         self.lifecycle = Lifecycle(config.vp_id)
         self._sink = FanOut(list(self._extra_sinks))
         self._owner = TaskOwner()
@@ -263,6 +268,9 @@ class VirtualParticipant:
             await self._browser.start()
         self._pipeline = AudioPipeline(sinks=[self._record_frame, self._send_frame])
         await self._open_page(meeting)
+        if not await self._hold_until_join_time():
+            conclusion = self._conclusion.result()
+            return await self._shutdown(conclusion.reason, conclusion.detail)
 
         # Join, bounded by join_timeout and interruptible by any conclusion.
         self._advance(Status.JOINING)
@@ -295,6 +303,16 @@ class VirtualParticipant:
             self._owner.spawn(self.assistant.introduce(), "assistant-intro")
         conclusion = await self._conclusion
         return await self._shutdown(conclusion.reason, conclusion.detail)
+
+    async def _hold_until_join_time(self) -> bool:
+        """Prepared early: wait for ``join_not_before``. False when the VP must end first."""
+        if self._join_not_before is None:
+            return True
+        delay = (self._join_not_before - datetime.now(UTC)).total_seconds()
+        if delay <= 0:
+            return True
+        log.info("vp.waiting_to_join", seconds=round(delay, 1))
+        return await self._race(asyncio.sleep(delay, True), "hold-until-join") is not None
 
     def _make_assistant(self, meeting: ResolvedMeeting) -> MeetingAssistant:
         cfg = self.config

@@ -10,7 +10,10 @@ from typing import Any
 
 import boto3
 
+from scheduler.broker import Broker, TicketIssuer
+from scheduler.dynamodb_store import DynamoDbStore
 from tests.aws.conftest import REGION, TABLE
+from tests.aws.moto_adapter import LAMBDAS
 
 ASL_PATH = Path(__file__).resolve().parents[2] / "stepfunctions" / "virtual_participant.asl.json"
 SUBSTITUTIONS = (
@@ -21,9 +24,21 @@ SUBSTITUTIONS = (
     "SubnetId1",
     "SubnetId2",
     "SecurityGroupId",
+    "TicketFunctionArn",
 )
 CONTAINER = "vp"
 ROLE_ARN = "arn:aws:iam::123456789012:role/vp-state-machine"
+TICKET_FUNCTION = "vp-ticket"
+BROKER_FUNCTION = "vp-broker"
+TICKET_BUCKET = "vp-test-tickets"
+TICKET_BUCKET_ARN = f"arn:aws:s3:::{TICKET_BUCKET}"
+
+
+def register_broker(kms_key: str, limiter: Any = None) -> Broker:
+    """The broker Lambda (as deployed: the VP table, its key, the ticket bucket)."""
+    broker = Broker(DynamoDbStore(TABLE, kms_key_id=kms_key), limiter=limiter, bucket=TICKET_BUCKET)
+    LAMBDAS[BROKER_FUNCTION] = broker.handle
+    return broker
 
 
 def render(substitutions: dict[str, str]) -> str:
@@ -74,6 +89,11 @@ def deploy(*, task_definition: str | None = None) -> dict[str, str]:
         "SubnetId2": subnets[1],
         "SecurityGroupId": sg,
     }
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.create_bucket(Bucket=TICKET_BUCKET)
+    issuer = TicketIssuer(TABLE, TICKET_BUCKET_ARN)
+    LAMBDAS[TICKET_FUNCTION] = lambda event: issuer.mint(str(event["vp_id"]))
+    subs["TicketFunctionArn"] = f"arn:aws:lambda:{REGION}:123456789012:function:{TICKET_FUNCTION}"
     sfn = boto3.client("stepfunctions", region_name=REGION)
     arn = sfn.create_state_machine(
         name="vp-virtual-participant", definition=render(subs), roleArn=ROLE_ARN, type="STANDARD"

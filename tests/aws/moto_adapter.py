@@ -23,23 +23,34 @@ Each patch restores a documented AWS behaviour; none changes what our code sends
    the strategy and launches on EC2, where no container instance exists. Restored: such a
    call launches on Fargate (the parameters our workflow sent are recorded unchanged).
 
-And one stand-in for what cannot run here, the container: :class:`FakeContainers` plays the
-ECS agent. When the state machine starts a task, it runs a Python *workload* (what the VP
-container would do, given the task's environment overrides) in a thread; when the workload
-returns its exit code, the task stops with that code. Until then the task stays RUNNING.
+And two stand-ins for what cannot run here (moto runs Lambda code in Docker, which this
+machine does not have, and no container runs an ECS task):
+
+* :data:`LAMBDAS` — the stack's Lambda functions by name, each a Python callable from event to
+  result run in-process when anything (boto3 or the state machine's ``lambda:invoke``)
+  invokes that name; an exception is returned as AWS does, an ``Unhandled`` function error.
+* :class:`FakeContainers` plays the ECS agent. When the state machine starts a task, it builds
+  the container's environment as the agent does — the overrides' ``environment`` plus every
+  ``environmentFiles`` S3 object (``KEY=VALUE`` lines, read from moto's S3: the agent reads
+  them with the task execution role) — and runs a Python *workload* (what the VP container
+  would do) in a thread; when the workload returns its exit code, the task stops with that
+  code. Until then the task stays RUNNING.
 """
 
 from __future__ import annotations
 
 import copy
+import json
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, cast
 
+import boto3
 import botocore.session
 from botocore.exceptions import ClientError
+from moto.awslambda.models import LambdaBackend
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.responses import DynamoHandler
 from moto.ec2.models.elastic_network_interfaces import NetworkInterface
@@ -58,6 +69,8 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state
 from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
 
 Workload = Callable[[dict[str, str]], int]
+# The stack's Lambda functions, by function name (see the module docstring).
+LAMBDAS: dict[str, Callable[[dict[str, Any]], Any]] = {}
 
 _ECS_MODEL = botocore.session.get_session().get_service_model("ecs")
 
@@ -96,11 +109,18 @@ class FakeContainers:
     errors: list[BaseException] = field(default_factory=list)
 
     def started(self, task: dict[str, Any], params: dict[str, Any]) -> None:
-        env = {
-            item["name"]: item["value"]
-            for override in params.get("overrides", {}).get("containerOverrides", [])
-            for item in override.get("environment", [])
-        }
+        overrides = params.get("overrides", {}).get("containerOverrides", [])
+        env = {item["name"]: item["value"] for o in overrides for item in o.get("environment", [])}
+        for override in overrides:
+            for file in override.get("environmentFiles", []):
+                assert file["type"] == "s3", file
+                bucket, _, key = file["value"].split(":::", 1)[1].partition("/")
+                s3 = boto3.client("s3", region_name=self.region)
+                text = s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode()
+                for line in text.splitlines():
+                    if line.strip() and not line.startswith("#"):
+                        name, _, value = line.partition("=")
+                        env.setdefault(name, value)  # the overrides' environment wins
         thread = threading.Thread(
             target=self._run, args=(task["TaskArn"], env), name="fake-container", daemon=True
         )
@@ -205,6 +225,24 @@ def moto_gaps_patched(containers: FakeContainers) -> Iterator[FakeContainers]:
 
         return call
 
+    original_invoke = LambdaBackend.invoke
+
+    def _invoke(
+        self: Any, function_name: str, qualifier: Any, body: Any, headers: Any, response: Any
+    ) -> Any:
+        name = function_name.rsplit(":function:", 1)[-1].split(":", 1)[0]
+        function = LAMBDAS.get(name)
+        if function is None:
+            return original_invoke(self, function_name, qualifier, body, headers, response)
+        try:
+            payload = json.dumps(function(json.loads(body or "{}"))).encode()
+        except Exception as exc:  # as Lambda reports an unhandled exception
+            response["x-amz-function-error"] = "Unhandled"
+            error = {"errorType": type(exc).__name__, "errorMessage": str(exc)}
+            payload = json.dumps(error).encode()
+        response["Content-Length"] = str(len(payload))
+        return payload
+
     had_dns = "private_dns_name" in NetworkInterface.__dict__
     patches: dict[str, Any] = {
         "_normalise_parameters": _normalise_parameters,
@@ -214,6 +252,7 @@ def moto_gaps_patched(containers: FakeContainers) -> Iterator[FakeContainers]:
     }
     for name, method in patches.items():
         setattr(StateTaskServiceEcs, name, method)
+    LambdaBackend.invoke = _invoke  # type: ignore[method-assign]
     for name, method in saved_writes.items():
         setattr(DynamoDBBackend, name, _locked(method))
     for name, method in saved_handlers.items():
@@ -227,6 +266,8 @@ def moto_gaps_patched(containers: FakeContainers) -> Iterator[FakeContainers]:
         yield containers
     finally:
         state_manager.unset_transition("ecs::task")
+        LambdaBackend.invoke = original_invoke  # type: ignore[method-assign]
+        LAMBDAS.clear()
         for name, method in saved.items():
             setattr(StateTaskServiceEcs, name, method)
         for name, method in saved_writes.items():

@@ -176,7 +176,8 @@ def test_callers_see_only_their_own_vps(
 def test_delete_scheduled_vp_cancels_and_stops_the_execution(
     lambda_env: dict[str, str], dynamo_store: DynamoDbStore, containers: FakeContainers
 ) -> None:
-    soon = (datetime.now(UTC) + timedelta(seconds=3)).isoformat()
+    # Launched the default pre-start lead (120 s) before join_at: 3 s from now.
+    soon = (datetime.now(UTC) + timedelta(seconds=123)).isoformat()
     _, created = call(event("POST", "/v1/vps", {"meeting_url": URL, "join_at": soon}))
     vp_id = created["vp_id"]
     (execution,) = executions(lambda_env["StateMachineArn"])
@@ -185,7 +186,7 @@ def test_delete_scheduled_vp_cancels_and_stops_the_execution(
     assert status == 200 and cancelled["status"] == "CANCELLED"
 
     assert wait_done(execution["executionArn"])["status"] == "ABORTED"  # StopExecution
-    time.sleep(3.5)  # past join_at: nothing launches
+    time.sleep(3.5)  # past launch_at: nothing launches
     assert containers.run_task_calls == []
     record = dynamo_store.get(vp_id)
     assert record is not None and [h.status for h in record.history] == [

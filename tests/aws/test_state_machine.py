@@ -8,15 +8,28 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
+import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from scheduler.aws_launcher import launch_at_text
+from scheduler.aws_launcher import AwsLauncher, launch_at_text
+from scheduler.broker import BrokerClient, BrokerSink, ticket_hash
 from scheduler.dynamodb_store import DynamoDbStore
+from scheduler.launcher import LaunchContext
 from scheduler.models import LaunchRequest, VpRecord, VpSecrets
-from scheduler.run import StoreSink
-from tests.aws.conftest import raw_item
-from tests.aws.harness import CONTAINER, deploy, entered_states, history, start, wait_done
+from tests.aws.conftest import REGION, raw_item
+from tests.aws.harness import (
+    BROKER_FUNCTION,
+    CONTAINER,
+    TICKET_BUCKET,
+    TICKET_BUCKET_ARN,
+    deploy,
+    entered_states,
+    history,
+    register_broker,
+    start,
+    wait_done,
+)
 from tests.aws.moto_adapter import FakeContainers
 from vp.lifecycle import Lifecycle, Reason, Status
 
@@ -25,8 +38,10 @@ URL = "https://zoom.us/j/987654321?pwd=UrLtOkEn77"
 
 
 @pytest.fixture
-def deployed(aws: None, table: str) -> dict[str, str]:
-    return deploy()
+def deployed(aws: None, table: str, kms_key: str) -> dict[str, str]:
+    stack = deploy()
+    register_broker(kms_key)
+    return stack
 
 
 def store_vp(store: DynamoDbStore, vp_id: str, join_at: datetime | None = None) -> VpRecord:
@@ -42,13 +57,22 @@ def simulated_vp(
     exit_code: int,
     seen: list[dict[str, str]] | None = None,
 ) -> Callable[[dict[str, str]], int]:
-    """What the VP container does, as far as the store sees it: its lifecycle from
-    INITIALIZING, written through the same StoreSink `vp run` uses, then its exit code."""
+    """What the VP container does, as far as the store sees it: `vp run`'s broker path —
+    trade the launch ticket for the meeting, then its lifecycle from INITIALIZING written
+    through the broker (the same BrokerSink) — then its exit code."""
 
     def workload(env: dict[str, str]) -> int:
         if seen is not None:
             seen.append(dict(env))
-        sink = StoreSink(store, env["VP_ID"])
+        client = BrokerClient(
+            BROKER_FUNCTION,
+            env["VP_ID"],
+            env["VP_LAUNCH_TICKET"],
+            lambda_client=boto3.client("lambda", region_name=REGION),
+        )
+        meeting = client.redeem()
+        assert meeting.meeting_url == URL and meeting.passcode == PASSCODE
+        sink = BrokerSink(client)
         life = Lifecycle(env["VP_ID"])
         for status, reason in [(Status.INITIALIZING, None), *steps]:
             sink.emit(life.advance(status, reason))
@@ -95,7 +119,15 @@ def test_launch_now_runs_one_task_and_keeps_the_vps_own_terminal_status(
         Status.LEAVING,
         Status.COMPLETED,
     ]
-    assert seen == [{"VP_ID": "vp1"}]  # the task learns nothing but its id
+    # The task learns its id and its one-time ticket (from the environment file), nothing else.
+    assert [sorted(env) for env in seen] == [["VP_ID", "VP_LAUNCH_TICKET"]]
+    assert seen[0]["VP_ID"] == "vp1"
+    # Redeemed: the record keeps only the ticket's hash; the ticket file is gone.
+    item = raw_item("vp1")
+    assert item["ticket_hash"]["S"] == ticket_hash(seen[0]["VP_LAUNCH_TICKET"])
+    assert "ticket_redeemed_at" in item
+    s3 = boto3.client("s3", region_name=REGION)
+    assert s3.list_objects_v2(Bucket=TICKET_BUCKET).get("KeyCount") == 0
     assert len(containers.run_task_calls) == 1
     assert "failure_cause" not in raw_item("vp1")
 
@@ -103,11 +135,13 @@ def test_launch_now_runs_one_task_and_keeps_the_vps_own_terminal_status(
 def test_run_task_parameters_and_history_carry_no_secret(
     deployed: dict[str, str], dynamo_store: DynamoDbStore, containers: FakeContainers
 ) -> None:
-    containers.workload = simulated_vp(dynamo_store, JOINED_AND_LEFT, 0)
+    seen: list[dict[str, str]] = []
+    containers.workload = simulated_vp(dynamo_store, JOINED_AND_LEFT, 0, seen)
     store_vp(dynamo_store, "vp1")
     execution = start(deployed["StateMachineArn"], "vp1")
     wait_done(execution)
     containers.join()
+    tickets = [env["VP_LAUNCH_TICKET"] for env in seen]
 
     (params,) = containers.run_task_calls
     assert params["cluster"] == deployed["ClusterArn"]
@@ -121,16 +155,21 @@ def test_run_task_parameters_and_history_carry_no_secret(
             "assignPublicIp": "DISABLED",
         }
     }
-    assert params["overrides"] == {
-        "containerOverrides": [
-            {"name": CONTAINER, "environment": [{"name": "VP_ID", "value": "vp1"}]}
-        ]
-    }
+    (override,) = params["overrides"]["containerOverrides"]
+    assert override["name"] == CONTAINER
+    assert override["environment"] == [{"name": "VP_ID", "value": "vp1"}]
+    (env_file,) = override["environmentFiles"]
+    assert env_file["type"] == "s3"
+    assert env_file["value"].startswith(f"{TICKET_BUCKET_ARN}/tickets/vp1/")
+    assert set(override) == {"name", "environment", "environmentFiles"}
     events = history(execution)
     started = json.loads(events[0]["executionStartedEventDetails"]["input"])
     assert started == {"vp_id": "vp1", "launch_at": None}
+    (ticket,) = tickets
     for text in (json.dumps(params), json.dumps(events, default=str)):
         assert PASSCODE not in text and "UrLtOkEn77" not in text and "987654321" not in text
+        assert ticket not in text  # the launch ticket never enters history or overrides
+    assert raw_item("vp1")["ticket_hash"]["S"] == ticket_hash(ticket)  # only its hash is kept
 
 
 def test_scheduled_vp_waits_until_launch_at(
@@ -307,3 +346,45 @@ def test_malformed_launch_at_fails_the_vp_instead_of_the_execution(
     assert record is not None
     assert record.status is Status.FAILED and record.reason is Reason.LAUNCH_FAILED
     assert containers.run_task_calls == []
+
+
+async def test_prestart_lead_runs_the_task_lead_seconds_before_join_at(
+    deployed: dict[str, str], dynamo_store: DynamoDbStore, containers: FakeContainers
+) -> None:
+    # The launcher as the API Lambda runs it: launch_at = join_at − lead (120 s by default).
+    lead = timedelta(seconds=120)
+    join_at = datetime.now(UTC) + lead + timedelta(seconds=3)
+    record = store_vp(dynamo_store, "vp1", join_at=join_at)
+    launcher = AwsLauncher(deployed["StateMachineArn"], prestart_lead=lead)
+    await launcher.start(LaunchContext(store=dynamo_store, publish=lambda _record: None))
+    ran: list[tuple[float, datetime | None]] = []
+
+    def workload(env: dict[str, str]) -> int:
+        client = BrokerClient(
+            BROKER_FUNCTION,
+            env["VP_ID"],
+            env["VP_LAUNCH_TICKET"],
+            lambda_client=boto3.client("lambda", region_name=REGION),
+        )
+        # The task learns join_at with its meeting: `vp run` holds JOINING until then.
+        ran.append((time.time(), client.redeem().join_at))
+        BrokerSink(client).emit(Lifecycle("vp1").advance(Status.INITIALIZING))
+        return 1  # here `vp run` would prepare and wait ~2 min; this test stops early
+
+    containers.workload = workload
+    await launcher.submit(record)
+    execution = dynamo_store.get_launch_handle("vp1")
+    assert execution is not None
+    sfn = boto3.client("stepfunctions", region_name=REGION)
+    started = json.loads(sfn.describe_execution(executionArn=execution)["input"])
+    assert started == {"vp_id": "vp1", "launch_at": launch_at_text(join_at - lead)}
+    wait_done(execution)
+    containers.join()
+
+    ((ran_at, told_join_at),) = ran
+    launch_at = datetime.fromisoformat(launch_at_text(join_at - lead))
+    # RunTask at join_at − lead (the Wait has whole-second precision on moto), two minutes
+    # before the meeting, and the task was told the real join_at.
+    assert launch_at.timestamp() - 1 <= ran_at < launch_at.timestamp() + 10
+    assert ran_at < (join_at - timedelta(seconds=100)).timestamp()
+    assert told_join_at == join_at

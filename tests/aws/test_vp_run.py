@@ -1,7 +1,10 @@
 """`vp run` — the ECS task's entrypoint — end to end: a real `vp run` process (real headless
-Chromium) reads its meeting and passcode from a DynamoDB table (moto server), joins a replica
-Zoom meeting, streams to a transcriber with a bearer token, and records every status in the
-table. Only VP_ID and non-secret settings are in its environment."""
+Chromium) trades its launch ticket with the broker Lambda (run in-process behind a moto
+server, as tests/aws/moto_adapter.py does for Lambda) for its meeting and passcode, prepares
+ahead of ``join_at`` (the AWS pre-start lead) but enters JOINING only at ``join_at``, joins a
+replica Zoom meeting, streams to a transcriber with a bearer token, and records every status
+through the broker. Its environment has VP_ID, the broker's name, the ticket and non-secret
+settings: no table, no key."""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ import asyncio
 import json
 import os
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import boto3
@@ -16,9 +20,12 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from platforms.replicas.server import ParticipantSpec, ReplicaServer, Scenario
+from scheduler.broker import TicketIssuer
 from scheduler.dynamodb_store import DynamoDbStore
 from scheduler.models import LaunchRequest, VpRecord, VpSecrets
 from tests.aws.conftest import REGION, TABLE, create_vp_table
+from tests.aws.harness import BROKER_FUNCTION, TICKET_BUCKET, TICKET_BUCKET_ARN, register_broker
+from tests.aws.moto_adapter import FakeContainers, moto_gaps_patched
 from tests.recording_server import RecordingServer
 from vp.lifecycle import Reason, Status
 from vp.localmeeting.janus import free_port
@@ -33,14 +40,16 @@ TOKEN = "transcriber-jwt-Qx81"
 
 @pytest.fixture
 def moto_server(aws_env: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """moto as a server on a free loopback port: the `vp run` process is another process."""
+    """moto as a server on a free loopback port (the `vp run` process is another process),
+    in this process, so the broker Lambda registered in LAMBDAS serves its invocations."""
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     endpoint = f"http://127.0.0.1:{port}"
     monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
     try:
-        yield endpoint
+        with moto_gaps_patched(FakeContainers(region=REGION)):
+            yield endpoint
     finally:
         server.stop()
 
@@ -54,13 +63,15 @@ def replica() -> Iterator[ReplicaServer]:
         server.stop()
 
 
-async def test_vp_run_joins_and_records_every_status_in_the_table(
+async def test_vp_run_joins_at_join_at_through_the_broker(
     moto_server: str, replica: ReplicaServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("VP_ALLOWED_HOSTS", replica.allowed_host)
     create_vp_table()
     key = boto3.client("kms", region_name=REGION).create_key()["KeyMetadata"]["KeyId"]
     store = DynamoDbStore(TABLE, kms_key_id=key)
+    boto3.client("s3", region_name=REGION).create_bucket(Bucket=TICKET_BUCKET)
+    broker = register_broker(key)
     replica.add_meeting(
         Scenario(
             meeting_id="85012345001",
@@ -70,16 +81,28 @@ async def test_vp_run_joins_and_records_every_status_in_the_table(
         )
     )
     url = replica.meeting_url("85012345001")  # the passcode is typed from the store
-    request = LaunchRequest(meeting_url=url, platform="zoom", passcode=PASSCODE, name="Scribe")
+    # Started ahead of its meeting, as the pre-start lead does on AWS.
+    join_at = datetime.now(UTC) + timedelta(seconds=12)
+    request = LaunchRequest(
+        meeting_url=url, platform="zoom", passcode=PASSCODE, name="Scribe", join_at=join_at
+    )
     store.create(VpRecord.new("run1", "alice", request), VpSecrets(url, PASSCODE))
     store.transition("run1", Status.INITIALIZING)  # the state machine's conditional mark
+    # The workflow's ticket step, and what the ECS agent does with the environment file.
+    ticket_file = TicketIssuer(TABLE, TICKET_BUCKET_ARN).mint("run1")["ticket_file"]
+    bucket_key = ticket_file.split(":::", 1)[1].split("/", 1)[1]
+    env_file = boto3.client("s3", region_name=REGION).get_object(
+        Bucket=TICKET_BUCKET, Key=bucket_key
+    )
+    name, _, ticket = env_file["Body"].read().decode().strip().partition("=")
+    assert name == "VP_LAUNCH_TICKET"
 
     transcriber = await RecordingServer(token=TOKEN).start()
     env = {
-        **os.environ,
+        **{k: v for k, v in os.environ.items() if not k.startswith("VP_TABLE")},
         "VP_ID": "run1",
-        "VP_TABLE_NAME": TABLE,
-        "VP_PASSCODE_KMS_KEY_ID": key,
+        "VP_BROKER_FUNCTION": BROKER_FUNCTION,
+        "VP_LAUNCH_TICKET": ticket,
         "VP_TRANSCRIBER_URL": transcriber.url,
         "VP_TRANSCRIBER_TOKEN": TOKEN,
         "VP_OUT_DIR": str(tmp_path / "out"),
@@ -121,7 +144,50 @@ async def test_vp_run_joins_and_records_every_status_in_the_table(
     assert [(w["status"], w["ts"]) for w in written[1:]] == [
         (h.status.value, h.ts) for h in record.history[2:]
     ]
+    # Prepared early, joined on time: INITIALIZING well before join_at, JOINING not before.
+    ts = {w["status"]: datetime.fromisoformat(w["ts"].replace("Z", "+00:00")) for w in written}
+    assert ts["INITIALIZING"] < join_at - timedelta(seconds=5)
+    assert join_at <= ts["JOINING"] < join_at + timedelta(seconds=5)
+    # The ticket was traded once: a replay (a compromised task's second try) is refused.
+    assert broker.redeem("run1", ticket) == {"ok": False, "error": "ticket-refused"}
     assert transcriber.rejected == 0
     events = [e["callEvent"] for e in transcriber.all_events]
     assert events[0] == "START" and events[-1] == "END"
-    assert PASSCODE not in logs and TOKEN not in logs
+    assert PASSCODE not in logs and TOKEN not in logs and ticket not in logs
+
+
+async def test_a_vp_stopped_while_holding_for_join_at_never_joins(
+    replica: ReplicaServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The hold is interruptible: a cancel (SIGTERM → stop) during the pre-start wait ends the
+    VP CANCELLED without JOINING, its browser closed and files flushed."""
+    from vp.config import JoinConfig
+    from vp.runner import VirtualParticipant
+
+    monkeypatch.setenv("VP_ALLOWED_HOSTS", replica.allowed_host)
+    replica.add_meeting(Scenario(meeting_id="85012345002", passcode=PASSCODE))
+    config = JoinConfig(
+        meeting_url=replica.meeting_url("85012345002"),
+        platform="zoom",
+        passcode=PASSCODE,
+        out_dir=tmp_path / "out",
+        intro_message="",
+        exit_message="",
+    )
+    vp = VirtualParticipant(config, join_not_before=datetime.now(UTC) + timedelta(minutes=5))
+    running = asyncio.create_task(vp.run())
+    for _ in range(600):  # prepared: Chromium up, the page open (about a second)
+        if vp.page is not None:
+            break
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.5)
+    assert vp.browser_host is not None and vp.browser_host.connected
+    vp.stop()
+    result = await asyncio.wait_for(running, 30)
+    statuses = [
+        json.loads(line)["status"]
+        for line in (tmp_path / "out" / "status.jsonl").read_text().splitlines()
+    ]
+    assert statuses == ["INITIALIZING", "CANCELLED"]
+    assert result.exit_code == 0
+    assert not vp.browser_host.connected  # Chromium closed

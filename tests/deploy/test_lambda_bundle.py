@@ -124,6 +124,11 @@ def test_every_import_on_the_handlers_path_is_in_the_bundle() -> None:
     assert "starlette" in imports and "boto3" in imports  # the walk does reach the handler's
     outside = {name: sorted(mods) for name, mods in imports.items() if name not in allowed}
     assert not outside, f"imported on the Lambda's path but not bundled: {outside}"
+    # The ticket and broker Lambdas run from the same bundle (scheduler.broker's handlers).
+    broker = _static_third_party_imports("scheduler.broker")
+    assert "boto3" in broker
+    outside = {name: sorted(mods) for name, mods in broker.items() if name not in allowed}
+    assert not outside, f"imported on the broker's path but not bundled: {outside}"
     # The walk is no rubber stamp: the VP runtime's own imports are outside the bundle.
     runner = _static_third_party_imports("vp.runner")
     assert {"numpy"} & set(runner) and not {"numpy"} & allowed
