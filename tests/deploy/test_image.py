@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
 import subprocess
 from collections.abc import AsyncIterator, Iterator
@@ -28,9 +27,12 @@ import soundfile as sf
 from cfnlint.decode import decode
 from moto.server import ThreadedMotoServer
 
+from scheduler.broker import TicketIssuer
 from scheduler.dynamodb_store import DynamoDbStore
 from scheduler.models import LaunchRequest, VpRecord, VpSecrets
 from tests.aws.conftest import REGION, TABLE, create_vp_table
+from tests.aws.harness import BROKER_FUNCTION, TICKET_BUCKET, TICKET_BUCKET_ARN, register_broker
+from tests.aws.moto_adapter import FakeContainers, moto_gaps_patched
 from tests.deploy.image import ROOT, Image, build_image, running
 from tests.recording_server import RecordingServer
 from vp.lifecycle import Reason, Status
@@ -75,7 +77,10 @@ def moto_endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     endpoint = f"http://127.0.0.1:{port}"
     monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
     try:
-        yield endpoint
+        # In this process: the broker Lambda registered in moto_adapter.LAMBDAS serves the
+        # task's invocations (moto runs Lambdas only in Docker).
+        with moto_gaps_patched(FakeContainers(region=REGION)):
+            yield endpoint
     finally:
         server.stop()
 
@@ -235,24 +240,29 @@ async def _until_status(store: DynamoDbStore, vp_id: str, status: Status, timeou
         await asyncio.sleep(0.25)
 
 
-async def test_vp_run_entrypoint_completes_a_vp_from_dynamodb(
+async def test_vp_run_entrypoint_completes_a_vp_through_the_broker(
     image: Image, meeting: LocalMeeting, moto_endpoint: str, tmp_path: Path
 ) -> None:
     create_vp_table()
     key = boto3.client("kms", region_name=REGION).create_key()["KeyMetadata"]["KeyId"]
     store = DynamoDbStore(TABLE, kms_key_id=key)
+    boto3.client("s3", region_name=REGION).create_bucket(Bucket=TICKET_BUCKET)
+    register_broker(key)
     request = LaunchRequest(meeting_url=meeting.url, platform="janus", name="Scribe")
     store.create(VpRecord.new("img1", "alice", request), VpSecrets(meeting.url, PASSCODE))
     store.transition("img1", Status.INITIALIZING)  # the state machine's conditional mark
+    # The workflow's ticket step, and what the ECS agent makes of the environment file.
+    ticket_file = TicketIssuer(TABLE, TICKET_BUCKET_ARN).mint("img1")["ticket_file"]
+    bucket_key = ticket_file.split(":::", 1)[1].split("/", 1)[1]
+    body = boto3.client("s3", region_name=REGION).get_object(Bucket=TICKET_BUCKET, Key=bucket_key)
+    ticket_name, _, ticket = body["Body"].read().decode().strip().partition("=")
     transcriber = await RecordingServer(token=TOKEN).start()
 
     # The environment exactly as the task definition names it; values for this test.
     container = _task_container()
     values = {
-        "VP_TABLE_NAME": TABLE,
-        "VP_PASSCODE_KMS_KEY_ID": key,
+        "VP_BROKER_FUNCTION": BROKER_FUNCTION,
         "VP_TRANSCRIBER_URL": transcriber.url,
-        "VP_RECORD_TTL_DAYS": "7",
         "VP_ALLOWED_HOSTS": meeting.allowed_host,
         "VP_ASSISTANT_ENGINE": "local",
         "VP_BEDROCK_MODEL_ID": "",
@@ -266,6 +276,7 @@ async def test_vp_run_entrypoint_completes_a_vp_from_dynamodb(
     env = {
         **values,
         "VP_ID": "img1",  # the state machine's container override
+        ticket_name: ticket,  # its environment file
         # The task role's credentials, and moto instead of AWS.
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
@@ -296,5 +307,4 @@ async def test_vp_run_entrypoint_completes_a_vp_from_dynamodb(
     (out_dir,) = (tmp_path / "vol" / "vp-out").iterdir()
     assert _tones_heard(out_dir / "recording.wav") >= 1
     logs = out + err
-    assert PASSCODE not in logs and TOKEN not in logs
-    assert os.environ["AWS_ENDPOINT_URL"] == moto_endpoint
+    assert PASSCODE not in logs and TOKEN not in logs and ticket not in logs
