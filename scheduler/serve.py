@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import signal
 from datetime import timedelta
 from pathlib import Path
@@ -28,6 +30,7 @@ def build_service(
     launches_per_minute: int = 10,
     launch_grace: timedelta = timedelta(minutes=5),
     extra_args: tuple[str, ...] = (),
+    fingerprint_key: bytes | None = None,
 ) -> VpService:
     """The local service: SQLite at ``db``, VP output under ``out_root``."""
     launcher = LocalLauncher(
@@ -40,7 +43,14 @@ def build_service(
         SqliteStore(db),
         launcher,
         rate_limiter=RateLimiter(launches_per_minute, 60.0),
+        fingerprint_key=fingerprint_key,
     )
+
+
+def fingerprint_key_from(auth_secret: str) -> bytes:
+    """The idempotency fingerprint key of ``vp serve``: derived from the auth secret, so it
+    survives restarts (a retry after one is still a replay) and is never stored."""
+    return hmac.new(auth_secret.encode(), b"vp idempotency fingerprint", hashlib.sha256).digest()
 
 
 def serve(
@@ -57,7 +67,11 @@ def serve(
     SCHEDULED ones stay in the store, re-armed at the next start."""
     out_root = out_root or db.parent / "vps"
     service = build_service(
-        db, out_root, max_concurrent=max_concurrent, launches_per_minute=launches_per_minute
+        db,
+        out_root,
+        max_concurrent=max_concurrent,
+        launches_per_minute=launches_per_minute,
+        fingerprint_key=fingerprint_key_from(auth_secret),
     )
     app = create_app(service, Authenticator(auth_secret), out_root=out_root)
     config = uvicorn.Config(

@@ -228,8 +228,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return main_run(args.vp_id, db=args.db, json_output=args.json_output)
     if args.command == "serve":
-        if not args.auth_secret or len(args.auth_secret) < 16:
-            print("vp serve: --auth-secret (>= 16 characters) is required", file=sys.stderr)
+        if not args.auth_secret or len(args.auth_secret.encode()) < 32:
+            print("vp serve: --auth-secret (>= 32 bytes) is required", file=sys.stderr)
             return EXIT_USAGE
         if args.max_concurrent < 1 or args.launches_per_minute < 1:
             print(

@@ -40,11 +40,21 @@ def fields(response: httpx.Response) -> list[str]:
 async def test_auth_is_required_and_verified(api: Any) -> None:
     server, launcher = api
     now = int(time.time())
-    forged = jwt.encode({"sub": "alice", "exp": now + 60}, "another-secret-of-32-characters-0123")
-    expired = jwt.encode({"sub": "alice", "exp": now - 600}, SECRET)
-    no_sub = jwt.encode({"exp": now + 60}, SECRET)
-    no_exp = jwt.encode({"sub": "alice"}, SECRET)
-    unsigned = jwt.encode({"sub": "alice", "exp": now + 60}, None, algorithm="none")
+    forged = jwt.encode(
+        {"sub": "alice", "iat": now, "exp": now + 60}, "another-secret-of-32-characters-0123"
+    )
+    expired = jwt.encode({"sub": "alice", "iat": now - 900, "exp": now - 600}, SECRET)
+    no_sub = jwt.encode({"iat": now, "exp": now + 60}, SECRET)
+    no_exp = jwt.encode({"sub": "alice", "iat": now}, SECRET)
+    unsigned = jwt.encode({"sub": "alice", "iat": now, "exp": now + 60}, None, algorithm="none")
+    no_iat = jwt.encode({"sub": "alice", "exp": now + 60}, SECRET)
+    century = jwt.encode({"sub": "alice", "iat": now, "exp": now + 100 * 365 * 86400}, SECRET)
+    text_exp = jwt.encode({"sub": "alice", "iat": now, "exp": str(now + 60)}, SECRET)
+    text_iat = jwt.encode({"sub": "alice", "iat": str(now), "exp": now + 60}, SECRET)
+    listed_aud = jwt.encode(
+        {"sub": "alice", "iat": now, "exp": now + 60, "aud": ["vp-stream", "x"]}, SECRET
+    )
+    any_aud = jwt.encode({"sub": "alice", "iat": now, "exp": now + 60, "aud": "api"}, SECRET)
     async with server.client(None) as anon:
         stream = await anon.post("/v1/stream-token", headers=bearer("alice"))
         stream_token = stream.json()["token"]
@@ -59,6 +69,12 @@ async def test_auth_is_required_and_verified(api: Any) -> None:
             {"Authorization": f"Bearer {no_exp}"},
             {"Authorization": f"Bearer {unsigned}"},
             {"Authorization": f"Bearer {stream_token}"},  # stream tokens are not bearer tokens
+            {"Authorization": f"Bearer {no_iat}"},
+            {"Authorization": f"Bearer {century}"},  # at most 24 h between iat and exp
+            {"Authorization": f"Bearer {text_exp}"},  # claims are numbers, not strings
+            {"Authorization": f"Bearer {text_iat}"},
+            {"Authorization": f"Bearer {listed_aud}"},  # a bearer token has no audience
+            {"Authorization": f"Bearer {any_aud}"},
         ]
         for headers in cases:
             for method, path in [("GET", "/v1/vps"), ("GET", "/v1/vps/x"), ("DELETE", "/v1/vps/x")]:
@@ -69,6 +85,20 @@ async def test_auth_is_required_and_verified(api: Any) -> None:
             assert response.status_code == 401, headers
         assert (await anon.get("/v1/events")).status_code == 401
         assert (await anon.get("/v1/events", params={"token": "x.y.z"})).status_code == 401
+        # ... and only a token whose aud is exactly "vp-stream" is a stream token
+        for bad in (
+            listed_aud,
+            jwt.encode({"sub": "alice", "iat": now, "exp": now + 60, "aud": "vp-stream"}, SECRET)[
+                :-2
+            ]
+            + "xx",
+        ):
+            assert (await anon.get("/v1/events", params={"token": bad})).status_code == 401
+        long_stream = jwt.encode(
+            {"sub": "alice", "iat": now, "exp": now + 2 * 86400, "aud": "vp-stream"}, SECRET
+        )
+        response = await anon.get("/v1/events", params={"token": long_stream})
+        assert response.status_code == 401
     assert launcher.submitted == []
     assert server.service.store.list() == []
 
@@ -99,17 +129,24 @@ async def test_owners_see_only_their_vps_and_admins_see_all(api: Any) -> None:
     assert launcher.submitted == [a["vp_id"], b["vp_id"]]
     assert launcher.cancelled == [b["vp_id"]]
     # cognito:groups without "admin" is no admin; API Gateway's string form is understood
+    now = int(time.time())
     groups_users = jwt.encode(
-        {"sub": "carol", "exp": int(time.time()) + 60, "cognito:groups": ["users"]}, SECRET
+        {"sub": "carol", "iat": now, "exp": now + 60, "cognito:groups": ["users"]}, SECRET
     )
     groups_string = jwt.encode(
-        {"sub": "dave", "exp": int(time.time()) + 60, "cognito:groups": "[users admin]"}, SECRET
+        {"sub": "dave", "iat": now, "exp": now + 60, "cognito:groups": "[users admin]"}, SECRET
+    )
+    groups_commas = jwt.encode(
+        {"sub": "erin", "iat": now, "exp": now + 60, "cognito:groups": "[users,admin]"}, SECRET
     )
     async with server.client(None) as anon:
         carol = await anon.get("/v1/vps", headers={"Authorization": f"Bearer {groups_users}"})
         assert carol.json() == {"vps": []}
         dave = await anon.get("/v1/vps", headers={"Authorization": f"Bearer {groups_string}"})
         assert len(dave.json()["vps"]) == 2
+        # whitespace separates groups: "users,admin" is one (odd) group name, not admin
+        erin = await anon.get("/v1/vps", headers={"Authorization": f"Bearer {groups_commas}"})
+        assert erin.json() == {"vps": []}
 
 
 async def test_invalid_requests_name_the_field_and_launch_nothing(api: Any) -> None:
@@ -209,6 +246,11 @@ async def test_idempotency_key_never_starts_two_vps(api: Any) -> None:
         # The same key for a different request is refused; for another owner it is theirs.
         other = await alice.post("/v1/vps", json={**body, "name": "Other"}, headers=key)
         assert other.status_code == 409 and fields(other) == ["Idempotency-Key"]
+        # a corrected passcode is a different request too: never the old VP silently
+        fixed = await alice.post("/v1/vps", json={**body, "passcode": "654321"}, headers=key)
+        assert fixed.status_code == 409 and fields(fixed) == ["Idempotency-Key"]
+        no_code = {k: v for k, v in body.items() if k != "passcode"}
+        assert (await alice.post("/v1/vps", json=no_code, headers=key)).status_code == 409
         theirs = await bob.post("/v1/vps", json=body, headers=key)
         assert theirs.status_code == 201 and theirs.json()["vp_id"] != first.json()["vp_id"]
     assert len(launcher.submitted) == 3 == len(set(launcher.submitted))
