@@ -764,7 +764,13 @@ def _error_handlers() -> dict[int | type[Exception], Handler]:
             headers["Allow"] = ", ".join(_allowed_methods(request))
         return ApiError(exc.status_code, code, str(exc.detail), fields, headers).response()
 
+    async def internal(_request: Request, exc: Exception) -> Response:
+        # The traceback is logged by the server (scrubbed); the caller sees only this.
+        log.error("http.unhandled", error=type(exc).__name__)
+        return ApiError(500, "internal-error", "internal error").response()
+
     return {
+        Exception: internal,
         ApiError: api_error,
         RequestValidationError: validation,
         Unauthorized: unauthorized,
