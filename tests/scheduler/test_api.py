@@ -5,6 +5,7 @@ subprocess adds nothing here; real launches are in test_api_launch.py)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections.abc import AsyncIterator
@@ -445,3 +446,107 @@ async def test_openapi_and_console_are_served(api: Any) -> None:
         code = [ln for ln in script.text.splitlines() if not ln.strip().startswith("//")]
         for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval("):
             assert not any(sink in line for line in code), sink
+
+
+async def test_security_headers_on_every_response(api: Any) -> None:
+    server, _ = api
+    json_type = {"Content-Type": "application/json"}
+    async with server.client(None) as anon:
+        responses = [
+            await anon.get("/"),
+            await anon.get("/console/index.html"),  # the static mount too (clickjacking)
+            await anon.get("/console/app.js"),
+            await anon.get("/openapi.json"),
+            await anon.get("/healthz"),
+            await anon.get("/v1/vps"),  # 401
+            await anon.get("/v1/nothing"),  # 404
+            await anon.put("/v1/vps", json={}),  # 405
+            await anon.post("/v1/vps", content=b"x" * 20_000, headers=json_type),  # 413
+        ]
+    assert [r.status_code for r in responses] == [200, 200, 200, 200, 200, 401, 404, 405, 413]
+    for response in responses:
+        headers = response.headers
+        where = response.request.url.path
+        assert "frame-ancestors 'none'" in headers["content-security-policy"], where
+        assert headers["x-frame-options"] == "DENY", where
+        assert headers["x-content-type-options"] == "nosniff", where
+        assert headers["referrer-policy"] == "no-referrer", where
+
+
+def _api_state(server: RunningServer) -> Any:
+    return server.server.config.app.state.api
+
+
+async def test_event_streams_are_capped_per_owner_and_share_one_watcher(
+    api: Any, tmp_path: Path
+) -> None:
+    server, _ = api
+    state = _api_state(server)
+    async with server.client("alice") as alice, server.client("bob") as bob:
+        vp = (await alice.post("/v1/vps", json={"meeting_url": ZOOM})).json()
+        folder = tmp_path / "out" / vp["vp_id"]
+        folder.mkdir(parents=True)
+        (folder / "transcript.jsonl").write_text(json.dumps({"text": "hello"}) + "\n")
+        token = await stream_token(alice)
+        path = f"/v1/vps/{vp['vp_id']}/transcript"
+        async with contextlib.AsyncExitStack() as stack:
+            readers = []
+            for index in range(5):
+                target = path if index < 3 else "/v1/events"
+                response = await stack.enter_async_context(
+                    alice.stream("GET", target, params={"token": token})
+                )
+                assert response.status_code == 200
+                readers.append(Sse(response))
+                await readers[-1].next()  # the stream is really open
+            sixth = await alice.get("/v1/events", params={"token": token})
+            assert sixth.status_code == 429 and sixth.json()["error"] == "too-many-streams"
+            assert (await alice.get(path, params={"token": token})).status_code == 429
+            # another owner is not affected
+            other = await stack.enter_async_context(
+                bob.stream("GET", "/v1/events", params={"token": await stream_token(bob)})
+            )
+            assert other.status_code == 200
+            # three transcript streams of one VP: one watcher, polling two files for all
+            assert list(state.watches.watches) == [vp["vp_id"]]
+            watch = state.watches.watches[vp["vp_id"]]
+            assert watch.users == 3
+            polls = watch.polls
+            await asyncio.sleep(1.0)
+            assert watch.polls - polls <= 6, "one poll per interval, not one per stream"
+            with open(folder / "transcript.jsonl", "a") as file:
+                file.write(json.dumps({"text": "again"}) + "\n")
+            for reader in readers[:3]:
+                assert await reader.next() == ("segment", {"text": "again"})
+        for _ in range(100):  # closed streams give their slots and the watcher back
+            if state.slots.open("alice") == 0 and not state.watches.watches:
+                break
+            await asyncio.sleep(0.05)
+        assert state.slots.open("alice") == 0 and state.watches.watches == {}
+        async with alice.stream("GET", "/v1/events", params={"token": token}) as again:
+            assert again.status_code == 200
+
+
+async def test_half_open_connections_do_not_starve_requests(tmp_path: Path, serve: Any) -> None:
+    service = VpService(SqliteStore(tmp_path / "vps.db"), RecordingLauncher())
+    server = await serve(service, header_timeout=1.5)
+    idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+    for index in range(400):
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        if index % 2:  # slow headers: a request line and never the end of the headers
+            writer.write(b"GET /v1/vps HTTP/1.1\r\nHost: x\r\n")
+            await writer.drain()
+        idle.append((reader, writer))
+    try:
+        async with server.client("alice") as client:
+            started = time.monotonic()
+            response = await client.get("/v1/vps")
+            elapsed = time.monotonic() - started
+        assert response.status_code == 200 and elapsed < 1.0, elapsed
+        # the server closes every connection that did not send its headers in time
+        async with asyncio.timeout(10):
+            closed = await asyncio.gather(*(reader.read() for reader, _ in idle))
+        assert all(data == b"" for data in closed)
+    finally:
+        for _, writer in idle:
+            writer.close()
