@@ -203,6 +203,9 @@ async def _run_join(config: JoinConfig) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    # Everything vp writes (output folders, recordings, transcripts, logs, the control
+    # plane's database) is the owner's only: folders 0700, files 0600.
+    os.umask(0o077)
     vplog.configure(args.log_level)
     if args.command == "join":
         try:

@@ -128,6 +128,10 @@ async def test_no_secret_in_any_artifact(zoom: ReplicaServer, tmp_path: Path) ->
     for name in ("status.jsonl", "summary.json", "recording.wav", "chat.jsonl"):
         assert f"ok/{name}" in scanned, f"{name} was written"
     assert b'"level": "debug"' in stderr, "DEBUG logging was on"
+    # private output: folders 0700, files 0600
+    for path in [out, *out.rglob("*")]:
+        mode = path.stat().st_mode & 0o777
+        assert mode == (0o700 if path.is_dir() else 0o600), (path, oct(mode))
     for name, data in scanned.items():
         for secret in (PASSCODE, WRONG_PASSCODE, TOKEN, ZAK, ACCESS_TOKEN):
             assert secret.encode() not in data, f"{secret!r} leaked into {name}"

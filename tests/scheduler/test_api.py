@@ -150,6 +150,33 @@ async def test_owners_see_only_their_vps_and_admins_see_all(api: Any) -> None:
         assert erin.json() == {"vps": []}
 
 
+async def test_unlisted_url_parameters_never_come_back(api: Any) -> None:
+    """A Zoom host start token (zak) or an access_token in the invite is a secret though no
+    list names it: absent from POST, GET, the list and the console's event stream."""
+    server, _ = api
+    url = "https://zoom.us/j/123456789?pwd=UrLsEcReT&zak=ZaKhOsTtOkEn&access_token=AcCeSsToK"
+    secrets = ("UrLsEcReT", "ZaKhOsTtOkEn", "AcCeSsToK")
+    async with server.client("alice") as alice:
+        token = await stream_token(alice)
+        async with alice.stream("GET", "/v1/events", params={"token": token}) as events:
+            reader = Sse(events)
+            await reader.next()  # the snapshot
+            created = await alice.post("/v1/vps", json={"meeting_url": url})
+            assert created.status_code == 201
+            _, pushed = await reader.next()
+        vp_id = created.json()["vp_id"]
+        texts = [
+            created.text,
+            json.dumps(pushed),
+            (await alice.get(f"/v1/vps/{vp_id}")).text,
+            (await alice.get("/v1/vps")).text,
+        ]
+    for text in texts:
+        assert "zoom.us/j/123456789" in text
+        for secret in secrets:
+            assert secret not in text
+
+
 async def test_invalid_requests_name_the_field_and_launch_nothing(api: Any) -> None:
     server, launcher = api
     soon = datetime.now(UTC) + timedelta(minutes=5)
