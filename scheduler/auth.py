@@ -162,8 +162,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--secret", required=True)
     parser.add_argument("--sub", required=True)
     parser.add_argument("--admin", action="store_true")
-    parser.add_argument("--ttl", type=int, default=3600)
+    parser.add_argument(
+        "--ttl", type=int, default=3600, help=f"seconds, at most {MAX_TOKEN_LIFETIME}"
+    )
     args = parser.parse_args(argv)
+    if not 1 <= args.ttl <= MAX_TOKEN_LIFETIME:
+        parser.error(f"--ttl must be 1 to {MAX_TOKEN_LIFETIME} seconds")
     print(mint_token(args.secret, args.sub, admin=args.admin, ttl=args.ttl))
     return 0
 
