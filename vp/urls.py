@@ -30,7 +30,11 @@ MAX_URL_LENGTH = 2048
 # carry secrets under names no list can foresee: Zoom pwd/tk/zak, Teams p/context, OAuth
 # access_token, a vendor's next signed parameter. Keys are compared case-insensitively.
 PUBLIC_QUERY_KEYS = frozenset(
-    {"anon", "meetingjoin", "agent", "version", "lang", "locale", "hl", "uname", "from", "launch"}
+    {
+        *("anon", "meetingjoin", "agent", "version", "lang", "locale", "hl", "uname"),
+        *("from", "launch"),
+        "room",  # a Janus room number (its pin=, if any, stays secret)
+    }
 )
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
