@@ -569,7 +569,7 @@ async def test_half_open_connections_do_not_starve_requests(tmp_path: Path, serv
             started = time.monotonic()
             response = await client.get("/v1/vps")
             elapsed = time.monotonic() - started
-        assert response.status_code == 200 and elapsed < 1.0, elapsed
+        assert response.status_code == 200 and elapsed < 1.5, elapsed  # "well under 2 s"
         # the server closes every connection that did not send its headers in time
         async with asyncio.timeout(10):
             closed = await asyncio.gather(*(reader.read() for reader, _ in idle))
