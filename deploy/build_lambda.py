@@ -22,7 +22,16 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 # Distributions (pyproject.toml names) the handler's import closure needs.
-LAMBDA_DEPENDENCIES = ("pydantic", "pyjwt", "starlette", "structlog", "playwright")
+LAMBDA_DEPENDENCIES = (
+    "pydantic",
+    "pyjwt",
+    "starlette",
+    "fastapi",
+    "sse-starlette",
+    "mangum",
+    "structlog",
+    "playwright",
+)
 # Shipped by the Lambda Python runtime itself (and large: botocore alone is ~80 MB).
 RUNTIME_PROVIDED = ("boto3",)
 # platforms/base.py imports playwright for a type annotation only; the Lambda never starts a

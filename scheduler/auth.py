@@ -1,9 +1,13 @@
 """Callers from JWTs: ``sub`` is the owner; ``cognito:groups`` containing ``admin`` = admin.
 
-Locally (``vp serve --auth-secret S``) bearer tokens are HS256 JWTs signed with ``S`` and
-must carry ``sub`` and ``exp``; no other algorithm is accepted (no ``none``, no key
-confusion). On AWS the Cognito authorizer has verified the token already and the Lambda
-handler passes its claims to :func:`caller_from_claims`.
+Locally (``vp serve --auth-secret S``, ``S`` at least :data:`MIN_SECRET_BYTES` bytes) bearer
+tokens are HS256 JWTs signed with ``S``; no other algorithm is accepted (no ``none``, no key
+confusion). Every token must carry ``sub``, a numeric ``iat`` and a numeric ``exp`` at most
+:data:`MAX_TOKEN_LIFETIME` seconds after ``iat`` (a leaked token cannot live for years);
+``nbf``, when present, must be numeric too. Audiences are exact: a bearer token carries no
+``aud`` at all, a stream token exactly the string ``vp-stream`` (a list is neither). On AWS
+the Cognito authorizer has verified the token already and the Lambda handler passes its
+claims to :func:`caller_from_claims`.
 
 Server-sent events cannot send an ``Authorization`` header (``EventSource`` has no way to),
 so the console first trades its bearer token for a *stream token* (``POST
@@ -37,14 +41,21 @@ STREAM_AUDIENCE = "vp-stream"
 STREAM_TOKEN_TTL = 300
 MAX_TOKEN_LENGTH = 8192
 MAX_SUB_LENGTH = 256
+MIN_SECRET_BYTES = 32  # HS256 needs a key as long as its hash (RFC 7518 §3.2)
+MAX_TOKEN_LIFETIME = 24 * 3600  # between iat and exp
+_NUMERIC_CLAIMS = ("iat", "exp", "nbf")
 
 
 def _groups(value: Any) -> list[str]:
-    """``cognito:groups`` as a list: JWTs carry a list; API Gateway passes ``"[a b]"``."""
+    """``cognito:groups`` as a list: JWTs carry a list; API Gateway passes ``"[a b]"``
+    (whitespace-separated: a comma is part of a group name, so ``"[x,admin]"`` is no admin)."""
     if value is None:
         return []
     if isinstance(value, str):
-        return [g for g in value.strip("[]").replace(",", " ").split() if g]
+        text = value.strip()
+        if text.startswith("[") and text.endswith("]"):
+            text = text[1:-1]
+        return text.split()
     if isinstance(value, list | tuple):
         return [str(g) for g in value]
     return []
@@ -64,8 +75,8 @@ class Authenticator:
     def __init__(
         self, secret: str, *, leeway: float = 30.0, stream_ttl: int = STREAM_TOKEN_TTL
     ) -> None:
-        if len(secret) < 16:
-            raise ValueError("the auth secret must be at least 16 characters")
+        if len(secret.encode()) < MIN_SECRET_BYTES:
+            raise ValueError(f"the auth secret must be at least {MIN_SECRET_BYTES} bytes")
         if stream_ttl < 1:
             raise ValueError("stream_ttl must be at least 1 second")
         self._secret = secret
@@ -73,6 +84,8 @@ class Authenticator:
         self.stream_ttl = stream_ttl
 
     def _decode(self, token: str, audience: str | None) -> dict[str, Any]:
+        """Verify ``token``: signature, claims (see the module docstring) and audience —
+        ``None`` for a bearer token (no ``aud``), :data:`STREAM_AUDIENCE` for a stream one."""
         if not token or len(token) > MAX_TOKEN_LENGTH:
             raise Unauthorized("missing or oversized token")
         try:
@@ -80,14 +93,22 @@ class Authenticator:
                 token,
                 self._secret,
                 algorithms=["HS256"],
-                audience=audience,
                 leeway=self.leeway,
-                options={"require": ["sub", "exp"], "verify_aud": audience is not None},
+                # aud is checked below, exactly (PyJWT accepts a list containing it).
+                options={"require": ["sub", "exp", "iat"], "verify_aud": False},
             )
         except jwt.PyJWTError as exc:
             raise Unauthorized(f"invalid token: {type(exc).__name__}") from None
-        if audience is None and "aud" in claims and claims["aud"] == STREAM_AUDIENCE:
-            raise Unauthorized("a stream token is not a bearer token")
+        for name in _NUMERIC_CLAIMS:
+            value = claims.get(name)
+            if name in claims and (isinstance(value, bool) or not isinstance(value, int | float)):
+                raise Unauthorized(f"invalid token: '{name}' is not a number")
+        if claims["exp"] - claims["iat"] > MAX_TOKEN_LIFETIME:
+            raise Unauthorized(f"invalid token: lives longer than {MAX_TOKEN_LIFETIME} s")
+        if audience is None and "aud" in claims:
+            raise Unauthorized("a bearer token carries no audience (is this a stream token?)")
+        if audience is not None and claims.get("aud") != audience:
+            raise Unauthorized("invalid token: wrong audience")
         return claims
 
     def caller_from_header(self, header: str | None) -> Caller:
@@ -141,8 +162,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--secret", required=True)
     parser.add_argument("--sub", required=True)
     parser.add_argument("--admin", action="store_true")
-    parser.add_argument("--ttl", type=int, default=3600)
+    parser.add_argument(
+        "--ttl", type=int, default=3600, help=f"seconds, at most {MAX_TOKEN_LIFETIME}"
+    )
     args = parser.parse_args(argv)
+    if not 1 <= args.ttl <= MAX_TOKEN_LIFETIME:
+        parser.error(f"--ttl must be 1 to {MAX_TOKEN_LIFETIME} seconds")
     print(mint_token(args.secret, args.sub, admin=args.admin, ttl=args.ttl))
     return 0
 

@@ -11,16 +11,23 @@ Functions) and who the caller is comes from the Cognito JWT authorizer, which ha
 token already: ``requestContext.authorizer.jwt.claims`` (``sub`` = owner, ``cognito:groups``
 containing ``admin`` = admin). No claims → 401, as a missing token locally.
 
+API Gateway events are turned into ASGI requests by Mangum; a thin ASGI wrapper
+(:class:`LambdaApp`) serves only the contract's routes, strips a named stage from the path
+and hands the authorizer's claims to :class:`ClaimsAuthenticator`.
+
 Environment: ``VP_TABLE_NAME``, ``STATE_MACHINE_ARN``, ``VP_PASSCODE_KMS_KEY_ID``; optionally
-``VP_TABLE_OWNER_INDEX``, ``VP_RECORD_TTL_DAYS``, ``VP_ALLOWED_HOSTS``. The service is built
-once per Lambda container and reused across invocations.
+``VP_TABLE_OWNER_INDEX``, ``VP_RECORD_TTL_DAYS``, ``VP_ALLOWED_HOSTS`` and
+``VP_FINGERPRINT_KEY`` (the key of the idempotency fingerprints, ≥ 32 characters, e.g. from
+Secrets Manager; without it the key is derived from the table and KMS key names, which keeps
+replays working across containers but is no secret). The service is built once per Lambda
+container and reused across invocations, on one event loop.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextvars
+import hashlib
 import os
 import re
 import secrets
@@ -28,7 +35,8 @@ from collections.abc import Mapping
 from typing import Any
 
 import structlog
-from starlette.types import ASGIApp, Message
+from mangum import Mangum
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from scheduler.api import ApiError, create_app
 from scheduler.auth import Authenticator, caller_from_claims
@@ -63,12 +71,16 @@ class ClaimsAuthenticator(Authenticator):
 
 
 class LambdaApp:
-    """The service and ASGI app of one Lambda container."""
+    """The service and ASGI app of one Lambda container. As an ASGI app (what Mangum calls)
+    it starts the service once, serves only the contract's routes and passes the
+    authorizer's claims (``scope["aws.event"]``) to the authenticator."""
 
     def __init__(self, service: VpService) -> None:
         self.service = service
         self.app: ASGIApp = create_app(service, ClaimsAuthenticator(), manage_service=False)
         self._started = False
+        self.loop = asyncio.new_event_loop()
+        self.adapter = Mangum(self, lifespan="off")
 
     @classmethod
     def from_env(cls) -> LambdaApp:
@@ -79,6 +91,7 @@ class LambdaApp:
                 DynamoDbStore.from_env(),
                 AwsLauncher.from_env(),
                 rate_limiter=DynamoDbLaunchLimiter.from_env(),  # per owner, across containers
+                fingerprint_key=_fingerprint_key(),
             )
         )
 
@@ -94,16 +107,40 @@ class LambdaApp:
         reaped = await launcher.reap()
         return {"reaped": [{"vp_id": r.vp_id, "status": r.status.value} for r in reaped]}
 
-    async def handle(self, event: Mapping[str, Any]) -> dict[str, Any]:
+    def run(self, coro: Any) -> Any:
+        """Run ``coro`` on this container's loop (the service's loop across invocations)."""
+        asyncio.set_event_loop(self.loop)
+        return self.loop.run_until_complete(coro)
+
+    def handle(self, event: Mapping[str, Any], context: Any) -> dict[str, Any]:
+        """One API Gateway event → its Lambda proxy response (through Mangum)."""
+        asyncio.set_event_loop(self.loop)  # Mangum runs on the current loop
+        response: dict[str, Any] = self.adapter(dict(event), context)
+        return response
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
         await self._start()
-        path = _path(event)
+        event: Mapping[str, Any] = scope.get("aws.event") or {}
+        path = _path(event, scope["path"])
         if not _ROUTES.match(path):
-            return _response_from_error(ApiError(404, "not-found", f"no route {path[:100]}"))
+            error = ApiError(404, "not-found", f"no route {path[:100]}")
+            await error.response()(scope, receive, send)
+            return
         token = _claims.set(_jwt_claims(event))
         try:
-            return await _call_asgi(self.app, event, path)
+            await self.app({**scope, "path": path, "raw_path": path.encode()}, receive, send)
         finally:
             _claims.reset(token)
+
+
+def _fingerprint_key() -> bytes:
+    configured = os.environ.get("VP_FINGERPRINT_KEY", "")
+    if len(configured) >= 32:
+        return configured.encode()
+    names = f"{os.environ.get('VP_TABLE_NAME', '')}|{os.environ.get('VP_PASSCODE_KMS_KEY_ID', '')}"
+    return hashlib.sha256(b"vp idempotency fingerprint|" + names.encode()).digest()
 
 
 def _jwt_claims(event: Mapping[str, Any]) -> Mapping[str, Any] | None:
@@ -112,94 +149,11 @@ def _jwt_claims(event: Mapping[str, Any]) -> Mapping[str, Any] | None:
     return claims if isinstance(claims, Mapping) else None
 
 
-def _path(event: Mapping[str, Any]) -> str:
-    context = event.get("requestContext") or {}
-    path = str(event.get("rawPath") or (context.get("http") or {}).get("path") or "/")
-    stage = context.get("stage")
+def _path(event: Mapping[str, Any], path: str) -> str:
+    stage = (event.get("requestContext") or {}).get("stage")
     if stage and stage != "$default" and path.startswith(f"/{stage}/"):
         path = path[len(stage) + 1 :]  # a named stage prefixes the path
     return path
-
-
-def _response_from_error(error: ApiError) -> dict[str, Any]:
-    response = error.response()
-    return {
-        "statusCode": response.status_code,
-        "headers": {k: v for k, v in response.headers.items() if k != "content-length"},
-        "body": bytes(response.body).decode(),
-        "isBase64Encoded": False,
-    }
-
-
-async def _call_asgi(app: ASGIApp, event: Mapping[str, Any], path: str) -> dict[str, Any]:
-    """Serve one payload-2.0 event with the ASGI ``app``; the Lambda proxy response."""
-    http = (event.get("requestContext") or {}).get("http") or {}
-    method = str(http.get("method") or "GET").upper()
-    body = event.get("body") or ""
-    raw = base64.b64decode(body) if event.get("isBase64Encoded") else str(body).encode()
-    headers = [
-        (str(k).lower().encode("latin-1"), str(v).encode("latin-1"))
-        for k, v in (event.get("headers") or {}).items()
-    ]
-    if event.get("cookies"):
-        headers.append((b"cookie", "; ".join(event["cookies"]).encode("latin-1")))
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": method,
-        "scheme": "https",
-        "path": path,
-        "raw_path": path.encode(),
-        "root_path": "",
-        "query_string": str(event.get("rawQueryString") or "").encode("latin-1"),
-        "headers": headers,
-        "client": (str(http.get("sourceIp") or "0.0.0.0"), 0),
-        "server": ("lambda", 443),
-    }
-    sent_body = False
-    status = 500
-    response_headers: dict[str, str] = {}
-    chunks: list[bytes] = []
-
-    async def receive() -> Message:
-        nonlocal sent_body
-        if sent_body:
-            return {"type": "http.disconnect"}
-        sent_body = True
-        return {"type": "http.request", "body": raw, "more_body": False}
-
-    async def send(message: Message) -> None:
-        nonlocal status
-        if message["type"] == "http.response.start":
-            status = int(message["status"])
-            for key, value in message.get("headers", []):
-                name = key.decode("latin-1").lower()
-                text = value.decode("latin-1")
-                response_headers[name] = (
-                    f"{response_headers[name]}, {text}" if name in response_headers else text
-                )
-        elif message["type"] == "http.response.body":
-            chunks.append(bytes(message.get("body", b"")))
-
-    try:
-        await app(scope, receive, send)
-    except Exception as exc:  # Starlette has sent its 500 (if it got that far) and re-raised
-        log.error("lambda.unhandled", error=type(exc).__name__)
-        if not chunks:
-            return _response_from_error(ApiError(500, "internal-error", "internal error"))
-    response_headers.pop("content-length", None)
-    payload = b"".join(chunks)
-    try:
-        text, encoded = payload.decode("utf-8"), False
-    except UnicodeDecodeError:
-        text, encoded = base64.b64encode(payload).decode(), True
-    return {
-        "statusCode": status,
-        "headers": response_headers,
-        "body": text,
-        "isBase64Encoded": encoded,
-    }
 
 
 _APP: LambdaApp | None = None
@@ -215,11 +169,12 @@ def _app() -> LambdaApp:
 
 def handler(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
     """The API entry point (``scheduler.aws_lambda.handler``)."""
-    return asyncio.run(_app().handle(event))
+    return _app().handle(event, context)
 
 
 def reaper_handler(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
     """The reaper entry point (``scheduler.aws_lambda.reaper_handler``), for a schedule such
     as EventBridge ``rate(5 minutes)``: ends VPs whose execution is over (see
     :meth:`scheduler.aws_launcher.AwsLauncher.reap`). Same environment as :func:`handler`."""
-    return asyncio.run(_app().reap())
+    result: dict[str, Any] = _app().run(_app().reap())
+    return result

@@ -5,6 +5,11 @@
   conditional move that a cancel wins against).
 * Secrets never reach argv (visible in ``ps``): the meeting URL (it may carry ``pwd=``) and
   the passcode travel in the child's environment (``VP_MEETING_URL``, ``VP_PASSCODE``).
+* The child's environment is built from an allow-list (:data:`CHILD_ENV_NAMES`,
+  :data:`CHILD_ENV_PREFIXES`): a VP browses pages users choose, so it must not hold the
+  server's secrets — no ``VP_AUTH_SECRET``, no transcriber JWT signing secret, no AWS keys.
+* Output is private: each VP's folder is created 0700 and the child runs with umask 077,
+  so every file it writes (transcript, recording, logs) is 0600.
 * Every status object the child prints on stdout is written to the store and published.
 * Cancel = SIGTERM (the child leaves and ends COMPLETED stopped, or CANCELLED before
   JOINED); SIGKILL after ``stop_timeout``.
@@ -27,7 +32,7 @@ import os
 import shutil
 import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import ClassVar
@@ -43,8 +48,27 @@ from vp.tasks import TaskOwner
 
 log = structlog.get_logger(__name__)
 
-# Variables of the server's environment a child must not inherit: it gets its own.
-_CHILD_SECRET_ENV = ("VP_MEETING_URL", "VP_PASSCODE", "VP_ID", "VP_OUT_DIR", "VP_PLATFORM")
+# What a VP child inherits from the server's environment; nothing else. System basics, the
+# browser's and audio's plumbing, and the VP's non-secret settings (plus the transcriber's
+# bearer token, which the VP needs to stream). Per-VP values (VP_MEETING_URL, VP_PASSCODE,
+# VP_ID, VP_OUT_DIR, VP_PLATFORM, VP_CALL_ID) are never inherited: the launcher sets its own.
+CHILD_ENV_NAMES = frozenset(
+    {
+        "PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "TZ", "TMPDIR", "TERM",
+        "XDG_RUNTIME_DIR", "DISPLAY", "WAYLAND_DISPLAY", "PULSE_SERVER", "PULSE_RUNTIME_PATH",
+        "FONTCONFIG_PATH", "FONTCONFIG_FILE", "SSL_CERT_FILE", "SSL_CERT_DIR",
+        "PLAYWRIGHT_BROWSERS_PATH", "VIRTUAL_ENV", "PYTHONPATH", "PYTHONUNBUFFERED",
+        "PYTHONDONTWRITEBYTECODE", "AWS_REGION", "AWS_DEFAULT_REGION",
+        "VP_ALLOWED_HOSTS", "VP_LOG_LEVEL", "VP_VOICE", "VP_NAME",
+        "VP_TRANSCRIBER_URL", "VP_TRANSCRIBER_TOKEN", "VP_TRANSCRIBER_ENGINE",
+        "VP_TRANSCRIBE_LANGUAGE", "VP_TRANSCRIBER_WAIT", "VP_TRANSCRIBER_BUFFER",
+        "VP_MAX_DURATION", "VP_JOIN_TIMEOUT", "VP_ALONE_TIMEOUT", "VP_INTRO_MESSAGE",
+        "VP_EXIT_MESSAGE", "VP_INVITED_BY", "VP_WAKE_PHRASES", "VP_ASSISTANT_ENGINE",
+        "VP_CHROMIUM", "VP_CHROMIUM_ARGS", "VP_HEADLESS_SHELL", "VP_CAPTURE_TRANSPORT",
+        "VP_JANUS",
+    }
+)  # fmt: skip
+CHILD_ENV_PREFIXES = ("LC_",)
 MAX_STATUS_LINE = 64 * 1024
 
 
@@ -68,7 +92,8 @@ class LocalLauncher(Launcher):
         sweep_interval: float = 30.0,
         vp_command: Sequence[str] | None = None,
         extra_args: Sequence[str] = (),
-        env: dict[str, str] | None = None,
+        env: Mapping[str, str] | None = None,
+        extra_env: Mapping[str, str] | None = None,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
         if max_concurrent < 1:
@@ -80,7 +105,8 @@ class LocalLauncher(Launcher):
         self.sweep_interval = sweep_interval
         self.vp_command = list(vp_command) if vp_command else default_vp_command()
         self.extra_args = list(extra_args)
-        self.env = env
+        self.env = env  # the environment the child's is filtered from (default: ours)
+        self.extra_env = dict(extra_env or {})  # added as given (operator's, tests')
         self._clock = clock
         self._slots = asyncio.Semaphore(max_concurrent)
         self._owner = TaskOwner()
@@ -283,9 +309,13 @@ class LocalLauncher(Launcher):
         return [*prefix, *self.vp_command, *args]
 
     def _child_env(self, meeting_url: str, passcode: str | None) -> dict[str, str]:
-        env = dict(os.environ if self.env is None else self.env)
-        for key in _CHILD_SECRET_ENV:
-            env.pop(key, None)
+        source = os.environ if self.env is None else self.env
+        env = {
+            key: value
+            for key, value in source.items()
+            if key in CHILD_ENV_NAMES or key.startswith(CHILD_ENV_PREFIXES)
+        }
+        env.update(self.extra_env)
         env["VP_MEETING_URL"] = meeting_url
         if passcode:
             env["VP_PASSCODE"] = passcode
@@ -303,8 +333,11 @@ class LocalLauncher(Launcher):
             )
             return
         out_dir = self.out_dir(vp_id)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        with open(out_dir / "vp.log", "ab") as stderr:
+        self.out_root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        out_dir.mkdir(mode=0o700, exist_ok=True)
+        out_dir.chmod(0o700)  # mkdir's mode is filtered by the umask
+        log_fd = os.open(out_dir / "vp.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        with open(log_fd, "ab") as stderr:
             try:
                 proc = await asyncio.create_subprocess_exec(
                     *self._command(record),
@@ -313,6 +346,7 @@ class LocalLauncher(Launcher):
                     stderr=stderr,
                     env=self._child_env(secrets.meeting_url, secrets.passcode),
                     start_new_session=True,  # a Ctrl-C of the server is ours to relay
+                    umask=0o077,  # everything the VP writes is the owner's only
                     limit=MAX_STATUS_LINE,
                 )
             except OSError as exc:

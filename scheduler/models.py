@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -134,17 +135,19 @@ class LaunchRequest(BaseModel):
         """The platform given or inferred from the URL."""
         return self._platform
 
-    def fingerprint(self) -> str:
-        """A hash of the request without its secret, to tell a retry from a different
-        request under the same idempotency key."""
+    def fingerprint(self, key: bytes) -> str:
+        """A keyed HMAC-SHA256 of the whole normalised request, passcode included, to tell a
+        retry from a different request under the same idempotency key. Keyed, so the stored
+        value reveals nothing (a short passcode cannot be guessed from it offline)."""
         body = {
             "platform": self.platform,
             "meeting_url": self.meeting_url,
             "name": self.name,
-            "passcode": self.passcode is not None,
+            "passcode": self.passcode.get_secret_value() if self.passcode else None,
             "join_at": iso(self.join_at) if self.join_at else None,
         }
-        return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+        canonical = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+        return hmac.new(key, canonical, hashlib.sha256).hexdigest()
 
 
 class StatusObject(BaseModel):

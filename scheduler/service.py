@@ -12,6 +12,7 @@ The store is synchronous and is called through ``asyncio.to_thread``.
 from __future__ import annotations
 
 import asyncio
+import secrets as pysecrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ParamSpec, TypeVar
@@ -35,6 +36,8 @@ from vp.config import new_vp_id
 from vp.lifecycle import Reason, Status
 
 log = structlog.get_logger(__name__)
+# One line per create and cancel: who (the caller's JWT sub), what, which VP; never a secret.
+audit = structlog.get_logger("vp.audit")
 P = ParamSpec("P")
 T = TypeVar("T")
 MAX_IDEMPOTENCY_KEY = 128
@@ -67,12 +70,17 @@ class VpService:
         *,
         rate_limiter: LaunchLimiter | None = None,
         id_factory: Callable[[], str] = new_vp_id,
+        fingerprint_key: bytes | None = None,
     ) -> None:
+        """``fingerprint_key`` keys the idempotency fingerprints (see
+        :meth:`LaunchRequest.fingerprint`); give a stable one so a retry after a restart is
+        still recognised (default: random per service, replays then work within a process)."""
         self.store = store
         self.launcher = launcher
         self.rate_limiter = rate_limiter
         self.hub = EventHub()
         self._new_id = id_factory
+        self._fingerprint_key = fingerprint_key or pysecrets.token_bytes(32)
 
     async def _db(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         return await asyncio.to_thread(fn, *args, **kwargs)
@@ -107,7 +115,7 @@ class VpService:
             meeting_url=request.meeting_url,
             passcode=request.passcode.get_secret_value() if request.passcode else None,
         )
-        fingerprint = request.fingerprint()
+        fingerprint = request.fingerprint(self._fingerprint_key)
         known = None
         if idempotency_key is not None:
             known = await self._db(
@@ -131,6 +139,9 @@ class VpService:
             log.info("vp.idempotent_replay", vp_id=conflict.existing.vp_id)
             return LaunchResult(conflict.existing, created=False)
         self.hub.publish(record)
+        audit.info(
+            "audit", action="create", sub=caller.owner, admin=caller.admin, vp_id=record.vp_id
+        )
         log.info(
             "vp.created",
             vp_id=record.vp_id,
@@ -182,6 +193,7 @@ class VpService:
         COMPLETED stopped if it had joined, else CANCELLED, recorded by the launcher).
         A VP already ended is returned as it is."""
         record = await self.get(caller, vp_id)
+        audit.info("audit", action="cancel", sub=caller.owner, admin=caller.admin, vp_id=vp_id)
         if record.terminal:
             return record
         if record.status is Status.SCHEDULED:

@@ -203,6 +203,9 @@ async def _run_join(config: JoinConfig) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    # Everything vp writes (output folders, recordings, transcripts, logs, the control
+    # plane's database) is the owner's only: folders 0700, files 0600.
+    os.umask(0o077)
     vplog.configure(args.log_level)
     if args.command == "join":
         try:
@@ -228,8 +231,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return main_run(args.vp_id, db=args.db, json_output=args.json_output)
     if args.command == "serve":
-        if not args.auth_secret or len(args.auth_secret) < 16:
-            print("vp serve: --auth-secret (>= 16 characters) is required", file=sys.stderr)
+        if not args.auth_secret or len(args.auth_secret.encode()) < 32:
+            print("vp serve: --auth-secret (>= 32 bytes) is required", file=sys.stderr)
             return EXIT_USAGE
         if args.max_concurrent < 1 or args.launches_per_minute < 1:
             print(

@@ -4,6 +4,11 @@ Every line is one JSON object on stderr. ``vp_id`` and ``platform`` are bound th
 contextvars, so every log line of a VP carries them. Secrets never reach a line: values of
 secret-looking keys are masked, and every registered secret value (passcode, token) is
 replaced wherever it appears in any string — including URLs and exception texts.
+
+Python's standard ``logging`` (asyncio's "Task exception was never retrieved", uvicorn,
+websockets, botocore) goes through the same processors: the root logger's one handler
+renders its records with structlog's ``ProcessorFormatter``, so a library's message and
+traceback are scrubbed exactly like our own lines.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from urllib.parse import quote, quote_plus
 import structlog
 
 MASK = "***"
+_HANDLER_NAME = "vp-scrubbed-json"
 _SECRET_KEY = re.compile(r"pass(code|word|wd)?|pwd|token|secret|authorization|credential", re.I)
 _secret_values: set[str] = set()
 
@@ -62,16 +68,19 @@ def _scrub_processor(
 
 
 def configure(level: str = "INFO", stream: TextIO | None = None) -> None:
-    """Configure structlog (and stdlib logging, for libraries) to write JSON lines."""
+    """Configure structlog and stdlib logging (libraries) to write scrubbed JSON lines."""
     out = stream or sys.stderr
     numeric = logging.getLevelName(level.upper())
     if not isinstance(numeric, int):
         numeric = logging.INFO
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
     structlog.configure(
         processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            *shared,
             structlog.processors.format_exc_info,
             _scrub_processor,
             structlog.processors.JSONRenderer(),
@@ -80,8 +89,26 @@ def configure(level: str = "INFO", stream: TextIO | None = None) -> None:
         logger_factory=structlog.PrintLoggerFactory(out),
         cache_logger_on_first_use=False,
     )
-    # Libraries (websockets, asyncio) log through stdlib; keep them quiet unless debugging.
-    logging.basicConfig(level=max(numeric, logging.WARNING), stream=out, format="%(message)s")
+    # Libraries (websockets, asyncio) log through stdlib; keep them quiet unless debugging,
+    # and never let them bypass the scrubber.
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info,
+                _scrub_processor,
+                structlog.processors.JSONRenderer(),
+            ],
+        )
+    )
+    handler.set_name(_HANDLER_NAME)
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if h.get_name() == _HANDLER_NAME]:
+        root.removeHandler(old)  # configure() again (tests): one handler, the new stream
+    root.addHandler(handler)
+    root.setLevel(max(numeric, logging.WARNING))
 
 
 def bind_vp(vp_id: str, platform: str) -> None:

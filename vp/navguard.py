@@ -15,11 +15,19 @@ Python round trip on every request of the page. Audio never goes through here (W
 Why not Playwright's ``route``: its handler sees only the first URL of a redirect chain, so a
 302 to another host would pass. ``Fetch.requestPaused`` is raised for every hop.
 
+Cross-site frames: Chromium runs them in their own process (a separate DevTools target),
+whose later navigations the page's ``Fetch`` does not see. The guard attaches to every such
+frame as it appears or navigates (``frameattached``/``framenavigated``; Playwright gives an
+out-of-process frame its own CDP session) and intercepts its documents the same way.
+Chromium's initial request for such a frame comes from the parent and is guarded there.
+
+Popups are blocked, not guarded: a script in every frame of the meeting page (installed
+before the page's own scripts) makes ``window.open`` return ``null`` and cancels clicks and
+form submissions that would open another window; a popup that appears anyway is closed at
+once (and its document requests intercepted while it lives).
+
 Policy: a blocked main-frame navigation ends the VP (FAILED invalid-url: the meeting page is
 gone); a blocked frame or popup document is only logged and counted (the meeting page stays).
-Limits: a popup's very first request may leave before the guard attaches to it, and a frame
-that already runs in its own process (a cross-site frame) is not guarded on its own later
-navigations; Chromium's initial request for such a frame is.
 """
 
 from __future__ import annotations
@@ -31,7 +39,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import structlog
-from playwright.async_api import BrowserContext, CDPSession, Page
+from playwright.async_api import BrowserContext, CDPSession, Frame, Page
 from playwright.async_api import Error as PlaywrightError
 
 from vp.tasks import TaskOwner
@@ -41,6 +49,40 @@ log = structlog.get_logger(__name__)
 # Schemes whose documents are not fetched from any host.
 _LOCAL_SCHEMES = frozenset({"about", "blob", "data"})
 _PATTERNS = [{"urlPattern": "*", "resourceType": "Document", "requestStage": "Request"}]
+# Runs in every frame before the page's scripts: no window.open, no link or form that opens
+# another window (``target=_blank`` or a named window, also through ``<base target>``).
+POPUP_BLOCKER_JS = r"""
+(() => {
+  const own = new Set(['', '_self', '_top', '_parent']);
+  const opensWindow = (target) => !own.has(String(target || '').toLowerCase());
+  try {
+    Object.defineProperty(window, 'open', {
+      value: function open() { return null; }, writable: false, configurable: false,
+    });
+  } catch (e) {}
+  const baseTarget = () => {
+    const base = document.querySelector('base[target]');
+    return base ? base.getAttribute('target') : '';
+  };
+  const onClick = (event) => {
+    const start = event.target;
+    const link = start && start.closest ? start.closest('a[href], area[href]') : null;
+    if (link && (opensWindow(link.getAttribute('target') || baseTarget()) ||
+                 event.type === 'auxclick' || event.ctrlKey || event.metaKey || event.shiftKey)) {
+      event.preventDefault();
+    }
+  };
+  window.addEventListener('click', onClick, true);
+  window.addEventListener('auxclick', onClick, true);
+  window.addEventListener('submit', (event) => {
+    const form = event.target;
+    const submitter = event.submitter;
+    const target = (submitter && submitter.getAttribute('formtarget')) ||
+      (form && form.getAttribute && form.getAttribute('target')) || baseTarget();
+    if (opensWindow(target)) event.preventDefault();
+  }, true);
+})();
+"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,30 +115,75 @@ class NavigationGuard:
         self._on_blocked = on_blocked
         self._owner = TaskOwner()
         self._sessions: list[CDPSession] = []
+        self._targets: set[str] = set()  # out-of-process frames already guarded
         self.blocked: list[BlockedNavigation] = []
+        self.popups_closed = 0
+        self.frames_guarded = 0
         self.checked = 0
 
     def watch_popups(self, context: BrowserContext, main: Page) -> None:
-        """Guard pages the meeting page opens (best effort: see the module docstring)."""
+        """Close every page other than ``main`` that appears in ``context`` (popups are
+        blocked in the page already; this catches any that get through), guarding its
+        documents while it lives."""
 
         def on_page(page: Page) -> None:
             if page is not main:
-                self._owner.spawn(self._protect_quietly(page), "navguard-popup")
+                self._owner.spawn(self._close_popup(page), "navguard-popup")
 
         context.on("page", on_page)
 
-    async def _protect_quietly(self, page: Page) -> None:
+    async def _close_popup(self, page: Page) -> None:
         try:
             await self.protect(page, main=False)
         except PlaywrightError:
             pass  # the popup closed first
+        self.popups_closed += 1
+        log.warning("navigation.popup_closed")
+        try:
+            await page.close()
+        except PlaywrightError:
+            pass
 
     async def protect(self, page: Page, *, main: bool = True) -> None:
-        """Intercept the document requests of ``page`` from now on."""
+        """Intercept the document requests of ``page`` (and of its cross-site frames) from
+        now on; for the main page, block popups too."""
+        if main:
+            await page.add_init_script(POPUP_BLOCKER_JS)
         session = await page.context.new_cdp_session(page)
         self._sessions.append(session)
         tree = await session.send("Page.getFrameTree")
         main_frame = tree["frameTree"]["frame"]["id"]
+        await self._intercept(session, main_frame if main else None)
+
+        def on_frame(frame: Frame) -> None:
+            if frame.parent_frame is not None:
+                self._owner.spawn(self._protect_frame(page, frame), "navguard-frame")
+
+        page.on("frameattached", on_frame)
+        page.on("framenavigated", on_frame)
+
+    async def _protect_frame(self, page: Page, frame: Frame) -> None:
+        """Guard ``frame`` on its own if it runs out of process (a cross-site frame)."""
+        try:
+            session = await page.context.new_cdp_session(frame)
+        except PlaywrightError:
+            return  # same-process frame: the page's interception covers it
+        try:
+            info = await session.send("Target.getTargetInfo")
+            target = str(info["targetInfo"]["targetId"])
+            if target in self._targets:
+                await session.detach()
+                return
+            self._targets.add(target)
+            self._sessions.append(session)
+            await self._intercept(session, None)
+            self.frames_guarded += 1
+        except PlaywrightError:
+            pass  # the frame went away meanwhile
+
+    async def _intercept(self, session: CDPSession, main_frame: str | None) -> None:
+        """Fail every off-list document request ``session`` sees; ``main_frame`` is the id
+        of the frame whose loss ends the VP (None: a frame or popup session)."""
 
         def paused(event: dict[str, Any]) -> None:
             request_id = event["requestId"]
@@ -109,7 +196,8 @@ class NavigationGuard:
                 )
                 return
             blocked = BlockedNavigation(
-                host=_where(url), main_frame=main and event.get("frameId") == main_frame
+                host=_where(url),
+                main_frame=main_frame is not None and event.get("frameId") == main_frame,
             )
             self.blocked.append(blocked)
             log.warning("navigation.blocked", host=blocked.host, main_frame=blocked.main_frame)

@@ -21,8 +21,15 @@ class TaskOwner:
     def spawn(self, coro: Coroutine[Any, Any, T], name: str) -> asyncio.Task[T]:
         task = asyncio.create_task(coro, name=name)
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._finished)
         return task
+
+    def _finished(self, task: asyncio.Task[Any]) -> None:
+        """Forget ``task`` and retrieve its exception: an unretrieved one would be printed
+        by asyncio at garbage collection with its full text (which may quote a secret)."""
+        self._tasks.discard(task)
+        if not task.cancelled() and (error := task.exception()) is not None:
+            log.warning("task.failed", task=task.get_name(), error=type(error).__name__)
 
     async def aclose(self, timeout: float = 5.0) -> None:
         tasks = [t for t in self._tasks if not t.done()]

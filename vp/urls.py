@@ -25,10 +25,16 @@ from urllib.parse import SplitResult, parse_qsl, urlencode, urlsplit, urlunsplit
 from vp.errors import InvalidUrl
 
 MAX_URL_LENGTH = 2048
-# Query parameters that carry meeting secrets in invite links (Zoom pwd, Teams p, …).
-# (Teams' meetup-join "context" names the tenant and organizer: not public either.)
-SECRET_QUERY_KEYS = frozenset(
-    {"pwd", "p", "passcode", "password", "token", "tk", "secret", "context"}
+# Query parameters known to carry nothing secret; every other parameter's value is treated as
+# a secret (masked in public URLs, scrubbed from logs). An allow-list, because invite links
+# carry secrets under names no list can foresee: Zoom pwd/tk/zak, Teams p/context, OAuth
+# access_token, a vendor's next signed parameter. Keys are compared case-insensitively.
+PUBLIC_QUERY_KEYS = frozenset(
+    {
+        *("anon", "meetingjoin", "agent", "version", "lang", "locale", "hl", "uname"),
+        *("from", "launch"),
+        "room",  # a Janus room number (its pin=, if any, stays secret)
+    }
 )
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
@@ -167,8 +173,9 @@ def url_allowed(url: str, rules: tuple[HostRule, ...], extra: frozenset[str]) ->
 
 
 def url_secrets(url: str) -> list[str]:
-    """The values of secret query parameters in ``url`` (also in a ``#/path?query``
-    fragment), to be scrubbed from logs like the passcode and the token."""
+    """The values of every query parameter of ``url`` not in :data:`PUBLIC_QUERY_KEYS`
+    (also in a ``#/path?query`` fragment), to be scrubbed from logs like the passcode and
+    the token."""
     try:
         parts = urlsplit(url)
     except ValueError:
@@ -180,22 +187,28 @@ def url_secrets(url: str) -> list[str]:
         value
         for query in queries
         for key, value in parse_qsl(query, keep_blank_values=False)
-        if key.lower() in SECRET_QUERY_KEYS and value
+        if not is_public_query_key(key) and value
     ]
+
+
+def is_public_query_key(key: str) -> bool:
+    """Whether a query parameter named ``key`` is known not to carry a secret."""
+    return key.lower() in PUBLIC_QUERY_KEYS
 
 
 def _mask_query(query: str) -> str:
     return urlencode(
         [
-            (key, "***" if key.lower() in SECRET_QUERY_KEYS else value)
+            (key, value if is_public_query_key(key) else "***")
             for key, value in parse_qsl(query, keep_blank_values=True)
         ]
     )
 
 
 def redact_url(url: str) -> str:
-    """The URL without secrets: secret query values masked (also in a ``#/path?query``
-    fragment, where Teams keeps its meeting), userinfo dropped.
+    """The URL without secrets: scheme, host, path and the values of
+    :data:`PUBLIC_QUERY_KEYS` only; every other query value masked (also in a
+    ``#/path?query`` fragment, where Teams keeps its meeting), userinfo dropped.
 
     Safe for logs, status objects and the control plane's public record.
     """

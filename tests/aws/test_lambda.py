@@ -379,3 +379,23 @@ def test_reaper_fails_a_vp_whose_execution_ended_without_it(
     ]
     status, body = call(event("GET", f"/v1/vps/{vp_id}"))
     assert body["status"] == "FAILED" and "SUCCEEDED" in body["detail"]
+
+
+def test_mangum_adapter_named_stage_base64_and_security_headers(
+    lambda_env: dict[str, str],
+) -> None:
+    import base64
+
+    ev = event("POST", "/prod/v1/vps")
+    ev["requestContext"]["stage"] = "prod"
+    ev["body"] = base64.b64encode(json.dumps({"meeting_url": URL}).encode()).decode()
+    ev["isBase64Encoded"] = True
+    response = aws_lambda.handler(ev, None)
+    assert response["statusCode"] == 201, response
+    assert json.loads(response["body"])["owner"] == "alice"
+    headers = {k.lower(): v for k, v in response["headers"].items()}
+    assert headers["x-frame-options"] == "DENY"
+    assert "frame-ancestors 'none'" in headers["content-security-policy"]
+    assert headers["x-content-type-options"] == "nosniff"
+    status, body = call(event("GET", "/openapi.json"))  # only the contract's routes
+    assert status == 404 and body["error"] == "not-found"

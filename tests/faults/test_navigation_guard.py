@@ -150,3 +150,77 @@ async def test_meeting_page_sent_away_mid_call_ends_invalid_url(
     assert evil.requests == []
     assert [s["status"] for s in statuses(out)][-3:] == ["JOINED", "LEAVING", "FAILED"]
     assert server.all_events[-1]["callEvent"] == "END"
+
+
+async def test_popups_are_blocked(allowed: Site, evil: Site) -> None:
+    target = f"http://{evil.host}/popup"
+    allowed.pages["/popup.html"] = (
+        200,
+        {},
+        "<p id=main>meeting</p>"
+        f"<a id=link href={target!r} target=_blank>open</a>"
+        f"<form id=form action={target!r} target=other></form>"
+        "<script>"
+        f"window.result = String(window.open({target!r}));"
+        "document.getElementById('link').click();"
+        "document.getElementById('form').submit && "
+        "document.getElementById('form').requestSubmit();"
+        "</script>",
+    )
+    blocked: list[BlockedNavigation] = []
+    guard = NavigationGuard(
+        lambda url: url_allowed(url, (), frozenset({allowed.host})), blocked.append
+    )
+    async with BrowserHost() as host:
+        context = await host.new_context()
+        page = await context.new_page()
+        await guard.protect(page)
+        guard.watch_popups(context, page)
+        await page.goto(f"http://{allowed.host}/popup.html", wait_until="load")
+        await asyncio.sleep(1.0)
+        assert await page.evaluate("window.result") == "null", "window.open opens nothing"
+        assert await page.locator("#main").inner_text() == "meeting"
+        assert context.pages == [page], "no popup window is left open"
+        await guard.aclose()
+        await context.close()
+    assert evil.requests == [], "no popup reached the host off the allow-list"
+
+
+async def test_cross_site_frames_are_guarded_on_their_own_navigations(
+    allowed: Site, evil: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A second allowed site, cross-site to the meeting page (localhost vs 127.0.0.1): its
+    # frame runs out of process. Once loaded, it sends itself off the list.
+    other = Site({})
+    other_host = other.host.replace("127.0.0.1", "localhost")
+    target = f"http://{evil.host}/framed"
+    other.pages["/inner.html"] = (
+        200,
+        {},
+        f"<p>inner</p><script>setTimeout(() => {{ location.href = {target!r}; }}, 700)</script>",
+    )
+    allowed.pages["/outer.html"] = (
+        200,
+        {},
+        f"<p id=main>meeting</p><iframe src='http://{other_host}/inner.html'></iframe>",
+    )
+    blocked: list[BlockedNavigation] = []
+    extra = frozenset({allowed.host, other_host})
+    guard = NavigationGuard(lambda url: url_allowed(url, (), extra), blocked.append)
+    try:
+        # strict site isolation (desktop Chromium's default): the frame is its own target
+        async with BrowserHost(extra_args=["--site-per-process"]) as host:
+            context = await host.new_context()
+            page = await context.new_page()
+            await guard.protect(page)
+            await page.goto(f"http://{allowed.host}/outer.html", wait_until="load")
+            await asyncio.sleep(2.0)
+            assert await page.locator("#main").inner_text() == "meeting"
+            await guard.aclose()
+            await context.close()
+    finally:
+        other.close()
+    assert "/inner.html" in other.requests, "the cross-site frame loaded"
+    assert evil.requests == [], "its own navigation off the list never left the browser"
+    assert BlockedNavigation(host=evil.host, main_frame=False) in blocked
+    assert blocked == [BlockedNavigation(host=evil.host, main_frame=False)]

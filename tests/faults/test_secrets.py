@@ -27,6 +27,9 @@ VP_BIN = str(Path(sys.executable).with_name("vp"))
 PASSCODE = "Zq8Kp41Xw"
 WRONG_PASSCODE = "Wr0ngPc55"
 TOKEN = "eyJtok.Q7w9ZsecretJWT.sig4Rt"
+# Parameters no deny-list named: Zoom's host start token and an OAuth token in the invite.
+ZAK = "ZakStart7Tok9Host"
+ACCESS_TOKEN = "AccessTok3nQ8w"
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +80,8 @@ async def test_no_secret_in_any_artifact(zoom: ReplicaServer, tmp_path: Path) ->
     transcriber = await RecordingServer(token=TOKEN).start()
     env = {"VP_ALLOWED_HOSTS": zoom.allowed_host, "VP_TRANSCRIBER_TOKEN": TOKEN}
     url = zoom.meeting_url("85012399901", PASSCODE)
-    assert PASSCODE in url
+    assert PASSCODE in url and "?" in url
+    url += f"&zak={ZAK}&access_token={ACCESS_TOKEN}"
     out = tmp_path / "ok"
     code, stdout, stderr = await run_join(
         url,
@@ -124,6 +128,10 @@ async def test_no_secret_in_any_artifact(zoom: ReplicaServer, tmp_path: Path) ->
     for name in ("status.jsonl", "summary.json", "recording.wav", "chat.jsonl"):
         assert f"ok/{name}" in scanned, f"{name} was written"
     assert b'"level": "debug"' in stderr, "DEBUG logging was on"
+    # private output: folders 0700, files 0600
+    for path in [out, *out.rglob("*")]:
+        mode = path.stat().st_mode & 0o777
+        assert mode == (0o700 if path.is_dir() else 0o600), (path, oct(mode))
     for name, data in scanned.items():
-        for secret in (PASSCODE, WRONG_PASSCODE, TOKEN):
+        for secret in (PASSCODE, WRONG_PASSCODE, TOKEN, ZAK, ACCESS_TOKEN):
             assert secret.encode() not in data, f"{secret!r} leaked into {name}"

@@ -7,6 +7,7 @@ import socket
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -14,6 +15,7 @@ import uvicorn
 
 from scheduler.api import create_app
 from scheduler.auth import STREAM_TOKEN_TTL, Authenticator, mint_token
+from scheduler.serve import HEADER_TIMEOUT, uvicorn_config
 from scheduler.service import VpService
 
 SECRET = "test-secret-of-32-characters-0123"
@@ -50,16 +52,19 @@ class RunningServer:
 
 
 async def start_server(
-    service: VpService, out_root: Path | None = None, *, stream_ttl: int = STREAM_TOKEN_TTL
+    service: VpService,
+    out_root: Path | None = None,
+    *,
+    stream_ttl: int = STREAM_TOKEN_TTL,
+    header_timeout: float = HEADER_TIMEOUT,
 ) -> RunningServer:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))  # bound here, so the port cannot be taken meanwhile
     port = sock.getsockname()[1]
     app = create_app(service, Authenticator(SECRET, stream_ttl=stream_ttl), out_root=out_root)
-    config = uvicorn.Config(
-        app, log_config=None, access_log=False, lifespan="on", timeout_graceful_shutdown=2
-    )
+    # `vp serve`'s own configuration (connection limits, header timeout)
+    config = uvicorn_config(app, header_timeout=header_timeout, timeout_graceful_shutdown=2)
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     for _ in range(200):
@@ -74,14 +79,12 @@ async def start_server(
 
 @pytest.fixture
 async def serve() -> AsyncIterator[Callable[..., object]]:
-    """``await serve(service, out_root=None, stream_ttl=STREAM_TOKEN_TTL)`` → a started
+    """``await serve(service, out_root=None, **start_server options)`` → a started
     :class:`RunningServer`; all are stopped at the end of the test."""
     running: list[RunningServer] = []
 
-    async def _serve(
-        service: VpService, out_root: Path | None = None, *, stream_ttl: int = STREAM_TOKEN_TTL
-    ) -> RunningServer:
-        server = await start_server(service, out_root, stream_ttl=stream_ttl)
+    async def _serve(service: VpService, out_root: Path | None = None, **kw: Any) -> RunningServer:
+        server = await start_server(service, out_root, **kw)
         running.append(server)
         return server
 

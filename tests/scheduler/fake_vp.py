@@ -38,7 +38,8 @@ def main() -> int:
     out = Path(arg("--out"))
     out.mkdir(parents=True, exist_ok=True)
     env = {k: v for k, v in os.environ.items() if k.startswith("VP_")}
-    (out / "fake.json").write_text(json.dumps({"argv": sys.argv, "env": env}))
+    names = sorted(os.environ)
+    (out / "fake.json").write_text(json.dumps({"argv": sys.argv, "env": env, "names": names}))
     mode = os.environ.get("FAKE_VP_MODE", "hold")
     if mode == "noise":
         emit("INITIALIZING")

@@ -5,6 +5,7 @@ subprocess adds nothing here; real launches are in test_api_launch.py)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections.abc import AsyncIterator
@@ -40,11 +41,21 @@ def fields(response: httpx.Response) -> list[str]:
 async def test_auth_is_required_and_verified(api: Any) -> None:
     server, launcher = api
     now = int(time.time())
-    forged = jwt.encode({"sub": "alice", "exp": now + 60}, "another-secret-of-32-characters-0123")
-    expired = jwt.encode({"sub": "alice", "exp": now - 600}, SECRET)
-    no_sub = jwt.encode({"exp": now + 60}, SECRET)
-    no_exp = jwt.encode({"sub": "alice"}, SECRET)
-    unsigned = jwt.encode({"sub": "alice", "exp": now + 60}, None, algorithm="none")
+    forged = jwt.encode(
+        {"sub": "alice", "iat": now, "exp": now + 60}, "another-secret-of-32-characters-0123"
+    )
+    expired = jwt.encode({"sub": "alice", "iat": now - 900, "exp": now - 600}, SECRET)
+    no_sub = jwt.encode({"iat": now, "exp": now + 60}, SECRET)
+    no_exp = jwt.encode({"sub": "alice", "iat": now}, SECRET)
+    unsigned = jwt.encode({"sub": "alice", "iat": now, "exp": now + 60}, None, algorithm="none")
+    no_iat = jwt.encode({"sub": "alice", "exp": now + 60}, SECRET)
+    century = jwt.encode({"sub": "alice", "iat": now, "exp": now + 100 * 365 * 86400}, SECRET)
+    text_exp = jwt.encode({"sub": "alice", "iat": now, "exp": str(now + 60)}, SECRET)
+    text_iat = jwt.encode({"sub": "alice", "iat": str(now), "exp": now + 60}, SECRET)
+    listed_aud = jwt.encode(
+        {"sub": "alice", "iat": now, "exp": now + 60, "aud": ["vp-stream", "x"]}, SECRET
+    )
+    any_aud = jwt.encode({"sub": "alice", "iat": now, "exp": now + 60, "aud": "api"}, SECRET)
     async with server.client(None) as anon:
         stream = await anon.post("/v1/stream-token", headers=bearer("alice"))
         stream_token = stream.json()["token"]
@@ -59,6 +70,12 @@ async def test_auth_is_required_and_verified(api: Any) -> None:
             {"Authorization": f"Bearer {no_exp}"},
             {"Authorization": f"Bearer {unsigned}"},
             {"Authorization": f"Bearer {stream_token}"},  # stream tokens are not bearer tokens
+            {"Authorization": f"Bearer {no_iat}"},
+            {"Authorization": f"Bearer {century}"},  # at most 24 h between iat and exp
+            {"Authorization": f"Bearer {text_exp}"},  # claims are numbers, not strings
+            {"Authorization": f"Bearer {text_iat}"},
+            {"Authorization": f"Bearer {listed_aud}"},  # a bearer token has no audience
+            {"Authorization": f"Bearer {any_aud}"},
         ]
         for headers in cases:
             for method, path in [("GET", "/v1/vps"), ("GET", "/v1/vps/x"), ("DELETE", "/v1/vps/x")]:
@@ -69,6 +86,20 @@ async def test_auth_is_required_and_verified(api: Any) -> None:
             assert response.status_code == 401, headers
         assert (await anon.get("/v1/events")).status_code == 401
         assert (await anon.get("/v1/events", params={"token": "x.y.z"})).status_code == 401
+        # ... and only a token whose aud is exactly "vp-stream" is a stream token
+        for bad in (
+            listed_aud,
+            jwt.encode({"sub": "alice", "iat": now, "exp": now + 60, "aud": "vp-stream"}, SECRET)[
+                :-2
+            ]
+            + "xx",
+        ):
+            assert (await anon.get("/v1/events", params={"token": bad})).status_code == 401
+        long_stream = jwt.encode(
+            {"sub": "alice", "iat": now, "exp": now + 2 * 86400, "aud": "vp-stream"}, SECRET
+        )
+        response = await anon.get("/v1/events", params={"token": long_stream})
+        assert response.status_code == 401
     assert launcher.submitted == []
     assert server.service.store.list() == []
 
@@ -99,17 +130,51 @@ async def test_owners_see_only_their_vps_and_admins_see_all(api: Any) -> None:
     assert launcher.submitted == [a["vp_id"], b["vp_id"]]
     assert launcher.cancelled == [b["vp_id"]]
     # cognito:groups without "admin" is no admin; API Gateway's string form is understood
+    now = int(time.time())
     groups_users = jwt.encode(
-        {"sub": "carol", "exp": int(time.time()) + 60, "cognito:groups": ["users"]}, SECRET
+        {"sub": "carol", "iat": now, "exp": now + 60, "cognito:groups": ["users"]}, SECRET
     )
     groups_string = jwt.encode(
-        {"sub": "dave", "exp": int(time.time()) + 60, "cognito:groups": "[users admin]"}, SECRET
+        {"sub": "dave", "iat": now, "exp": now + 60, "cognito:groups": "[users admin]"}, SECRET
+    )
+    groups_commas = jwt.encode(
+        {"sub": "erin", "iat": now, "exp": now + 60, "cognito:groups": "[users,admin]"}, SECRET
     )
     async with server.client(None) as anon:
         carol = await anon.get("/v1/vps", headers={"Authorization": f"Bearer {groups_users}"})
         assert carol.json() == {"vps": []}
         dave = await anon.get("/v1/vps", headers={"Authorization": f"Bearer {groups_string}"})
         assert len(dave.json()["vps"]) == 2
+        # whitespace separates groups: "users,admin" is one (odd) group name, not admin
+        erin = await anon.get("/v1/vps", headers={"Authorization": f"Bearer {groups_commas}"})
+        assert erin.json() == {"vps": []}
+
+
+async def test_unlisted_url_parameters_never_come_back(api: Any) -> None:
+    """A Zoom host start token (zak) or an access_token in the invite is a secret though no
+    list names it: absent from POST, GET, the list and the console's event stream."""
+    server, _ = api
+    url = "https://zoom.us/j/123456789?pwd=UrLsEcReT&zak=ZaKhOsTtOkEn&access_token=AcCeSsToK"
+    secrets = ("UrLsEcReT", "ZaKhOsTtOkEn", "AcCeSsToK")
+    async with server.client("alice") as alice:
+        token = await stream_token(alice)
+        async with alice.stream("GET", "/v1/events", params={"token": token}) as events:
+            reader = Sse(events)
+            await reader.next()  # the snapshot
+            created = await alice.post("/v1/vps", json={"meeting_url": url})
+            assert created.status_code == 201
+            _, pushed = await reader.next()
+        vp_id = created.json()["vp_id"]
+        texts = [
+            created.text,
+            json.dumps(pushed),
+            (await alice.get(f"/v1/vps/{vp_id}")).text,
+            (await alice.get("/v1/vps")).text,
+        ]
+    for text in texts:
+        assert "zoom.us/j/123456789" in text
+        for secret in secrets:
+            assert secret not in text
 
 
 async def test_invalid_requests_name_the_field_and_launch_nothing(api: Any) -> None:
@@ -209,6 +274,11 @@ async def test_idempotency_key_never_starts_two_vps(api: Any) -> None:
         # The same key for a different request is refused; for another owner it is theirs.
         other = await alice.post("/v1/vps", json={**body, "name": "Other"}, headers=key)
         assert other.status_code == 409 and fields(other) == ["Idempotency-Key"]
+        # a corrected passcode is a different request too: never the old VP silently
+        fixed = await alice.post("/v1/vps", json={**body, "passcode": "654321"}, headers=key)
+        assert fixed.status_code == 409 and fields(fixed) == ["Idempotency-Key"]
+        no_code = {k: v for k, v in body.items() if k != "passcode"}
+        assert (await alice.post("/v1/vps", json=no_code, headers=key)).status_code == 409
         theirs = await bob.post("/v1/vps", json=body, headers=key)
         assert theirs.status_code == 201 and theirs.json()["vp_id"] != first.json()["vp_id"]
     assert len(launcher.submitted) == 3 == len(set(launcher.submitted))
@@ -403,3 +473,107 @@ async def test_openapi_and_console_are_served(api: Any) -> None:
         code = [ln for ln in script.text.splitlines() if not ln.strip().startswith("//")]
         for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval("):
             assert not any(sink in line for line in code), sink
+
+
+async def test_security_headers_on_every_response(api: Any) -> None:
+    server, _ = api
+    json_type = {"Content-Type": "application/json"}
+    async with server.client(None) as anon:
+        responses = [
+            await anon.get("/"),
+            await anon.get("/console/index.html"),  # the static mount too (clickjacking)
+            await anon.get("/console/app.js"),
+            await anon.get("/openapi.json"),
+            await anon.get("/healthz"),
+            await anon.get("/v1/vps"),  # 401
+            await anon.get("/v1/nothing"),  # 404
+            await anon.put("/v1/vps", json={}),  # 405
+            await anon.post("/v1/vps", content=b"x" * 20_000, headers=json_type),  # 413
+        ]
+    assert [r.status_code for r in responses] == [200, 200, 200, 200, 200, 401, 404, 405, 413]
+    for response in responses:
+        headers = response.headers
+        where = response.request.url.path
+        assert "frame-ancestors 'none'" in headers["content-security-policy"], where
+        assert headers["x-frame-options"] == "DENY", where
+        assert headers["x-content-type-options"] == "nosniff", where
+        assert headers["referrer-policy"] == "no-referrer", where
+
+
+def _api_state(server: RunningServer) -> Any:
+    return server.server.config.app.state.api
+
+
+async def test_event_streams_are_capped_per_owner_and_share_one_watcher(
+    api: Any, tmp_path: Path
+) -> None:
+    server, _ = api
+    state = _api_state(server)
+    async with server.client("alice") as alice, server.client("bob") as bob:
+        vp = (await alice.post("/v1/vps", json={"meeting_url": ZOOM})).json()
+        folder = tmp_path / "out" / vp["vp_id"]
+        folder.mkdir(parents=True)
+        (folder / "transcript.jsonl").write_text(json.dumps({"text": "hello"}) + "\n")
+        token = await stream_token(alice)
+        path = f"/v1/vps/{vp['vp_id']}/transcript"
+        async with contextlib.AsyncExitStack() as stack:
+            readers = []
+            for index in range(5):
+                target = path if index < 3 else "/v1/events"
+                response = await stack.enter_async_context(
+                    alice.stream("GET", target, params={"token": token})
+                )
+                assert response.status_code == 200
+                readers.append(Sse(response))
+                await readers[-1].next()  # the stream is really open
+            sixth = await alice.get("/v1/events", params={"token": token})
+            assert sixth.status_code == 429 and sixth.json()["error"] == "too-many-streams"
+            assert (await alice.get(path, params={"token": token})).status_code == 429
+            # another owner is not affected
+            other = await stack.enter_async_context(
+                bob.stream("GET", "/v1/events", params={"token": await stream_token(bob)})
+            )
+            assert other.status_code == 200
+            # three transcript streams of one VP: one watcher, polling two files for all
+            assert list(state.watches.watches) == [vp["vp_id"]]
+            watch = state.watches.watches[vp["vp_id"]]
+            assert watch.users == 3
+            polls = watch.polls
+            await asyncio.sleep(1.0)
+            assert watch.polls - polls <= 6, "one poll per interval, not one per stream"
+            with open(folder / "transcript.jsonl", "a") as file:
+                file.write(json.dumps({"text": "again"}) + "\n")
+            for reader in readers[:3]:
+                assert await reader.next() == ("segment", {"text": "again"})
+        for _ in range(100):  # closed streams give their slots and the watcher back
+            if state.slots.open("alice") == 0 and not state.watches.watches:
+                break
+            await asyncio.sleep(0.05)
+        assert state.slots.open("alice") == 0 and state.watches.watches == {}
+        async with alice.stream("GET", "/v1/events", params={"token": token}) as again:
+            assert again.status_code == 200
+
+
+async def test_half_open_connections_do_not_starve_requests(tmp_path: Path, serve: Any) -> None:
+    service = VpService(SqliteStore(tmp_path / "vps.db"), RecordingLauncher())
+    server = await serve(service, header_timeout=1.5)
+    idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+    for index in range(400):
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        if index % 2:  # slow headers: a request line and never the end of the headers
+            writer.write(b"GET /v1/vps HTTP/1.1\r\nHost: x\r\n")
+            await writer.drain()
+        idle.append((reader, writer))
+    try:
+        async with server.client("alice") as client:
+            started = time.monotonic()
+            response = await client.get("/v1/vps")
+            elapsed = time.monotonic() - started
+        assert response.status_code == 200 and elapsed < 1.5, elapsed  # "well under 2 s"
+        # the server closes every connection that did not send its headers in time
+        async with asyncio.timeout(10):
+            closed = await asyncio.gather(*(reader.read() for reader, _ in idle))
+        assert all(data == b"" for data in closed)
+    finally:
+        for _, writer in idle:
+            writer.close()

@@ -33,9 +33,24 @@ async def make(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
     services: list[VpService] = []
 
     async def _make(mode: str = "hold", **kw: Any) -> tuple[VpService, LocalLauncher]:
-        env = {**os.environ, "FAKE_VP_MODE": mode}
+        server_env = {
+            **os.environ,
+            # the server's own secrets: a VP child must get none of them
+            "VP_AUTH_SECRET": "server-auth-secret-0123456789abcdef",
+            "VP_TRANSCRIBER_JWT_SECRET": "jwt-signing-secret",
+            "AWS_ACCESS_KEY_ID": "AKIAEXAMPLE",
+            "AWS_SECRET_ACCESS_KEY": "aws-secret-key",
+            "AWS_SESSION_TOKEN": "aws-session-token",
+            "VP_PASSCODE": "the-server's-own",
+        }
         kw.setdefault("vp_command", FAKE_VP)
-        launcher = LocalLauncher(tmp_path / "out", env=env, stop_timeout=5, **kw)
+        launcher = LocalLauncher(
+            tmp_path / "out",
+            env=server_env,
+            extra_env={"FAKE_VP_MODE": mode},
+            stop_timeout=5,
+            **kw,
+        )
         service = VpService(SqliteStore(tmp_path / "vps.db"), launcher)
         await service.start()
         services.append(service)
@@ -74,6 +89,16 @@ async def test_secrets_travel_in_the_environment_not_argv(make, tmp_path) -> Non
     seen = json.loads((tmp_path / "out" / vp_id / "fake.json").read_text())
     assert seen["env"]["VP_PASSCODE"] == "9876-pass"
     assert seen["env"]["VP_MEETING_URL"] == URL
+    # an allow-listed environment: none of the server's secrets
+    for name in ("VP_AUTH_SECRET", "VP_TRANSCRIBER_JWT_SECRET", "AWS_ACCESS_KEY_ID",
+                 "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):  # fmt: skip
+        assert name not in seen["names"], name
+    assert "PATH" in seen["names"] and "FAKE_VP_MODE" in seen["names"]
+    # private output: the VP's folder 0700, what it writes 0600
+    folder = tmp_path / "out" / vp_id
+    assert folder.stat().st_mode & 0o777 == 0o700
+    assert (folder / "fake.json").stat().st_mode & 0o777 == 0o600
+    assert (folder / "vp.log").stat().st_mode & 0o777 == 0o600
     argv = " ".join(seen["argv"])
     assert "9876-pass" not in argv and "UrLsEcReT" not in argv
     assert f"--vp-id={vp_id}" in seen["argv"] and "--platform=zoom" in seen["argv"]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import io
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -17,6 +20,7 @@ from scheduler.ratelimit import RateLimiter
 from scheduler.service import Caller, VpService
 from scheduler.sqlite_store import SqliteStore
 from tests.scheduler.fakes import RecordingLauncher
+from vp import log as vplog
 from vp.lifecycle import Status
 
 ALICE, BOB, ADMIN = Caller("alice"), Caller("bob"), Caller("root", admin=True)
@@ -65,7 +69,7 @@ def test_allowed_hosts_come_from_context_or_environment(monkeypatch) -> None:
     assert LaunchRequest(meeting_url=url, platform="zoom").platform == "zoom"
 
 
-def test_record_is_redacted_and_fingerprint_ignores_secret_value() -> None:
+def test_record_is_redacted_and_fingerprint_is_keyed_over_the_whole_body() -> None:
     a = LaunchRequest(meeting_url="https://zoom.us/j/123?pwd=TopSecret", passcode="1")  # type: ignore[arg-type]
     b = LaunchRequest(meeting_url="https://zoom.us/j/123?pwd=TopSecret", passcode="2")  # type: ignore[arg-type]
     c = LaunchRequest(meeting_url="https://zoom.us/j/123?pwd=TopSecret", name="Other")
@@ -74,7 +78,19 @@ def test_record_is_redacted_and_fingerprint_ignores_secret_value() -> None:
     assert record.status is Status.SCHEDULED and [h.status for h in record.history] == [
         Status.SCHEDULED
     ]
-    assert a.fingerprint() == b.fingerprint() != c.fingerprint()
+    key = b"k" * 32
+    again = LaunchRequest(meeting_url="https://zoom.us/j/123?pwd=TopSecret", passcode="1")  # type: ignore[arg-type]
+    assert a.fingerprint(key) == again.fingerprint(key)
+    # any different field differs, the passcode's value included (a corrected passcode is
+    # a different request, not a retry)
+    assert len({a.fingerprint(key), b.fingerprint(key), c.fingerprint(key)}) == 3
+    # keyed: another key, another value; and no plain hash of the body or the URL
+    assert a.fingerprint(b"o" * 32) != a.fingerprint(key)
+    plain = {
+        hashlib.sha256(text.encode()).hexdigest()
+        for text in ("https://zoom.us/j/123?pwd=TopSecret", "1")
+    }
+    assert a.fingerprint(key) not in plain
     assert "TopSecret" not in repr(VpSecrets("https://zoom.us/j/123?pwd=TopSecret", "1"))
 
 
@@ -97,6 +113,24 @@ async def test_service_ownership_and_cancel(tmp_path: Path) -> None:
     # A cancelled VP can never be launched: the launcher's conditional move fails.
     with pytest.raises(StaleTransition):
         service.store.transition(mine.vp_id, Status.INITIALIZING, expected=Status.SCHEDULED)
+
+
+async def test_every_create_and_cancel_is_audited_without_secrets(tmp_path: Path) -> None:
+    out = io.StringIO()
+    vplog.configure("INFO", stream=out)
+    service = VpService(SqliteStore(tmp_path / "db"), RecordingLauncher())
+    await service.start()
+    request = LaunchRequest(
+        meeting_url="https://zoom.us/j/123?pwd=AuDiTpWd&zak=AuDiTzAk",
+        passcode="AuDiTpAsS",  # type: ignore[arg-type]
+    )
+    record = (await service.launch(ALICE, request)).record
+    await service.cancel(ADMIN, record.vp_id)
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    audits = [(x["action"], x["sub"], x["vp_id"]) for x in lines if x["event"] == "audit"]
+    assert audits == [("create", "alice", record.vp_id), ("cancel", "root", record.vp_id)]
+    for secret in ("AuDiTpWd", "AuDiTzAk", "AuDiTpAsS"):
+        assert secret not in out.getvalue()
 
 
 async def test_cancel_racing_a_launch_stops_the_running_vp(tmp_path: Path) -> None:
@@ -154,3 +188,8 @@ def test_claims_and_tokens() -> None:
         auth.caller_from_stream_token(bearer)  # and a bearer token is no stream token
     with pytest.raises(ValueError):
         Authenticator("short")
+    with pytest.raises(ValueError):
+        Authenticator("sixteen-chars-xx")  # HS256 needs 32 bytes
+    assert not caller_from_claims({"sub": "u", "cognito:groups": "[users,admin]"}).admin
+    assert not caller_from_claims({"sub": "u", "cognito:groups": "users,admin"}).admin
+    assert caller_from_claims({"sub": "u", "cognito:groups": " [admin] "}).admin

@@ -217,3 +217,28 @@ def test_url_secrets_are_the_secret_query_values():
     teams = "https://teams.microsoft.com/v2/?meetingjoin=true#/meet/4123?p=TeamsPass9&anon=true"
     assert url_secrets(teams) == ["TeamsPass9"]
     assert url_secrets("https://app.chime.aws/meetings/8123456789") == []
+
+
+def test_unknown_query_parameters_are_secret_by_default():
+    """An allow-list: Zoom's host start token (zak) or an OAuth access_token is masked in
+    every public URL and registered for scrubbing, though no deny-list names them."""
+    from platforms.registry import resolve
+
+    url = (
+        f"https://us05web.zoom.us/j/{ZOOM_ID}?pwd=Secr3tPwd&zak=ZakHostStartTok"
+        "&access_token=AccTok-987&uname=Bob"
+    )
+    red = redact_url(url)
+    for secret in ("Secr3tPwd", "ZakHostStartTok", "AccTok-987"):
+        assert secret not in red
+    assert "uname=Bob" in red  # a known public parameter stays
+    assert sorted(url_secrets(url)) == ["AccTok-987", "Secr3tPwd", "ZakHostStartTok"]
+    meeting = resolve(url, allowed_hosts=frozenset())
+    assert "ZakHostStartTok" not in meeting.public_url
+    assert "AccTok-987" not in meeting.public_url
+    replica = "http://127.0.0.1:8123/j/1?zak=ZakHostStartTok&access_token=AccTok-987"
+    opened = resolve(replica, "zoom", allowed_hosts=frozenset({"127.0.0.1:8123"}))
+    assert opened.url == replica  # the browser still opens it as given
+    assert "ZakHostStartTok" not in opened.public_url and "AccTok-987" not in opened.public_url
+    teams = "https://teams.microsoft.com/v2/?meetingjoin=true#/meet/4123?p=P4ss&sig=S1gnature"
+    assert "S1gnature" not in redact_url(teams) and "meetingjoin=true" in redact_url(teams)
