@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 from playwright.async_api import Browser, BrowserContext, Playwright, async_playwright
 
-from vp.capture import FrameServer, register_frame_server, unregister_frame_server
+from vp.capture import FrameServer
 from vp.errors import ConfigError
 
 CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome")
@@ -155,7 +155,6 @@ class BrowserHost:
             )
             self.frame_server = FrameServer()
             await self.frame_server.start()
-            register_frame_server(self._browser, self.frame_server)
         except BaseException:
             await self.aclose()
             raise
@@ -184,8 +183,6 @@ class BrowserHost:
         browser, self._browser = self._browser, None
         playwright, self._playwright = self._playwright, None
         server, self.frame_server = self.frame_server, None
-        if browser is not None:
-            unregister_frame_server(browser)
         if server is not None:
             await server.aclose()
         try:

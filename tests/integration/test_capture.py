@@ -96,6 +96,7 @@ async def rigs(host: BrowserHost, base_url: str) -> AsyncIterator[Any]:
     async def make(page_name: str = "capture_lab.html", **options: Any) -> Rig:
         context = await host.new_context()
         rig = Rig(context)
+        options.setdefault("frame_server", host.frame_server)
         rig.capture = AudioCapture(rig.on_frame, **options)
         await rig.capture.install(context)
         rig.page = await context.new_page()
@@ -361,7 +362,7 @@ async def test_insecure_origin_falls_back_to_script_processor(rigs: Any, host: B
     context = await host.new_context()
     try:
         frames: list[CaptureFrame] = []
-        capture = AudioCapture(frames.append)
+        capture = AudioCapture(frames.append, frame_server=host.frame_server)
         await capture.install(context)
         await context.route(
             "http://insecure.test/**",
@@ -406,7 +407,7 @@ async def test_frames_come_over_the_websocket_and_the_binding_carries_the_same(
 async def _page_and_its_sockets(host: BrowserHost) -> tuple[Any, Page, list[str], AudioCapture]:
     """A context with capture, its page, the URLs of every WebSocket Playwright reported."""
     context = await host.new_context()
-    capture = AudioCapture(lambda frame: None)
+    capture = AudioCapture(lambda frame: None, frame_server=host.frame_server)
     await capture.install(context)
     sockets: list[str] = []
     context.on("page", lambda page: page.on("websocket", lambda ws: sockets.append(ws.url)))
@@ -461,7 +462,7 @@ async def test_public_origin_gets_the_websocket_only_when_granted(
         context = await host.new_context()
         try:
             frames: list[CaptureFrame] = []
-            capture = AudioCapture(frames.append)
+            capture = AudioCapture(frames.append, frame_server=host.frame_server)
             await capture.install(context, origins=origins)
             await context.route(
                 "https://meeting.example/**",
