@@ -34,7 +34,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import os
 import re
 import secrets
 import struct
@@ -52,6 +51,8 @@ from playwright.async_api import BrowserContext, Page
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
+
+from vp.settings import VpSettings
 
 log = structlog.get_logger(__name__)
 
@@ -275,7 +276,8 @@ class AudioCapture:
         self._active_within_s = active_within_s
         self._switch_after_s = switch_after_s
         if transport is None:
-            transport = "binding" if os.environ.get("VP_CAPTURE_TRANSPORT") == "binding" else "auto"
+            configured = VpSettings.from_env(only=frozenset({"capture_transport"}))
+            transport = configured.capture_transport or "auto"
         self._transport = transport
         self._frame_server = frame_server
         self._ws_url: str | None = None
