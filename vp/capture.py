@@ -1,10 +1,11 @@
-"""The Python end of the in-page audio capture (``capture.js``).
+"""The Python end of the in-page audio capture script, "capture.js".
 
-``capture.js`` runs in the meeting page before its own scripts, mixes everything the page plays
-(remote WebRTC tracks, MediaStreams on media elements, WebAudio sent to ``destination``) once,
-and ships one frame of 16 kHz mono PCM16 at a time (100 ms by default) plus metadata to Python.
+``capture.js`` (kept in parts in ``vp/capture_js/``, joined by :func:`capture_script`) runs in
+the meeting page before its own scripts, mixes everything the page plays (remote WebRTC
+tracks, MediaStreams on media elements, WebAudio sent to ``destination``) once, and ships one
+frame of 16 kHz mono PCM16 at a time (100 ms by default) plus metadata to Python.
 The page keeps at most a few frames unacknowledged and drops its OLDEST queued frame beyond that
-(see the comment at the top of ``capture.js``).
+(see the comment at the top of ``capture_js/00-prelude.js``).
 
 Two transports carry the frames. Preferred: a binary WebSocket from the page to this process's
 :class:`FrameServer` on 127.0.0.1 (one per :class:`~vp.browser.BrowserHost`, shared by all its
@@ -58,7 +59,7 @@ log = structlog.get_logger(__name__)
 
 BINDING_NAME = "__vpAudio"
 SAMPLE_RATE = 16000
-_JS_PATH = Path(__file__).with_name("capture.js")
+_JS_DIR = Path(__file__).with_name("capture_js")
 _MAX_TRACKED_INSTANCES = 32
 
 CaptureState = Literal["no-frames", "no-source", "silent", "active"]
@@ -156,10 +157,15 @@ def _origin(url: str) -> str | None:
     return f"{parts.scheme}://{parts.netloc.rsplit('@', 1)[-1]}"
 
 
+def capture_script_parts() -> list[Path]:
+    """The parts of the capture script (vp/capture_js/*.js), in the order they are joined."""
+    return sorted(_JS_DIR.glob("*.js"))
+
+
 @cache
 def capture_script() -> str:
-    """The init script's source text."""
-    return _JS_PATH.read_text(encoding="utf-8")
+    """The init script's source text: its parts joined (see vp/capture_js/00-prelude.js)."""
+    return "".join(part.read_text(encoding="utf-8") for part in capture_script_parts())
 
 
 @dataclass(slots=True)
