@@ -105,8 +105,10 @@ def _add_join(sub: Any) -> None:
     its environment variable (vp.settings) in :func:`_join_config`."""
     join = sub.add_parser("join", help="send a virtual participant into a meeting")
     join.add_argument("url", nargs="?", metavar="URL")
-    for option in ("--platform", "--name", "--passcode", "--transcriber-url"):
-        join.add_argument(option)
+    join.add_argument("--platform")
+    join.add_argument("--name")
+    join.add_argument("--passcode")
+    join.add_argument("--transcriber-url")
     join.add_argument("--transcriber-token")
     join.add_argument("--call-id")
     join.add_argument("--out", dest="out_dir")

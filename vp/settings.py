@@ -16,11 +16,18 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 # Fields of JoinConfig that ``vp join`` and ``vp run`` take from the environment, in the
 # order of ``vp join``'s options. ``vp run`` takes the meeting (URL, platform, name,
@@ -50,6 +57,31 @@ JOIN_FIELDS = (
 )
 MEETING_FIELDS = frozenset({"meeting_url", "platform", "name", "passcode", "vp_id"})
 _KEEP_EMPTY = frozenset({"VP_INTRO_MESSAGE", "VP_EXIT_MESSAGE"})  # '' disables the message
+
+
+# The variables from_env() reads instead of os.environ, for the one call it makes.
+_ENVIRON: ContextVar[Mapping[str, str] | None] = ContextVar("vp_settings_environ", default=None)
+
+
+class _MappingSource(PydanticBaseSettingsSource):
+    """A settings source that reads variables from a mapping (a task's, a test's)."""
+
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
+        super().__init__(settings_cls)
+        self._environ = environ
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        alias = field.validation_alias
+        name = str(alias.choices[0]) if isinstance(alias, AliasChoices) else field_name
+        return self._environ.get(name), name, False
+
+    def __call__(self) -> dict[str, Any]:
+        values = {}
+        for field_name, field in self.settings_cls.model_fields.items():
+            value, key, _ = self.get_field_value(field, field_name)
+            if value is not None:
+                values[key] = value
+        return values
 
 
 def _env(name: str, description: str = "") -> Any:
@@ -132,13 +164,30 @@ class VpSettings(BaseSettings):
         their defaults), for a step that must not fail on an unrelated bad variable."""
         env = os.environ if env is None else env
         wanted = {cls.variable(name) for name in only} if only is not None else None
-        return cls.model_validate(
-            {
-                k: v
-                for k, v in env.items()
-                if k.startswith("VP_") and (wanted is None or k in wanted)
-            }
-        )
+        variables = {
+            k: v for k, v in env.items() if k.startswith("VP_") and (wanted is None or k in wanted)
+        }
+        token = _ENVIRON.set(variables)
+        try:
+            return cls()
+        finally:
+            _ENVIRON.reset(token)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Arguments, then the environment: os.environ, or :meth:`from_env`'s mapping.
+        No .env file or secrets directory: a VP is configured by its environment only."""
+        environ = _ENVIRON.get()
+        if environ is None:
+            return (init_settings, env_settings)
+        return (init_settings, _MappingSource(settings_cls, environ))
 
     def join_fields(self, *, exclude: frozenset[str] = frozenset()) -> dict[str, Any]:
         """The JoinConfig keyword arguments the environment sets (unset ones left out)."""

@@ -67,6 +67,16 @@ def test_the_environment_and_a_mapping_read_alike(monkeypatch: pytest.MonkeyPatc
     assert set(fields) <= set(JOIN_FIELDS)
 
 
+def test_a_mapping_is_read_instead_of_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VP_MAX_DURATION", "soon")
+    monkeypatch.setenv("VP_DB", "from-os.db")
+    assert VpSettings.from_env({"VP_DB": "given.db"}).db == "given.db"
+    assert VpSettings.from_env({}).max_duration is None
+    assert VpSettings.from_env(only=frozenset({"db"})).db == "from-os.db"
+    with pytest.raises(ValidationError):
+        VpSettings.from_env()
+
+
 def test_a_bad_value_names_its_variable_and_only_skips_unrelated_ones() -> None:
     env = {"VP_MAX_DURATION": "soon", "VP_CAPTURE_TRANSPORT": "pigeon", "VP_DB": "x.db"}
     with pytest.raises(ValidationError) as info:
