@@ -49,6 +49,7 @@ from vp.lifecycle import TERMINAL, Reason, Status, TransitionError, check_transi
 from vp.settings import VpSettings
 
 DEFAULT_RETENTION = timedelta(days=30)
+_SETTINGS = frozenset({"table_name", "passcode_kms_key_id", "table_owner_index", "record_ttl_days"})
 # Concurrent writers (the VP task, the state machine, a cancel) are few; a transition that
 # loses the version race re-reads and re-validates at most this often.
 MAX_WRITE_RACES = 8
@@ -154,11 +155,8 @@ class DynamoDbStore(VpStore):
     def from_env(cls, env: Mapping[str, str] | None = None) -> DynamoDbStore:
         """From ``VP_TABLE_NAME``, ``VP_PASSCODE_KMS_KEY_ID`` and, optionally,
         ``VP_TABLE_OWNER_INDEX`` and ``VP_RECORD_TTL_DAYS``."""
-        fields = frozenset(
-            {"table_name", "passcode_kms_key_id", "table_owner_index", "record_ttl_days"}
-        )
         try:
-            settings = VpSettings.from_env(env, only=fields)
+            settings = VpSettings.from_env(env, only=_SETTINGS)
         except ValidationError:
             raise ConfigError("VP_RECORD_TTL_DAYS must be a number of days") from None
         days = settings.record_ttl_days
