@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -231,33 +231,18 @@ class VirtualParticipant:
         await self._start_streaming(meeting)
         self.session.watch()
         if meeting.driver.supports_chat:
-            self.assistant = self._make_assistant(meeting)
+            self.assistant = build_assistant(
+                cfg,
+                chat_limit=meeting.driver.chat_limit,
+                post=self._assistant_post,
+                on_end_command=lambda _sender: self._end.conclude(
+                    Reason.END_COMMAND, "asked to leave in the meeting chat"
+                ),
+                participants=self.participants,
+            )
             self._owner.spawn(self.assistant.introduce(), "assistant-intro")
         conclusion = await self._end.wait()
         return await self._shutdown(conclusion.reason, conclusion.detail)
-
-    def _make_assistant(self, meeting: ResolvedMeeting) -> MeetingAssistant:
-        cfg = self.config
-        options = {}
-        if cfg.assistant_engine == "bedrock" and cfg.bedrock_model_id:
-            options["model_id"] = cfg.bedrock_model_id
-        settings = AssistantSettings(
-            vp_name=cfg.name,
-            intro_message=DEFAULT_INTRO if cfg.intro_message is None else cfg.intro_message,
-            exit_message=DEFAULT_EXIT if cfg.exit_message is None else cfg.exit_message,
-            invited_by=cfg.invited_by,
-            wake_phrases=cfg.wake_phrases,
-            chat_limit=meeting.driver.chat_limit,
-        )
-        return MeetingAssistant(
-            settings,
-            create_engine(cfg.assistant_engine, **options),
-            post=self._assistant_post,
-            on_end_command=lambda _sender: self._end.conclude(
-                Reason.END_COMMAND, "asked to leave in the meeting chat"
-            ),
-            participants=self.participants,
-        )
 
     async def _assistant_post(self, text: str, assistant: bool) -> None:
         await self.post_chat(text, assistant=assistant)
@@ -266,30 +251,8 @@ class VirtualParticipant:
         assert self._pipeline is not None and self.session is not None
         assert self.session.capture is not None
         cfg = self.config
-        url = cfg.transcriber_url
-        token = cfg.transcriber_token.get_secret_value() if cfg.transcriber_token else None
-        back_channel: SegmentCallback | None = self._on_segment
-        if url is None:
-            # In-process: segments come straight from the server, including the finals it
-            # decodes after END (the server drains its engines on close), so none is lost.
-            self._local_transcriber = LocalTranscriber(
-                engine=functools.partial(
-                    create_transcriber_engine, cfg.engine, wake_phrases=cfg.wake_phrases
-                ),
-                on_segment=self._on_segment,
-            )
-            await self._local_transcriber.start()
-            url = self._local_transcriber.url
-            back_channel = None
-        self._client = TranscriberClient(
-            url,
-            call_id=cfg.effective_call_id,
-            agent_id=cfg.name,
-            token=token,
-            active_speaker=self.active_speaker or "n/a",
-            buffer_seconds=cfg.transcriber_buffer,
-            unavailable_after=cfg.transcriber_wait,
-            on_segment=back_channel,
+        self._client, self._local_transcriber = await open_transcriber(
+            cfg, self.active_speaker, self._on_segment
         )
         self._pipeline.start()
         self.session.capture.start()
@@ -431,3 +394,70 @@ _STILL_IN_MEETING = frozenset(
     {Reason.ALONE, Reason.END_COMMAND, Reason.MAX_DURATION, Reason.STOPPED}
     | {Reason.TRANSCRIBER_UNAVAILABLE, Reason.INTERNAL_ERROR}
 )
+
+
+def build_assistant(
+    cfg: JoinConfig,
+    *,
+    chat_limit: int,
+    post: Callable[[str, bool], Awaitable[None]],
+    on_end_command: Callable[[str], None],
+    participants: tuple[str, ...],
+) -> MeetingAssistant:
+    """The meeting assistant of a VP whose platform has chat, configured by ``cfg``."""
+    options = {}
+    if cfg.assistant_engine == "bedrock" and cfg.bedrock_model_id:
+        options["model_id"] = cfg.bedrock_model_id
+    settings = AssistantSettings(
+        vp_name=cfg.name,
+        intro_message=DEFAULT_INTRO if cfg.intro_message is None else cfg.intro_message,
+        exit_message=DEFAULT_EXIT if cfg.exit_message is None else cfg.exit_message,
+        invited_by=cfg.invited_by,
+        wake_phrases=cfg.wake_phrases,
+        chat_limit=chat_limit,
+    )
+    return MeetingAssistant(
+        settings,
+        create_engine(cfg.assistant_engine, **options),
+        post=post,
+        on_end_command=on_end_command,
+        participants=participants,
+    )
+
+
+async def open_transcriber(
+    cfg: JoinConfig, active_speaker: str | None, on_segment: SegmentCallback
+) -> tuple[TranscriberClient, LocalTranscriber | None]:
+    """The transcriber client (not yet running) for ``cfg``'s transcriber URL, or for the
+    local reference transcriber started here in-process when there is none."""
+    url = cfg.transcriber_url
+    token = cfg.transcriber_token.get_secret_value() if cfg.transcriber_token else None
+    back_channel: SegmentCallback | None = on_segment
+    local = None
+    if url is None:
+        # In-process: segments come straight from the server, including the finals it
+        # decodes after END (the server drains its engines on close), so none is lost.
+        local = LocalTranscriber(
+            engine=functools.partial(
+                create_transcriber_engine, cfg.engine, wake_phrases=cfg.wake_phrases
+            ),
+            on_segment=on_segment,
+        )
+        try:
+            await local.start()
+        except BaseException:
+            await local.aclose()
+            raise
+        url = local.url
+        back_channel = None
+    client = TranscriberClient(
+        url,
+        call_id=cfg.effective_call_id,
+        agent_id=cfg.name,
+        token=token,
+        active_speaker=active_speaker or "n/a",
+        buffer_seconds=cfg.transcriber_buffer,
+        unavailable_after=cfg.transcriber_wait,
+        on_segment=back_channel,
+    )
+    return client, local
