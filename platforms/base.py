@@ -8,18 +8,25 @@ script does that for every platform alike.
 
 from __future__ import annotations
 
+import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, cast
 from urllib.parse import SplitResult
 
-from vp.errors import VpError
+import structlog
+
+from platforms.toolkit import AloneTimer, ChatLine, Debounce, PageScript, SeenChat, read_snapshot
+from vp.errors import JoinError, VpError
 from vp.lifecycle import Reason
 from vp.urls import HostRule
 
 if TYPE_CHECKING:  # the control plane resolves URLs without a browser (e.g. in Lambda)
-    from playwright.async_api import Page
+    from playwright.async_api import Frame, Page
+
+log = structlog.get_logger(__name__)
 
 
 # -- events a driver reports (small, frequent: dataclasses) ------------------------------
@@ -125,3 +132,188 @@ class PlatformDriver(ABC):
     async def send_chat(self, text: str) -> None:
         """Post ``text`` in the meeting chat."""
         raise ChatUnsupported(f"{self.name} has no meeting chat")
+
+
+# -- what a join snapshot says (platform decisions return these) ----------------------------
+class Phase(StrEnum):
+    PREJOIN = "prejoin"  # on the way in: the driver has something to click or type
+    LOBBY = "lobby"  # held in a waiting room
+    ADMITTED = "admitted"  # in the meeting
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """The meeting refused the VP (a contract 2 failure reason)."""
+
+    reason: Reason
+    detail: str
+
+    def error(self) -> JoinError:
+        return JoinError(self.detail, reason=self.reason)
+
+
+JoinState = Phase | Refused
+
+J = TypeVar("J")  # a platform's join snapshot (TypedDict)
+M = TypeVar("M")  # a platform's meeting snapshot (TypedDict)
+
+
+class PolledDriver(PlatformDriver, Generic[J, M]):
+    """A driver that reads one snapshot of the page per poll and decides with pure functions.
+
+    The loops live here, once: :meth:`join` reads join snapshots until the platform's
+    :meth:`join_state` says admitted (reporting the lobby, raising a refusal, otherwise letting
+    :meth:`prejoin_step` act), and :meth:`watch` reads meeting snapshots, debounces the end
+    (:meth:`end_signal` over :attr:`end_polls`, :meth:`gone_signal` over :attr:`gone_polls`),
+    reports participants, the speaker and new chat lines, and leaves when alone. A platform
+    supplies its page script, its snapshot reads and decisions, and its own steps.
+    """
+
+    script: ClassVar[PageScript]
+    join_poll_s: ClassVar[float] = 0.25
+    lobby_poll_s: ClassVar[float] = 0.25
+    end_polls: ClassVar[int] = 2  # an end screen / URL must hold this many polls
+    gone_polls: ClassVar[int] = 3  # the meeting UI missing this many polls in a row
+    people_polls: ClassVar[int] = 1  # a new roster must hold this many polls
+    alone_at_start: ClassVar[bool] = False
+
+    def __init__(self, page: Page, settings: DriverSettings, emit: EventSink) -> None:
+        super().__init__(page, settings, emit)
+        self.me = self.display_name(settings.name)
+        self.seen_chat = SeenChat()
+        self._in_lobby = False
+        self._names: tuple[str, ...] | None = None
+        self._speaker: str | None = None
+        self._people = Debounce[tuple[str, ...]](self.people_polls)
+
+    # -- page access ---------------------------------------------------------------------
+    @property
+    def ui(self) -> Page | Frame:
+        """Where the client's DOM lives (a frame on some platforms)."""
+        return self.page
+
+    async def call(self, name: str, arg: Any = None) -> Any:
+        """Call ``name`` of the page script; None while the page navigates."""
+        return await read_snapshot(self.ui, self.script.fn(name), arg)
+
+    async def read_join(self) -> J | None:
+        return cast("J | None", await self.call("joinState"))
+
+    async def read_meeting(self) -> M | None:
+        return cast("M | None", await self.call("meetingState"))
+
+    # -- join ----------------------------------------------------------------------------
+    async def open(self, url: str) -> None:
+        await self.page.goto(url, wait_until="domcontentloaded")
+
+    @abstractmethod
+    def join_state(self, snap: J) -> JoinState:
+        """Where the join stands (the platform's pure decision, with the driver's context)."""
+
+    @abstractmethod
+    async def prejoin_step(self, snap: J) -> float | None:
+        """One pre-join action; returns how long to wait before the next poll (None: a poll)."""
+
+    async def settle_in(self) -> None:
+        """After admission, before JOINED: dismiss notices, mute, open panels."""
+
+    async def join(self, url: str) -> None:
+        await self.open(url)
+        while True:
+            snap = await self.read_join()
+            if snap is None:  # navigating: redirects, landing pages
+                await asyncio.sleep(self.join_poll_s)
+                continue
+            state = self.join_state(snap)
+            if isinstance(state, Refused):
+                raise state.error()
+            if state is Phase.LOBBY:
+                if not self._in_lobby:
+                    self._in_lobby = True
+                    log.info("driver.waiting_room", platform=self.name)
+                    self.emit(WaitingRoom())
+                await asyncio.sleep(self.lobby_poll_s)
+                continue
+            self._in_lobby = False
+            if state is Phase.ADMITTED:
+                break
+            wait = await self.prejoin_step(snap)
+            await asyncio.sleep(self.join_poll_s if wait is None else wait)
+        log.info("driver.admitted", platform=self.name)
+        await self.settle_in()
+        # Who is here before JOINED, so the call starts with the right speaker. Chat is left
+        # to watch(): the clients show only what was said since the VP joined.
+        meeting = await self.read_meeting()
+        if meeting is not None and self.in_meeting(meeting):
+            self.note_people(self.others(meeting), force=True)
+            self.note_speaker(meeting)
+
+    # -- watch ---------------------------------------------------------------------------
+    @abstractmethod
+    def end_signal(self, snap: M | None) -> MeetingOver | None:
+        """A strong sign the meeting is over for the VP (debounced over end_polls)."""
+
+    @abstractmethod
+    def gone_signal(self, snap: M | None) -> MeetingOver | None:
+        """The meeting UI is missing (debounced over the longer gone_polls)."""
+
+    @abstractmethod
+    def in_meeting(self, snap: M) -> bool: ...
+
+    @abstractmethod
+    def others(self, snap: M) -> tuple[str, ...] | None:
+        """The other participants shown (None: the page does not say)."""
+
+    @abstractmethod
+    def speaker(self, snap: M) -> str | None:
+        """The active speaker shown, the VP and placeholders excluded."""
+
+    def chat_lines(self, snap: M) -> list[ChatLine]:
+        return []
+
+    def alone(self, snap: M, others: tuple[str, ...] | None) -> bool | None:
+        return None if others is None else not others
+
+    async def housekeeping(self, snap: M) -> None:
+        """Keep the meeting usable (popups, audio, panels): at most a few clicks per poll."""
+
+    def note_people(self, names: tuple[str, ...] | None, force: bool = False) -> None:
+        if names is None:
+            return
+        held = names if force else self._people.see(names)
+        if held is not None and held != self._names:
+            self._names = held
+            self.emit(ParticipantsChanged(held))
+
+    def note_speaker(self, snap: M) -> None:
+        speaker = self.speaker(snap)
+        if speaker and speaker != self._speaker:
+            self._speaker = speaker
+            self.emit(SpeakerChanged(speaker))
+
+    def note_chat(self, snap: M) -> None:
+        for line in self.seen_chat.new_lines(self.chat_lines(snap)):
+            if not line.mine:
+                self.emit(ChatReceived(line.sender, line.text))
+
+    async def watch(self) -> MeetingOver:
+        ends = Debounce[MeetingOver](self.end_polls)
+        # Missing UI is one condition, whatever the page says about why on each poll.
+        gone = Debounce[MeetingOver](self.gone_polls, key=lambda _over: "gone")
+        alone = AloneTimer(self.settings.alone_timeout, alone_at_start=self.alone_at_start)
+        while True:
+            snap = await self.read_meeting()
+            signal = self.end_signal(snap)
+            over = ends.see(signal) or gone.see(self.gone_signal(snap))
+            if over is not None:
+                return over
+            if snap is not None and self.in_meeting(snap):
+                others = self.others(snap)
+                self.note_people(others)
+                self.note_speaker(snap)
+                self.note_chat(snap)
+                if signal is None:  # an end notice is not dismissed
+                    await self.housekeeping(snap)
+                if alone.update(self.alone(snap, others)):
+                    return MeetingOver(Reason.ALONE, "no other participant")
+            await asyncio.sleep(self.settings.poll_interval)
