@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, cast
 from urllib.parse import SplitResult
@@ -158,18 +158,56 @@ J = TypeVar("J")  # a platform's join snapshot (TypedDict)
 M = TypeVar("M")  # a platform's meeting snapshot (TypedDict)
 
 
+@dataclass(frozen=True, slots=True)
+class MeetingContext:
+    """What the meeting decisions know besides the snapshot."""
+
+    me: str  # the VP's display name on this platform
+    own_names: frozenset[str]  # every name the VP may be shown under
+    meeting_url: str = ""  # the page's URL when the VP was admitted
+
+
+def _no_chat(_snap: object, _ctx: MeetingContext) -> list[ChatLine]:
+    return []
+
+
+def _alone_when_no_others(_snap: object, others: tuple[str, ...] | None) -> bool | None:
+    return None if others is None else not others
+
+
+@dataclass(frozen=True, slots=True)
+class MeetingRules(Generic[M]):
+    """A platform's pure meeting decisions (its ``decisions`` module's ``RULES``)."""
+
+    # A strong sign the meeting is over for the VP (debounced over the driver's end_polls).
+    end_signal: Callable[[M | None, MeetingContext], MeetingOver | None]
+    # The meeting UI missing (debounced over the longer gone_polls).
+    gone_signal: Callable[[M | None], MeetingOver | None]
+    # Whether the snapshot shows the meeting (people, speaker and chat are read then).
+    in_meeting: Callable[[M], bool]
+    # The other participants shown (None: the page does not say).
+    others: Callable[[M, MeetingContext], tuple[str, ...] | None]
+    # The active speaker shown, the VP and placeholders excluded.
+    speaker: Callable[[M, MeetingContext], str | None]
+    chat_lines: Callable[[M, MeetingContext], list[ChatLine]] = _no_chat
+    # Alone (None: unknown), given the snapshot and others().
+    alone: Callable[[M, tuple[str, ...] | None], bool | None] = _alone_when_no_others
+
+
 class PolledDriver(PlatformDriver, Generic[J, M]):
     """A driver that reads one snapshot of the page per poll and decides with pure functions.
 
     The loops live here, once: :meth:`join` reads join snapshots until the platform's
     :meth:`join_state` says admitted (reporting the lobby, raising a refusal, otherwise letting
     :meth:`prejoin_step` act), and :meth:`watch` reads meeting snapshots, debounces the end
-    (:meth:`end_signal` over :attr:`end_polls`, :meth:`gone_signal` over :attr:`gone_polls`),
-    reports participants, the speaker and new chat lines, and leaves when alone. A platform
-    supplies its page script, its snapshot reads and decisions, and its own steps.
+    (:attr:`rules` ``end_signal`` over :attr:`end_polls`, ``gone_signal`` over
+    :attr:`gone_polls`), reports participants, the speaker and new chat lines, and leaves when
+    alone. A platform supplies its page script, its pure decisions (:attr:`rules` and
+    :meth:`join_state`) and its own steps (:meth:`prejoin_step`, :meth:`housekeeping`).
     """
 
     script: ClassVar[PageScript]
+    rules: ClassVar[MeetingRules[Any]]
     join_poll_s: ClassVar[float] = 0.25
     lobby_poll_s: ClassVar[float] = 0.25
     end_polls: ClassVar[int] = 2  # an end screen / URL must hold this many polls
@@ -180,6 +218,7 @@ class PolledDriver(PlatformDriver, Generic[J, M]):
     def __init__(self, page: Page, settings: DriverSettings, emit: EventSink) -> None:
         super().__init__(page, settings, emit)
         self.me = self.display_name(settings.name)
+        self.context = MeetingContext(self.me, frozenset({self.me, settings.name.strip()}))
         self.seen_chat = SeenChat()
         self._in_lobby = False
         self._names: tuple[str, ...] | None = None
@@ -240,40 +279,16 @@ class PolledDriver(PlatformDriver, Generic[J, M]):
             wait = await self.prejoin_step(snap)
             await asyncio.sleep(self.join_poll_s if wait is None else wait)
         log.info("driver.admitted", platform=self.name)
+        self.context = replace(self.context, meeting_url=self.page.url)
         await self.settle_in()
         # Who is here before JOINED, so the call starts with the right speaker. Chat is left
         # to watch(): the clients show only what was said since the VP joined.
         meeting = await self.read_meeting()
-        if meeting is not None and self.in_meeting(meeting):
-            self.note_people(self.others(meeting), force=True)
+        if meeting is not None and self.rules.in_meeting(meeting):
+            self.note_people(self.rules.others(meeting, self.context), force=True)
             self.note_speaker(meeting)
 
     # -- watch ---------------------------------------------------------------------------
-    @abstractmethod
-    def end_signal(self, snap: M | None) -> MeetingOver | None:
-        """A strong sign the meeting is over for the VP (debounced over end_polls)."""
-
-    @abstractmethod
-    def gone_signal(self, snap: M | None) -> MeetingOver | None:
-        """The meeting UI is missing (debounced over the longer gone_polls)."""
-
-    @abstractmethod
-    def in_meeting(self, snap: M) -> bool: ...
-
-    @abstractmethod
-    def others(self, snap: M) -> tuple[str, ...] | None:
-        """The other participants shown (None: the page does not say)."""
-
-    @abstractmethod
-    def speaker(self, snap: M) -> str | None:
-        """The active speaker shown, the VP and placeholders excluded."""
-
-    def chat_lines(self, snap: M) -> list[ChatLine]:
-        return []
-
-    def alone(self, snap: M, others: tuple[str, ...] | None) -> bool | None:
-        return None if others is None else not others
-
     async def housekeeping(self, snap: M) -> None:
         """Keep the meeting usable (popups, audio, panels): at most a few clicks per poll."""
 
@@ -286,13 +301,13 @@ class PolledDriver(PlatformDriver, Generic[J, M]):
             self.emit(ParticipantsChanged(held))
 
     def note_speaker(self, snap: M) -> None:
-        speaker = self.speaker(snap)
+        speaker = self.rules.speaker(snap, self.context)
         if speaker and speaker != self._speaker:
             self._speaker = speaker
             self.emit(SpeakerChanged(speaker))
 
     def note_chat(self, snap: M) -> None:
-        for line in self.seen_chat.new_lines(self.chat_lines(snap)):
+        for line in self.seen_chat.new_lines(self.rules.chat_lines(snap, self.context)):
             if not line.mine:
                 self.emit(ChatReceived(line.sender, line.text))
 
@@ -301,19 +316,20 @@ class PolledDriver(PlatformDriver, Generic[J, M]):
         # Missing UI is one condition, whatever the page says about why on each poll.
         gone = Debounce[MeetingOver](self.gone_polls, key=lambda _over: "gone")
         alone = AloneTimer(self.settings.alone_timeout, alone_at_start=self.alone_at_start)
+        rules = self.rules
         while True:
             snap = await self.read_meeting()
-            signal = self.end_signal(snap)
-            over = ends.see(signal) or gone.see(self.gone_signal(snap))
+            signal = rules.end_signal(snap, self.context)
+            over = ends.see(signal) or gone.see(rules.gone_signal(snap))
             if over is not None:
                 return over
-            if snap is not None and self.in_meeting(snap):
-                others = self.others(snap)
+            if snap is not None and rules.in_meeting(snap):
+                others = rules.others(snap, self.context)
                 self.note_people(others)
                 self.note_speaker(snap)
                 self.note_chat(snap)
                 if signal is None:  # an end notice is not dismissed
                     await self.housekeeping(snap)
-                if alone.update(self.alone(snap, others)):
+                if alone.update(rules.alone(snap, others)):
                     return MeetingOver(Reason.ALONE, "no other participant")
             await asyncio.sleep(self.settings.poll_interval)

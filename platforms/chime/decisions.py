@@ -13,7 +13,7 @@ import re
 from typing import TypedDict
 from urllib.parse import urlsplit
 
-from platforms.base import JoinState, MeetingOver, Phase, Refused
+from platforms.base import JoinState, MeetingContext, MeetingOver, MeetingRules, Phase, Refused
 from platforms.toolkit import ChatLine
 from vp.lifecycle import Reason
 
@@ -136,9 +136,10 @@ def is_me(sender: str, me: str) -> bool:
     return sender in (me, "You", "Me") or sender.startswith(f"{me} (")
 
 
-def end_signal(s: ChimeSnapshot | None, app_host: str | None) -> MeetingOver | None:
+def end_signal(s: ChimeSnapshot | None, ctx: MeetingContext) -> MeetingOver | None:
     if s is None:
         return None
+    app_host = urlsplit(ctx.meeting_url).hostname
     if REMOVED.search(s["text"]):
         return MeetingOver(Reason.REMOVED, "removed from the meeting")
     if ENDED.search(s["text"]):
@@ -155,14 +156,14 @@ def gone_signal(s: ChimeSnapshot | None) -> MeetingOver | None:
     return None
 
 
-def others(s: ChimeSnapshot, me: str) -> tuple[str, ...] | None:
+def others(s: ChimeSnapshot, ctx: MeetingContext) -> tuple[str, ...] | None:
     """The roster's names but the VP's (the roster lists it too); None: roster closed."""
     present = s["present"]
     if present is None:
         return None
     names = list(present)
-    if me in names:
-        names.remove(me)
+    if ctx.me in names:
+        names.remove(ctx.me)
     return tuple(names)
 
 
@@ -173,15 +174,15 @@ def alone(s: ChimeSnapshot, others: tuple[str, ...] | None) -> bool | None:
     return not others
 
 
-def speaker(s: ChimeSnapshot, me: str) -> str | None:
+def speaker(s: ChimeSnapshot, ctx: MeetingContext) -> str | None:
     name = (s["speaker"] or "").strip()
-    return None if name.lower() in _NO_SPEAKER or name == me else name
+    return None if name.lower() in _NO_SPEAKER or name == ctx.me else name
 
 
-def chat_lines(s: ChimeSnapshot, me: str) -> list[ChatLine]:
+def chat_lines(s: ChimeSnapshot, ctx: MeetingContext) -> list[ChatLine]:
     """Chime shows no message ids: a line is its sender and text (SeenChat counts copies)."""
     return [
-        ChatLine(f"{sender}\n{text}", sender, text, mine=is_me(sender, me))
+        ChatLine(f"{sender}\n{text}", sender, text, mine=is_me(sender, ctx.me))
         for sender, text in s["chat"] or ()
         if sender and text and sender != SYSTEM_SENDER
     ]
@@ -198,3 +199,18 @@ def mic_on(s: ChimeSnapshot) -> bool:
 
 def camera_on(s: ChimeSnapshot) -> bool:
     return re.match(r"(turn off|stop)", s["video"] or "", re.I) is not None
+
+
+def in_meeting(s: ChimeSnapshot) -> bool:
+    return s["inMeeting"]
+
+
+RULES: MeetingRules[ChimeSnapshot] = MeetingRules(
+    end_signal=end_signal,
+    gone_signal=gone_signal,
+    in_meeting=in_meeting,
+    others=others,
+    speaker=speaker,
+    chat_lines=chat_lines,
+    alone=alone,
+)

@@ -37,18 +37,17 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import ClassVar
-from urllib.parse import urlsplit
+from typing import Any, ClassVar
 
 from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import Locator
 
-from platforms.base import JoinState, MeetingOver, PolledDriver
+from platforms.base import JoinState, MeetingRules, PolledDriver
 from platforms.chime import decisions
 from platforms.chime.decisions import ChimeSnapshot
 from platforms.chime.urls import HOST_RULES
 from platforms.chime.urls import web_client_url as chime_web_client_url
-from platforms.toolkit import ChatLine, PageScript, send_chat_confirmed, type_into
+from platforms.toolkit import PageScript, send_chat_confirmed, type_into
 from vp.errors import VpError
 from vp.urls import HostRule
 
@@ -82,11 +81,11 @@ class ChimeDriver(PolledDriver[ChimeSnapshot, ChimeSnapshot]):
     supports_chat: ClassVar[bool] = True
     capture_track_filter_js: ClassVar[str | None] = None  # one mixed stream, one element
     script: ClassVar[PageScript] = PageScript(__file__)
+    rules: ClassVar[MeetingRules[Any]] = decisions.RULES
     # Consecutive polls an end signal must hold: texts/URL 2, the controls merely gone 3.
     end_polls: ClassVar[int] = 2
     gone_polls: ClassVar[int] = 3
 
-    _app_host: str | None = None
     _panel_tries: float = 0.0
     _name_sent_at: float | None = None
     _device_sent_at: float | None = None
@@ -200,7 +199,6 @@ class ChimeDriver(PolledDriver[ChimeSnapshot, ChimeSnapshot]):
 
     async def settle_in(self) -> None:
         """After admission: dismiss notices, mic and camera off, chat and roster open."""
-        self._app_host = urlsplit(self.page.url).hostname
         for _ in range(8):
             snap = await self.read_meeting()
             if snap is not None and not await self._tidy(snap, force=True):
@@ -229,27 +227,6 @@ class ChimeDriver(PolledDriver[ChimeSnapshot, ChimeSnapshot]):
         return acted
 
     # -- watch ----------------------------------------------------------------------------
-    def end_signal(self, snap: ChimeSnapshot | None) -> MeetingOver | None:
-        return decisions.end_signal(snap, self._app_host)
-
-    def gone_signal(self, snap: ChimeSnapshot | None) -> MeetingOver | None:
-        return decisions.gone_signal(snap)
-
-    def in_meeting(self, snap: ChimeSnapshot) -> bool:
-        return snap["inMeeting"]
-
-    def others(self, snap: ChimeSnapshot) -> tuple[str, ...] | None:
-        return decisions.others(snap, self.me)
-
-    def alone(self, snap: ChimeSnapshot, others: tuple[str, ...] | None) -> bool | None:
-        return decisions.alone(snap, others)
-
-    def speaker(self, snap: ChimeSnapshot) -> str | None:
-        return decisions.speaker(snap, self.me)
-
-    def chat_lines(self, snap: ChimeSnapshot) -> list[ChatLine]:
-        return decisions.chat_lines(snap, self.me)
-
     async def housekeeping(self, snap: ChimeSnapshot) -> None:
         await self._tidy(snap)
 
@@ -280,7 +257,7 @@ class ChimeDriver(PolledDriver[ChimeSnapshot, ChimeSnapshot]):
 
         async def own_lines() -> list[str]:
             now = await self.read_meeting()
-            lines = decisions.chat_lines(now, self.me) if now else []
+            lines = decisions.chat_lines(now, self.context) if now else []
             return [line.key for line in lines if line.mine and line.text == body]
 
         async def write(_attempt: int) -> bool:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import TypedDict
 
-from platforms.base import JoinState, MeetingOver, Phase, Refused
+from platforms.base import JoinState, MeetingContext, MeetingOver, MeetingRules, Phase, Refused
 from vp.lifecycle import Reason
 
 _ROOM_MISSING = re.compile(r"does not exist|no such room", re.I)
@@ -44,18 +44,33 @@ def join_state(s: JanusSnapshot, *, registered: bool) -> JoinState:
     return Phase.ADMITTED if s["roomShown"] else Phase.PREJOIN
 
 
-def end_signal(s: JanusSnapshot) -> MeetingOver | None:
+def end_signal(s: JanusSnapshot | None, _ctx: MeetingContext | None = None) -> MeetingOver | None:
+    s = s or NO_ROOM
     if s["dialog"] and _ROOM_DESTROYED.search(s["dialog"]):
         return MeetingOver(Reason.HOST_ENDED, "the room has been destroyed")
     return None
 
 
-def gone_signal(s: JanusSnapshot) -> MeetingOver | None:
+def gone_signal(s: JanusSnapshot | None) -> MeetingOver | None:
+    s = s or NO_ROOM
     if not s["inRoom"] and not s["dialog"]:
         return MeetingOver(Reason.REMOVED, "the page left the room")
     return None
 
 
-def speaker(s: JanusSnapshot) -> str | None:
+def speaker(s: JanusSnapshot, _ctx: MeetingContext | None = None) -> str | None:
     """The demo shows no active speaker: the one other participant, if alone with the VP."""
     return s["names"][0] if len(s["names"]) == 1 else None
+
+
+def others(s: JanusSnapshot, _ctx: MeetingContext | None = None) -> tuple[str, ...]:
+    return tuple(s["names"])  # #list holds the others; the VP is in #participant
+
+
+RULES: MeetingRules[JanusSnapshot] = MeetingRules(
+    end_signal=end_signal,
+    gone_signal=gone_signal,
+    in_meeting=lambda _s: True,  # decided by the end and gone signals
+    others=others,
+    speaker=speaker,
+)

@@ -10,10 +10,10 @@ destroyed". Decisions: :mod:`platforms.janus.decisions`; page reads: ``page.js``
 from __future__ import annotations
 
 import re
-from typing import ClassVar
+from typing import Any, ClassVar
 from urllib.parse import SplitResult
 
-from platforms.base import JoinState, MeetingOver, PolledDriver
+from platforms.base import JoinState, MeetingRules, PolledDriver
 from platforms.janus import decisions
 from platforms.janus.decisions import NO_ROOM, JanusSnapshot
 from platforms.toolkit import PageScript
@@ -34,6 +34,7 @@ SETTINGS_SHIM = """
 class JanusDriver(PolledDriver[JanusSnapshot, JanusSnapshot]):
     name: ClassVar[str] = "janus"
     script: ClassVar[PageScript] = PageScript(__file__)
+    rules: ClassVar[MeetingRules[Any]] = decisions.RULES
     join_poll_s: ClassVar[float] = 0.2
     end_polls: ClassVar[int] = 1  # the demo's dialogs and page changes are never transient
     gone_polls: ClassVar[int] = 1
@@ -57,7 +58,8 @@ class JanusDriver(PolledDriver[JanusSnapshot, JanusSnapshot]):
         return snap
 
     async def read_meeting(self) -> JanusSnapshot:
-        return await self.read_join() or NO_ROOM
+        snap: JanusSnapshot | None = await self.call("snapshot")
+        return snap or NO_ROOM
 
     # -- join -----------------------------------------------------------------------------
     async def open(self, url: str) -> None:
@@ -78,22 +80,7 @@ class JanusDriver(PolledDriver[JanusSnapshot, JanusSnapshot]):
             self._started = True
         return None
 
-    # -- watch ----------------------------------------------------------------------------
-    def end_signal(self, snap: JanusSnapshot | None) -> MeetingOver | None:
-        return decisions.end_signal(snap or NO_ROOM)
-
-    def gone_signal(self, snap: JanusSnapshot | None) -> MeetingOver | None:
-        return decisions.gone_signal(snap or NO_ROOM)
-
-    def in_meeting(self, snap: JanusSnapshot) -> bool:
-        return True  # decided by the end and gone signals
-
-    def others(self, snap: JanusSnapshot) -> tuple[str, ...]:
-        return tuple(snap["names"])
-
-    def speaker(self, snap: JanusSnapshot) -> str | None:
-        return decisions.speaker(snap)
-
+    # -- leave ----------------------------------------------------------------------------
     async def leave(self) -> None:
         # "Stop" destroys the Janus session, which leaves the room.
         stop = self.page.locator("#start")

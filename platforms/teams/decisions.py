@@ -13,7 +13,7 @@ from collections.abc import Collection, Mapping
 from typing import Any, TypedDict
 from urllib.parse import urlsplit
 
-from platforms.base import JoinState, MeetingOver, Phase, Refused
+from platforms.base import JoinState, MeetingContext, MeetingOver, MeetingRules, Phase, Refused
 from platforms.toolkit import ChatLine
 from vp.errors import JoinError
 from vp.lifecycle import Reason
@@ -91,7 +91,9 @@ def join_error(state: Mapping[str, Any]) -> JoinError | None:
     return None
 
 
-def end_signal(state: Mapping[str, Any] | None) -> MeetingOver | None:
+def end_signal(
+    state: Mapping[str, Any] | None, _ctx: MeetingContext | None = None
+) -> MeetingOver | None:
     """A strong "the meeting is over for us" signal in one in-meeting snapshot (pure).
 
     Only end/removed SCREENS count, and only once the calling controls are gone; toasts and
@@ -214,30 +216,30 @@ def is_self(name: str, own_names: Collection[str]) -> bool:
     )
 
 
-def others(s: TeamsMeetingSnapshot, own_names: Collection[str]) -> tuple[str, ...]:
-    return tuple(n for n in s.get("names") or () if not is_self(str(n), own_names))
+def others(s: TeamsMeetingSnapshot, ctx: MeetingContext) -> tuple[str, ...]:
+    return tuple(n for n in s.get("names") or () if not is_self(str(n), ctx.own_names))
 
 
-def speaker(s: TeamsMeetingSnapshot, own_names: Collection[str]) -> str | None:
+def speaker(s: TeamsMeetingSnapshot, ctx: MeetingContext) -> str | None:
     for name in map(str, s.get("speakers") or ()):
-        if not is_self(name, own_names) and name.lower() not in ("no one", "nobody"):
+        if not is_self(name, ctx.own_names) and name.lower() not in ("no one", "nobody"):
             return name
     return None
 
 
-def alone(s: TeamsMeetingSnapshot, others: tuple[str, ...]) -> bool:
+def alone(s: TeamsMeetingSnapshot, others: tuple[str, ...] | None) -> bool:
     """The People badge counts the VP."""
     badge = s.get("badge")
     return not (others or (isinstance(badge, int) and badge >= 2))
 
 
-def chat_lines(s: TeamsMeetingSnapshot, own_names: Collection[str]) -> list[ChatLine]:
+def chat_lines(s: TeamsMeetingSnapshot, ctx: MeetingContext) -> list[ChatLine]:
     lines = []
     for item in s.get("chat") or ():
         sender = item.get("sender")
         if not item.get("key"):
             continue
-        mine = bool(item.get("mine") or (sender and is_self(str(sender), own_names)))
+        mine = bool(item.get("mine") or (sender and is_self(str(sender), ctx.own_names)))
         lines.append(
             ChatLine(str(item["key"]), str(sender or "Unknown"), str(item.get("text") or ""), mine)
         )
@@ -246,3 +248,18 @@ def chat_lines(s: TeamsMeetingSnapshot, own_names: Collection[str]) -> list[Chat
 
 def norm(text: str) -> str:
     return " ".join(text.split())
+
+
+def in_meeting(s: TeamsMeetingSnapshot) -> bool:
+    return bool(s.get("controls"))
+
+
+RULES: MeetingRules[TeamsMeetingSnapshot] = MeetingRules(
+    end_signal=end_signal,
+    gone_signal=gone_signal,
+    in_meeting=in_meeting,
+    others=others,
+    speaker=speaker,
+    chat_lines=chat_lines,
+    alone=alone,
+)

@@ -36,18 +36,18 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import structlog
 from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import Page
 
-from platforms.base import DriverSettings, EventSink, JoinState, MeetingOver, PolledDriver
+from platforms.base import DriverSettings, EventSink, JoinState, MeetingRules, PolledDriver
 from platforms.teams import decisions
 from platforms.teams.decisions import TeamsJoinSnapshot, TeamsMeetingSnapshot, norm
 from platforms.teams.urls import HOST_RULES, NAVIGATION_RULES, teams_display_name, with_passcode
 from platforms.teams.urls import web_client_url as teams_web_client_url
-from platforms.toolkit import ChatLine, PageScript, send_chat_confirmed, type_into
+from platforms.toolkit import PageScript, send_chat_confirmed, type_into
 from vp.errors import JoinError, VpError
 from vp.lifecycle import Reason
 from vp.urls import HostRule
@@ -78,6 +78,7 @@ class TeamsDriver(PolledDriver[TeamsJoinSnapshot, TeamsMeetingSnapshot]):
         " || /^mainaudio/i.test(id || '')"
     )
     script: ClassVar[PageScript] = PageScript(__file__)
+    rules: ClassVar[MeetingRules[Any]] = decisions.RULES
     gone_polls: ClassVar[int] = 8  # calling controls missing this many polls: the call is over
     people_polls: ClassVar[int] = 2
 
@@ -91,7 +92,6 @@ class TeamsDriver(PolledDriver[TeamsJoinSnapshot, TeamsMeetingSnapshot]):
 
     def __init__(self, page: Page, settings: DriverSettings, emit: EventSink) -> None:
         super().__init__(page, settings, emit)
-        self.own_names = frozenset({self.me, settings.name.strip()})
         # pre-join progress
         self._target = ""
         self._restarted = False
@@ -193,27 +193,6 @@ class TeamsDriver(PolledDriver[TeamsJoinSnapshot, TeamsMeetingSnapshot]):
         snap: TeamsMeetingSnapshot | None = await self.call("meetingState")
         return snap if snap is not None else {"url": self.page.url, "controls": False}
 
-    def end_signal(self, snap: TeamsMeetingSnapshot | None) -> MeetingOver | None:
-        return decisions.end_signal(snap)
-
-    def gone_signal(self, snap: TeamsMeetingSnapshot | None) -> MeetingOver | None:
-        return decisions.gone_signal(snap)
-
-    def in_meeting(self, snap: TeamsMeetingSnapshot) -> bool:
-        return bool(snap.get("controls"))
-
-    def others(self, snap: TeamsMeetingSnapshot) -> tuple[str, ...]:
-        return decisions.others(snap, self.own_names)
-
-    def speaker(self, snap: TeamsMeetingSnapshot) -> str | None:
-        return decisions.speaker(snap, self.own_names)
-
-    def chat_lines(self, snap: TeamsMeetingSnapshot) -> list[ChatLine]:
-        return decisions.chat_lines(snap, self.own_names)
-
-    def alone(self, snap: TeamsMeetingSnapshot, others: tuple[str, ...] | None) -> bool:
-        return decisions.alone(snap, others or ())
-
     async def housekeeping(self, snap: TeamsMeetingSnapshot) -> None:
         """Keep the chat panel open (messages exist in the DOM only then) and the page awake."""
         now = time.monotonic()
@@ -300,7 +279,7 @@ class TeamsDriver(PolledDriver[TeamsJoinSnapshot, TeamsMeetingSnapshot]):
                 raise VpError("the Teams chat composer did not open")
 
         async def own_lines() -> list[str]:
-            lines = decisions.chat_lines(await self.read_meeting(), self.own_names)
+            lines = decisions.chat_lines(await self.read_meeting(), self.context)
             return [line.key for line in lines if line.mine and norm(line.text) == norm(text)]
 
         async def write(attempt: int) -> bool:

@@ -13,7 +13,7 @@ import re
 from typing import Literal, TypedDict
 from urllib.parse import urlsplit
 
-from platforms.base import JoinState, MeetingOver, Phase, Refused
+from platforms.base import JoinState, MeetingContext, MeetingOver, MeetingRules, Phase, Refused
 from platforms.toolkit import ChatLine
 from vp.lifecycle import Reason
 
@@ -156,9 +156,10 @@ def _is_own(name: str, me: str) -> bool:
     return name.casefold() in _OWN_SENDERS or name.casefold() == me.casefold()
 
 
-def end_signal(s: ZoomMeetingSnapshot | None, meeting_host: str) -> MeetingOver | None:
+def end_signal(s: ZoomMeetingSnapshot | None, ctx: MeetingContext) -> MeetingOver | None:
     if s is None:
         return None  # navigating: decide on the next polls
+    meeting_host = urlsplit(ctx.meeting_url).netloc
     if s["removed"]:
         return MeetingOver(Reason.REMOVED, "Zoom: you have been removed")
     if s["ended"]:
@@ -181,38 +182,53 @@ def gone_signal(s: ZoomMeetingSnapshot | None) -> MeetingOver | None:
     return None
 
 
-def others(s: ZoomMeetingSnapshot, me: str) -> tuple[str, ...]:
-    mine = me.casefold()
+def others(s: ZoomMeetingSnapshot, ctx: MeetingContext) -> tuple[str, ...]:
+    mine = ctx.me.casefold()
     return tuple(
         sorted({n for n in s["names"] if n.casefold() != mine and not _NOT_A_NAME.match(n)})
     )
 
 
-def speaker(s: ZoomMeetingSnapshot, me: str) -> str | None:
+def speaker(s: ZoomMeetingSnapshot, ctx: MeetingContext) -> str | None:
     name = s["speaker"]
-    if not name or _NOT_A_NAME.match(name) or name.casefold() == me.casefold():
+    if not name or _NOT_A_NAME.match(name) or name.casefold() == ctx.me.casefold():
         return None
     return name
 
 
-def chat_lines(s: ZoomMeetingSnapshot, me: str) -> list[ChatLine]:
+def chat_lines(s: ZoomMeetingSnapshot, ctx: MeetingContext) -> list[ChatLine]:
     return [
         ChatLine(
             key=row["id"] or f"{row['sender']}|{row['label']}|{row['text']}",
             sender=row["sender"],
             text=row["text"],
-            mine=_is_own(row["sender"], me),
+            mine=_is_own(row["sender"], ctx.me),
         )
         for row in s["chat"]
     ]
 
 
-def alone(s: ZoomMeetingSnapshot, others: tuple[str, ...]) -> bool:
+def alone(s: ZoomMeetingSnapshot, others: tuple[str, ...] | None) -> bool:
     """The participants counter counts the VP; without it, the names shown."""
     counter = s["counter"]
     if isinstance(counter, int):
         return max(counter - 1, 0) == 0
     return not others
+
+
+def in_meeting(s: ZoomMeetingSnapshot) -> bool:
+    return s["inMeeting"]  # while a reconnect unmounts the client, keep what we knew
+
+
+RULES: MeetingRules[ZoomMeetingSnapshot] = MeetingRules(
+    end_signal=end_signal,
+    gone_signal=gone_signal,
+    in_meeting=in_meeting,
+    others=others,
+    speaker=speaker,
+    chat_lines=chat_lines,
+    alone=alone,
+)
 
 
 HousekeepingAction = Literal[

@@ -23,15 +23,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from typing import ClassVar
-from urllib.parse import SplitResult, urlsplit
+from typing import Any, ClassVar
+from urllib.parse import SplitResult
 
 import structlog
 from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import Frame, Page
 
-from platforms.base import DriverSettings, EventSink, JoinState, MeetingOver, PolledDriver
-from platforms.toolkit import ChatLine, PageScript, send_chat_confirmed, type_into
+from platforms.base import DriverSettings, EventSink, JoinState, MeetingRules, PolledDriver
+from platforms.toolkit import PageScript, send_chat_confirmed, type_into
 from platforms.zoom import decisions
 from platforms.zoom.decisions import ZoomJoinSnapshot, ZoomMeetingSnapshot
 from platforms.zoom.urls import HOST_RULES, REPLICA_PATH, web_client_url
@@ -75,6 +75,7 @@ class ZoomDriver(PolledDriver[ZoomJoinSnapshot, ZoomMeetingSnapshot]):
     host_rules: ClassVar[tuple[HostRule, ...]] = HOST_RULES
     supports_chat: ClassVar[bool] = True
     script: ClassVar[PageScript] = PageScript(__file__)
+    rules: ClassVar[MeetingRules[Any]] = decisions.RULES
     gone_polls: ClassVar[int] = 15  # Leave button and client absent this long: meeting gone
     lobby_poll_s: ClassVar[float] = 0.5
 
@@ -95,7 +96,6 @@ class ZoomDriver(PolledDriver[ZoomJoinSnapshot, ZoomMeetingSnapshot]):
         self._admitted_at = 0.0
         self._chat_lock = asyncio.Lock()
         self._frame: Frame | None = None
-        self._meeting_host = ""
         # pre-join progress
         self._prejoin_since: float | None = None
         self._submitted_at: float | None = None
@@ -219,30 +219,8 @@ class ZoomDriver(PolledDriver[ZoomJoinSnapshot, ZoomMeetingSnapshot]):
 
     async def settle_in(self) -> None:
         self._admitted_at = time.monotonic()
-        self._meeting_host = urlsplit(self.page.url).netloc
 
     # -- watch ----------------------------------------------------------------------------
-    def end_signal(self, snap: ZoomMeetingSnapshot | None) -> MeetingOver | None:
-        return decisions.end_signal(snap, self._meeting_host)
-
-    def gone_signal(self, snap: ZoomMeetingSnapshot | None) -> MeetingOver | None:
-        return decisions.gone_signal(snap)
-
-    def in_meeting(self, snap: ZoomMeetingSnapshot) -> bool:
-        return snap["inMeeting"]  # while a reconnect unmounts the client, keep what we knew
-
-    def others(self, snap: ZoomMeetingSnapshot) -> tuple[str, ...]:
-        return decisions.others(snap, self.me)
-
-    def speaker(self, snap: ZoomMeetingSnapshot) -> str | None:
-        return decisions.speaker(snap, self.me)
-
-    def chat_lines(self, snap: ZoomMeetingSnapshot) -> list[ChatLine]:
-        return decisions.chat_lines(snap, self.me)
-
-    def alone(self, snap: ZoomMeetingSnapshot, others: tuple[str, ...] | None) -> bool:
-        return decisions.alone(snap, others or ())
-
     async def housekeeping(self, snap: ZoomMeetingSnapshot) -> None:
         action = decisions.housekeeping(snap, time.monotonic() - self._admitted_at)
         if action is None:
@@ -277,7 +255,7 @@ class ZoomDriver(PolledDriver[ZoomJoinSnapshot, ZoomMeetingSnapshot]):
 
         async def own_lines() -> list[str]:
             snap = await self.read_meeting()
-            lines = decisions.chat_lines(snap, self.me) if snap else []
+            lines = decisions.chat_lines(snap, self.context) if snap else []
             return [line.key for line in lines if line.mine and line.text == text]
 
         async def write(_attempt: int) -> bool:
