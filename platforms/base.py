@@ -175,6 +175,13 @@ def _alone_when_no_others(_snap: object, others: tuple[str, ...] | None) -> bool
     return None if others is None else not others
 
 
+def missing_ui(
+    in_meeting: Callable[[M], bool], over: MeetingOver
+) -> Callable[[M | None], MeetingOver | None]:
+    """A ``gone_signal``: ``over`` while the snapshot (if any) does not show the meeting."""
+    return lambda snap: over if snap is None or not in_meeting(snap) else None
+
+
 @dataclass(frozen=True, slots=True)
 class MeetingRules(Generic[M]):
     """A platform's pure meeting decisions (its ``decisions`` module's ``RULES``)."""
@@ -310,6 +317,13 @@ class PolledDriver(PlatformDriver, Generic[J, M]):
         for line in self.seen_chat.new_lines(self.rules.chat_lines(snap, self.context)):
             if not line.mine:
                 self.emit(ChatReceived(line.sender, line.text))
+
+    async def own_chat_keys(self, text: str) -> list[str]:
+        """Keys of the VP's own chat lines now showing ``text`` (confirms a send)."""
+        snap = await self.read_meeting()
+        lines = self.rules.chat_lines(snap, self.context) if snap is not None else []
+        want = " ".join(text.split())
+        return [x.key for x in lines if x.mine and " ".join(x.text.split()) == want]
 
     async def watch(self) -> MeetingOver:
         ends = Debounce[MeetingOver](self.end_polls)

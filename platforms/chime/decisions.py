@@ -13,7 +13,15 @@ import re
 from typing import TypedDict
 from urllib.parse import urlsplit
 
-from platforms.base import JoinState, MeetingContext, MeetingOver, MeetingRules, Phase, Refused
+from platforms.base import (
+    JoinState,
+    MeetingContext,
+    MeetingOver,
+    MeetingRules,
+    Phase,
+    Refused,
+    missing_ui,
+)
 from platforms.toolkit import ChatLine
 from vp.lifecycle import Reason
 
@@ -150,10 +158,13 @@ def end_signal(s: ChimeSnapshot | None, ctx: MeetingContext) -> MeetingOver | No
     return None
 
 
-def gone_signal(s: ChimeSnapshot | None) -> MeetingOver | None:
-    if s is None or not s["inMeeting"]:
-        return MeetingOver(Reason.HOST_ENDED, "the meeting controls went away")
-    return None
+def in_meeting(s: ChimeSnapshot) -> bool:
+    return s["inMeeting"]
+
+
+gone_signal = missing_ui(
+    in_meeting, MeetingOver(Reason.HOST_ENDED, "the meeting controls went away")
+)
 
 
 def others(s: ChimeSnapshot, ctx: MeetingContext) -> tuple[str, ...] | None:
@@ -201,16 +212,6 @@ def camera_on(s: ChimeSnapshot) -> bool:
     return re.match(r"(turn off|stop)", s["video"] or "", re.I) is not None
 
 
-def in_meeting(s: ChimeSnapshot) -> bool:
-    return s["inMeeting"]
-
-
 RULES: MeetingRules[ChimeSnapshot] = MeetingRules(
-    end_signal=end_signal,
-    gone_signal=gone_signal,
-    in_meeting=in_meeting,
-    others=others,
-    speaker=speaker,
-    chat_lines=chat_lines,
-    alone=alone,
+    end_signal, gone_signal, in_meeting, others, speaker, chat_lines, alone
 )

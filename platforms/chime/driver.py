@@ -255,18 +255,15 @@ class ChimeDriver(PolledDriver[ChimeSnapshot, ChimeSnapshot]):
             await box.wait_for(state="visible", timeout=3000)
         composer = box
 
-        async def own_lines() -> list[str]:
-            now = await self.read_meeting()
-            lines = decisions.chat_lines(now, self.context) if now else []
-            return [line.key for line in lines if line.mine and line.text == body]
-
         async def write(_attempt: int) -> bool:
             # fill() fires input events, so the app's model (what Enter sends) gets the text.
             await composer.fill(text)
             await composer.press("Enter")
             return True
 
-        await send_chat_confirmed("Amazon Chime", write, own_lines, confirm_s=3.0)
+        await send_chat_confirmed(
+            "Amazon Chime", write, lambda: self.own_chat_keys(body), confirm_s=3.0
+        )
 
 
 def _split_selector(selector: str) -> list[str]:

@@ -255,11 +255,5 @@ def in_meeting(s: TeamsMeetingSnapshot) -> bool:
 
 
 RULES: MeetingRules[TeamsMeetingSnapshot] = MeetingRules(
-    end_signal=end_signal,
-    gone_signal=gone_signal,
-    in_meeting=in_meeting,
-    others=others,
-    speaker=speaker,
-    chat_lines=chat_lines,
-    alone=alone,
+    end_signal, gone_signal, in_meeting, others, speaker, chat_lines, alone
 )

@@ -278,10 +278,6 @@ class TeamsDriver(PolledDriver[TeamsJoinSnapshot, TeamsMeetingSnapshot]):
             if not await self._open_chat():
                 raise VpError("the Teams chat composer did not open")
 
-        async def own_lines() -> list[str]:
-            lines = decisions.chat_lines(await self.read_meeting(), self.context)
-            return [line.key for line in lines if line.mine and norm(line.text) == norm(text)]
-
         async def write(attempt: int) -> bool:
             if not await self._insert(text, paste_first=attempt == 0):
                 return False
@@ -290,4 +286,5 @@ class TeamsDriver(PolledDriver[TeamsJoinSnapshot, TeamsMeetingSnapshot]):
                 await self.page.keyboard.press("Enter")
             return True
 
-        await send_chat_confirmed("Teams", write, own_lines, prepare=prepare, poll_s=0.25)
+        own = lambda: self.own_chat_keys(text)  # noqa: E731
+        await send_chat_confirmed("Teams", write, own, prepare=prepare, poll_s=0.25)

@@ -13,7 +13,15 @@ import re
 from typing import Literal, TypedDict
 from urllib.parse import urlsplit
 
-from platforms.base import JoinState, MeetingContext, MeetingOver, MeetingRules, Phase, Refused
+from platforms.base import (
+    JoinState,
+    MeetingContext,
+    MeetingOver,
+    MeetingRules,
+    Phase,
+    Refused,
+    missing_ui,
+)
 from platforms.toolkit import ChatLine
 from vp.lifecycle import Reason
 
@@ -175,11 +183,12 @@ def end_signal(s: ZoomMeetingSnapshot | None, ctx: MeetingContext) -> MeetingOve
     return None
 
 
-def gone_signal(s: ZoomMeetingSnapshot | None) -> MeetingOver | None:
-    """A reconnect unmounts the client for a while; for long, the meeting is gone."""
-    if s is None or not s["inMeeting"]:
-        return MeetingOver(Reason.REMOVED, "Zoom: the meeting UI is gone")
-    return None
+def in_meeting(s: ZoomMeetingSnapshot) -> bool:
+    return s["inMeeting"]  # while a reconnect unmounts the client, keep what we knew
+
+
+# A reconnect unmounts the client for a while; for long, the meeting is gone.
+gone_signal = missing_ui(in_meeting, MeetingOver(Reason.REMOVED, "Zoom: the meeting UI is gone"))
 
 
 def others(s: ZoomMeetingSnapshot, ctx: MeetingContext) -> tuple[str, ...]:
@@ -216,18 +225,8 @@ def alone(s: ZoomMeetingSnapshot, others: tuple[str, ...] | None) -> bool:
     return not others
 
 
-def in_meeting(s: ZoomMeetingSnapshot) -> bool:
-    return s["inMeeting"]  # while a reconnect unmounts the client, keep what we knew
-
-
 RULES: MeetingRules[ZoomMeetingSnapshot] = MeetingRules(
-    end_signal=end_signal,
-    gone_signal=gone_signal,
-    in_meeting=in_meeting,
-    others=others,
-    speaker=speaker,
-    chat_lines=chat_lines,
-    alone=alone,
+    end_signal, gone_signal, in_meeting, others, speaker, chat_lines, alone
 )
 
 

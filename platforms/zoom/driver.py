@@ -253,18 +253,15 @@ class ZoomDriver(PolledDriver[ZoomJoinSnapshot, ZoomMeetingSnapshot]):
         if not text:
             return
 
-        async def own_lines() -> list[str]:
-            snap = await self.read_meeting()
-            lines = decisions.chat_lines(snap, self.context) if snap else []
-            return [line.key for line in lines if line.mine and line.text == text]
-
         async def write(_attempt: int) -> bool:
             await self._insert(text)
             await self._submit()
             return True
 
         async with self._chat_lock:
-            await send_chat_confirmed("Zoom", write, own_lines, prepare=self._open_chat)
+            await send_chat_confirmed(
+                "Zoom", write, lambda: self.own_chat_keys(text), prepare=self._open_chat
+            )
 
     async def _editor_present(self) -> bool:
         return bool(await self.call("editorPresent", list(EDITORS)))
