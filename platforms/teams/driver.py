@@ -101,8 +101,9 @@ class TeamsDriver(PolledDriver[TeamsJoinSnapshot, TeamsMeetingSnapshot]):
         self._disabled_polls = 0
         self._names_typed = 0
         # meeting housekeeping
-        self._chat_closed_polls = 0
-        self._last_reopen = 0.0
+        # The chat panel is opened on the first meeting poll (messages exist only while open).
+        self._chat_closed_polls = CHAT_REOPEN_AFTER_POLLS - 1
+        self._last_reopen = -CHAT_REOPEN_EVERY_S
         self._last_keepalive = time.monotonic()
 
     # -- join -----------------------------------------------------------------------------
@@ -186,7 +187,6 @@ class TeamsDriver(PolledDriver[TeamsJoinSnapshot, TeamsMeetingSnapshot]):
 
     async def settle_in(self) -> None:
         await self.call("micOff")  # best effort: the pre-join toggle should have done it
-        await self._open_chat(wait=False)
 
     # -- watch ----------------------------------------------------------------------------
     async def read_meeting(self) -> TeamsMeetingSnapshot:
@@ -256,9 +256,10 @@ class TeamsDriver(PolledDriver[TeamsJoinSnapshot, TeamsMeetingSnapshot]):
 
     async def _insert(self, text: str, paste_first: bool) -> bool:
         async def focus() -> bool:
-            return bool(await self._editor("focus"))
+            await self._editor("focus")
+            return True  # type even when focus cannot be confirmed, as a person would
 
-        await type_into(self.page, focus, "", paste=True)  # clear
+        await type_into(self.page, focus, "")  # clear
         if paste_first:
             # CKEditor's model ignores execCommand('insertText'); a paste event goes through
             # its clipboard pipeline (LMA).

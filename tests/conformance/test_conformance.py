@@ -15,6 +15,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +66,14 @@ class Run:
     @property
     def final(self) -> tuple[Status, Reason | None]:
         return self.result.final.status, self.result.final.reason
+
+    def seconds_between(self, first: str, then: str) -> float:
+        """Seconds from the first ``first`` status to the first ``then`` status."""
+        lines = [json.loads(x) for x in (self.out / "status.jsonl").read_text().splitlines()]
+        ts = {}
+        for line in lines:
+            ts.setdefault(line["status"], datetime.fromisoformat(line["ts"]))
+        return (ts[then] - ts[first]).total_seconds()
 
     def chat_lines(self) -> list[dict[str, Any]]:
         path = self.out / "chat.jsonl"
@@ -246,6 +255,8 @@ async def test_waiting_room_then_speakers_in_order(platform, replicas, tmp_path,
     assert run.control is not None
     assert speakers == [r["name"] for r in run.control.reported("speaker")][: len(speakers)]
     assert run.result.stats["capture"]["max_sources"] == 1, "one source: the mix, once"
+    start = run.server.connections[0].events[0]
+    assert start["callEvent"] == "START" and start["activeSpeaker"] == "Alice", "known at JOINED"
     ch0 = run.ch0()
     decoded = decode(ch0)
     assert count_sequence(decoded, ALICE.symbols) >= 1, "Alice's tones intact on ch0"
@@ -318,6 +329,7 @@ async def test_removed_from_meeting(platform, replicas, tmp_path, monkeypatch):
     )
     assert run.final == (Status.COMPLETED, Reason.REMOVED)
     assert run.seconds < 30
+    assert run.seconds_between("JOINED", "LEAVING") < 4 + 8, "the removal noticed fast"
     assert_clean_end(run)
 
 
@@ -334,6 +346,8 @@ async def test_alone(platform, replicas, tmp_path, monkeypatch):
     )
     assert run.final == (Status.COMPLETED, Reason.ALONE)
     assert run.seconds < 30
+    assert run.vp.participants == ()
+    assert run.control is not None and run.control.states[-1] == "left", "left through the UI"
     assert_clean_end(run)
 
 
