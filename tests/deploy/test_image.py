@@ -42,7 +42,7 @@ from vp.localmeeting.participant import SimulatedParticipant, tone_wav
 from vp.signal import DEFAULT_SYMBOLS, count_sequence
 from vp.signal import decode as decode_tones
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("image")]
 
 TOKEN = "transcriber-jwt-Zq47"
 PASSCODE = "4417-secret"
