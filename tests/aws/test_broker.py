@@ -283,6 +283,7 @@ def test_the_lambda_api_refuses_launches_over_the_owners_limits(
         "VP_PASSCODE_KMS_KEY_ID": kms_key,
         "VP_OWNER_LAUNCHES": "100",
         "VP_OWNER_MAX_ACTIVE": "2",
+        "VP_FINGERPRINT_KEY_SECRET_ARN": deployed["FingerprintKeySecretArn"],
     }.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setattr(aws_lambda, "_APP", None)

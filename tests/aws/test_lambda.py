@@ -33,7 +33,9 @@ def lambda_env(
     monkeypatch.setenv("VP_TABLE_NAME", TABLE)
     monkeypatch.setenv("STATE_MACHINE_ARN", deployed["StateMachineArn"])
     monkeypatch.setenv("VP_PASSCODE_KMS_KEY_ID", kms_key)
+    monkeypatch.setenv("VP_FINGERPRINT_KEY_SECRET_ARN", deployed["FingerprintKeySecretArn"])
     monkeypatch.setattr(aws_lambda, "_APP", None)  # a fresh "container" per test
+    monkeypatch.setattr(aws_lambda, "_REAPER_APP", None)
     yield deployed
     # Stop executions still waiting (scheduled an hour ahead), so no interpreter thread
     # outlives the test.
@@ -399,3 +401,43 @@ def test_mangum_adapter_named_stage_base64_and_security_headers(
     assert headers["x-content-type-options"] == "nosniff"
     status, body = call(event("GET", "/openapi.json"))  # only the contract's routes
     assert status == 404 and body["error"] == "not-found"
+
+
+def test_api_refuses_to_start_without_a_real_fingerprint_key(
+    lambda_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The idempotency fingerprint key is the stack's generated secret, read once per cold
+    start; without it (unset, unreadable, too short) the API does not start — no fallback
+    key derived from public names."""
+    key = aws_lambda.fingerprint_key_from_env()
+    secret = boto3.client("secretsmanager", region_name=REGION).get_secret_value(
+        SecretId=lambda_env["FingerprintKeySecretArn"]
+    )["SecretString"]
+    assert key == secret.encode() and len(key) >= 32
+
+    monkeypatch.delenv("VP_FINGERPRINT_KEY_SECRET_ARN")
+    with pytest.raises(aws_lambda.MissingFingerprintKey, match="not set"):
+        aws_lambda.handler(event("GET", "/v1/vps"), None)
+    assert aws_lambda._APP is None  # nothing half-built is kept: the next cold start retries
+
+    missing = lambda_env["FingerprintKeySecretArn"].replace("vp-fingerprint", "vp-absent")
+    monkeypatch.setenv("VP_FINGERPRINT_KEY_SECRET_ARN", missing)
+    with pytest.raises(aws_lambda.MissingFingerprintKey, match="cannot read"):
+        aws_lambda.handler(event("GET", "/v1/vps"), None)
+
+    short = boto3.client("secretsmanager", region_name=REGION).create_secret(
+        Name="vp-short-key", SecretString="too-short"
+    )["ARN"]
+    monkeypatch.setenv("VP_FINGERPRINT_KEY_SECRET_ARN", short)
+    with pytest.raises(aws_lambda.MissingFingerprintKey, match="at least 32"):
+        aws_lambda.handler(event("GET", "/v1/vps"), None)
+
+    # With the secret, launches work and a replay is recognised.
+    monkeypatch.setenv("VP_FINGERPRINT_KEY_SECRET_ARN", lambda_env["FingerprintKeySecretArn"])
+    body = {"meeting_url": URL, "join_at": (datetime.now(UTC) + timedelta(days=1)).isoformat()}
+    first = call(event("POST", "/v1/vps", body, headers={"idempotency-key": "k-1"}))
+    again = call(event("POST", "/v1/vps", body, headers={"idempotency-key": "k-1"}))
+    assert first[0] == again[0] == 201 and first[1]["vp_id"] == again[1]["vp_id"]
+    # The reaper never launches: it needs no key (its role cannot read the secret).
+    monkeypatch.delenv("VP_FINGERPRINT_KEY_SECRET_ARN")
+    assert "reaped" in aws_lambda.reaper_handler({}, None)

@@ -230,7 +230,7 @@ def test_data_actions_name_this_stacks_resources() -> None:
     expectations = {
         "dynamodb:": {"VpTable"},
         "states:": {"StateMachine"},
-        "secretsmanager:": {"TranscriberTokenSecretArn"},
+        "secretsmanager:": {"TranscriberTokenSecretArn", "FingerprintKeySecret"},
         "ecs:RunTask": {"AWS::StackName"},  # the task definition family, see below
         "ecs:StopTask": {"Cluster"},
         "ecs:DescribeTasks": {"Cluster"},
