@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-import uuid
 import re
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
