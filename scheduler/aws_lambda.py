@@ -4,7 +4,9 @@
 are not (a cancelled VP's task killed before it recorded its end).
 
 Routes (contract 4): ``POST /v1/vps``, ``GET /v1/vps``, ``GET /v1/vps/{id}``,
-``DELETE /v1/vps/{id}``. The event is served by the *same* ASGI app as ``vp serve``
+``DELETE /v1/vps/{id}``; with ``VP_HOOKS_TABLE_NAME`` also the webhook routes of contract 5
+(``/v1/webhooks…``; delivery is :mod:`scheduler.aws_hooks`). The event is served by the
+*same* ASGI app as ``vp serve``
 (:func:`scheduler.api.create_app`) over the same service layer, so status codes, validation
 and error bodies are identical; only the stores and launchers differ (DynamoDB, Step
 Functions) and who the caller is comes from the Cognito JWT authorizer, which has verified the
@@ -40,9 +42,11 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from scheduler.api import ApiError, create_app
 from scheduler.auth import Authenticator, caller_from_claims
+from scheduler.aws_hooks import DynamoDbWebhookStore
 from scheduler.aws_launcher import AwsLauncher
 from scheduler.dynamodb_store import DynamoDbStore
 from scheduler.errors import Unauthorized
+from scheduler.hooks import HookService, HookSettings
 from scheduler.service import Caller, VpService
 from vp import log as vplog
 
@@ -50,7 +54,7 @@ log = structlog.get_logger(__name__)
 
 # Only the contract's four routes are served here (the event streams of `vp serve` need a
 # long-lived connection, which API Gateway + Lambda do not give).
-_ROUTES = re.compile(r"^/v1/vps(/[^/]+)?$")
+_ROUTES = re.compile(r"^/v1/vps(/[^/]+)?$|^/v1/webhooks(/[^/]+(/deliveries)?)?$")
 _claims: contextvars.ContextVar[Mapping[str, Any] | None] = contextvars.ContextVar(
     "vp_claims", default=None
 )
@@ -75,9 +79,11 @@ class LambdaApp:
     it starts the service once, serves only the contract's routes and passes the
     authorizer's claims (``scope["aws.event"]``) to the authenticator."""
 
-    def __init__(self, service: VpService) -> None:
+    def __init__(self, service: VpService, hooks: HookService | None = None) -> None:
         self.service = service
-        self.app: ASGIApp = create_app(service, ClaimsAuthenticator(), manage_service=False)
+        self.app: ASGIApp = create_app(
+            service, ClaimsAuthenticator(), manage_service=False, hooks=hooks
+        )
         self._started = False
         self.loop = asyncio.new_event_loop()
         self.adapter = Mangum(self, lifespan="off")
@@ -89,14 +95,19 @@ class LambdaApp:
         from scheduler.dynamodb_limits import DynamoDbLaunchLimiter
 
         key = fingerprint_key_from_env() if serves_launches else secrets.token_bytes(32)
-        return cls(
-            VpService(
-                DynamoDbStore.from_env(),
-                AwsLauncher.from_env(),
-                rate_limiter=DynamoDbLaunchLimiter.from_env(),  # per owner, across containers
-                fingerprint_key=key,
-            )
+        service = VpService(
+            DynamoDbStore.from_env(),
+            AwsLauncher.from_env(),
+            rate_limiter=DynamoDbLaunchLimiter.from_env(),  # per owner, across containers
+            fingerprint_key=key,
         )
+        hooks = None
+        if os.environ.get("VP_HOOKS_TABLE_NAME"):
+            # Webhook registration (contract 5); delivery is the queue's (scheduler.aws_hooks).
+            hooks = HookService(
+                DynamoDbWebhookStore.from_env(), service, settings=HookSettings(calendar_poll=0)
+            )
+        return cls(service, hooks)
 
     async def _start(self) -> None:
         if not self._started:

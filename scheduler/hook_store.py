@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from vp.lifecycle import utc_now_iso
 
@@ -171,6 +171,18 @@ class NewEvent:
     type: str
     timestamp: str
     data: dict[str, Any]
+
+
+class WebhookStore(Protocol):
+    """What the webhook routes need from a store: :class:`HookStore` on ``vp serve``,
+    :class:`scheduler.aws_hooks.DynamoDbWebhookStore` on AWS. Thread-safe, synchronous."""
+
+    def create_webhook(self, row: WebhookRow) -> None: ...
+    def list_webhooks(self, owner: str | None = None) -> list[WebhookRow]: ...
+    def get_webhook(self, webhook_id: str) -> WebhookRow | None: ...
+    def delete_webhook(self, webhook_id: str) -> None: ...
+    def deliveries(self, webhook_id: str, limit: int = 200) -> list[DeliveryRow]: ...
+    def outbox_states(self, webhook_id: str) -> dict[str, int]: ...
 
 
 class HookStore:

@@ -24,7 +24,14 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from scheduler import calendars as cal
 from scheduler.errors import InvalidRequest, NotFound, RateLimited, StaleTransition
-from scheduler.hook_store import CalendarRow, CalendarVp, DeliveryRow, HookStore, WebhookRow
+from scheduler.hook_store import (
+    CalendarRow,
+    CalendarVp,
+    DeliveryRow,
+    HookStore,
+    WebhookRow,
+    WebhookStore,
+)
 from scheduler.models import LaunchRequest, iso
 from scheduler.netguard import (
     CALENDAR_HOSTS_ENV,
@@ -150,7 +157,7 @@ class HookService:
 
     def __init__(
         self,
-        store: HookStore,
+        store: WebhookStore,
         vps: VpService,
         *,
         out_root: Path | None = None,
@@ -167,8 +174,11 @@ class HookService:
         if self.calendar_hosts is None:
             self.calendar_hosts = allowed_hosts(CALENDAR_HOSTS_ENV)
         self.limiter = RateLimiter(REGISTRATIONS_PER_MINUTE, 60.0)
+        # vp serve (SQLite) runs the outbox, the tap and the poller in this process; on AWS
+        # (DynamoDB) the queue and its Lambdas deliver and calendars are not served here.
+        self.local = store if isinstance(store, HookStore) else None
         self.deliverer = Deliverer(
-            store,
+            self.local or HookStore(":memory:"),
             allowed_hosts=self.webhook_hosts,
             retry_seconds=self.settings.retry_hours * 3600,
         )
@@ -179,8 +189,15 @@ class HookService:
         return await asyncio.to_thread(fn, *args, **kwargs)
 
     # -- lifecycle ----------------------------------------------------------------------------
+    def _calendar_store(self) -> HookStore:
+        if self.local is None:
+            raise NotFound("calendars are not served by this control plane")
+        return self.local
+
     async def start(self) -> None:
-        tap = EventTap(self.store, self.vps.store, self.vps.hub, self.out_root, self.deliverer.wake)
+        if self.local is None:
+            return
+        tap = EventTap(self.local, self.vps.store, self.vps.hub, self.out_root, self.deliverer.wake)
         self._spawn(tap.run(), "webhook-tap")
         self._spawn(self.deliverer.run(), "webhook-deliverer")
         if self.settings.calendar_poll > 0:
@@ -265,6 +282,7 @@ class HookService:
 
     # -- calendars ----------------------------------------------------------------------------
     async def create_calendar(self, caller: Caller, request: CalendarRequest) -> Calendar:
+        self._calendar_store()  # 404 where calendars are not served
         url = request.ics_url
         if url.lower().startswith("webcal://"):
             url = "https://" + url[len("webcal://") :]
@@ -272,7 +290,7 @@ class HookService:
             await check_resolved(url, self.calendar_hosts or frozenset())
         except UrlRefused as exc:
             raise InvalidRequest("ics_url", str(exc)) from None
-        existing = await self._db(self.store.list_calendars, caller.owner)
+        existing = await self._db(self._calendar_store().list_calendars, caller.owner)
         if len(existing) >= MAX_PER_OWNER:
             raise InvalidRequest("ics_url", f"at most {MAX_PER_OWNER} calendars per owner")
         self._limit(caller)
@@ -286,16 +304,16 @@ class HookService:
             last_success=None,
             last_error=None,
         )
-        await self._db(self.store.create_calendar, row)
+        await self._db(self._calendar_store().create_calendar, row)
         audit.info("audit", action="calendar.create", sub=caller.owner, calendar_id=row.calendar_id)
         await self.sync_calendar(row.calendar_id)  # the first sync at once, not in 5 minutes
         return await self._calendar_view(row.calendar_id)
 
     async def _calendar_view(self, calendar_id: str) -> Calendar:
-        row: CalendarRow | None = await self._db(self.store.get_calendar, calendar_id)
+        row: CalendarRow | None = await self._db(self._calendar_store().get_calendar, calendar_id)
         if row is None:
             raise NotFound(f"no calendar {calendar_id[:64]!r}")
-        vps: list[CalendarVp] = await self._db(self.store.calendar_vps, calendar_id)
+        vps: list[CalendarVp] = await self._db(self._calendar_store().calendar_vps, calendar_id)
         views = []
         for vp in vps:
             record = await self._db(self.vps.store.get, vp.vp_id)
@@ -316,11 +334,13 @@ class HookService:
         )
 
     async def list_calendars(self, caller: Caller) -> list[Calendar]:
-        rows = await self._db(self.store.list_calendars, None if caller.admin else caller.owner)
+        rows = await self._db(
+            self._calendar_store().list_calendars, None if caller.admin else caller.owner
+        )
         return [await self._calendar_view(r.calendar_id) for r in rows]
 
     async def _own_calendar(self, caller: Caller, calendar_id: str) -> CalendarRow:
-        row: CalendarRow | None = await self._db(self.store.get_calendar, calendar_id)
+        row: CalendarRow | None = await self._db(self._calendar_store().get_calendar, calendar_id)
         if row is None or not (caller.admin or row.owner == caller.owner):
             raise NotFound(f"no calendar {calendar_id[:64]!r}")
         return row
@@ -329,9 +349,9 @@ class HookService:
         """Remove the calendar and cancel the VPs it scheduled that have not started."""
         row = await self._own_calendar(caller, calendar_id)
         async with self._sync_lock:
-            for vp in await self._db(self.store.calendar_vps, row.calendar_id):
+            for vp in await self._db(self._calendar_store().calendar_vps, row.calendar_id):
                 await self._cancel_if_scheduled(vp.vp_id)
-            await self._db(self.store.delete_calendar, row.calendar_id)
+            await self._db(self._calendar_store().delete_calendar, row.calendar_id)
         audit.info("audit", action="calendar.delete", sub=caller.owner, calendar_id=calendar_id)
 
     async def _cancel_if_scheduled(self, vp_id: str) -> bool:
@@ -361,14 +381,16 @@ class HookService:
 
     async def sync_all(self) -> None:
         """One sync of every calendar; a failing one is recorded and skipped."""
-        for row in await self._db(self.store.list_calendars, None):
+        for row in await self._db(self._calendar_store().list_calendars, None):
             await self.sync_calendar(row.calendar_id)
 
     async def sync_calendar(self, calendar_id: str, *, now: datetime | None = None) -> None:
         """Fetch, parse and reconcile one calendar; record the outcome on it. Never raises
         for a broken feed (the error is recorded)."""
         async with self._sync_lock:
-            row: CalendarRow | None = await self._db(self.store.get_calendar, calendar_id)
+            row: CalendarRow | None = await self._db(
+                self._calendar_store().get_calendar, calendar_id
+            )
             if row is None:
                 return
             attempt = iso(datetime.now(UTC))
@@ -378,7 +400,7 @@ class HookService:
                 error = str(exc) if isinstance(exc, cal.FeedError) else type(exc).__name__
                 log.warning("calendar.sync_failed", calendar_id=calendar_id, error=error)
                 await self._db(
-                    self.store.set_calendar_result,
+                    self._calendar_store().set_calendar_result,
                     calendar_id,
                     attempt=attempt,
                     success=None,
@@ -386,7 +408,7 @@ class HookService:
                 )
                 return
             await self._db(
-                self.store.set_calendar_result,
+                self._calendar_store().set_calendar_result,
                 calendar_id,
                 attempt=attempt,
                 success=attempt,
@@ -396,13 +418,17 @@ class HookService:
     async def _sync(self, row: CalendarRow, now: datetime) -> None:
         feed = await cal.fetch_feed(row.ics_url, self.calendar_hosts or frozenset())
         wanted, _cancelled = await asyncio.to_thread(cal.occurrences, feed, now)
-        known: list[CalendarVp] = await self._db(self.store.calendar_vps, row.calendar_id)
+        known: list[CalendarVp] = await self._db(
+            self._calendar_store().calendar_vps, row.calendar_id
+        )
         scheduled = [cal.Scheduled(k.occurrence, k.vp_id, k.start, k.link_hash) for k in known]
         todo = cal.plan(wanted, scheduled)
         kept: set[str] = set()
         for old in todo.cancel:
             if await self._cancel_if_scheduled(old.vp_id):
-                await self._db(self.store.drop_calendar_vp, row.calendar_id, old.occurrence)
+                await self._db(
+                    self._calendar_store().drop_calendar_vp, row.calendar_id, old.occurrence
+                )
             else:
                 kept.add(old.occurrence)  # it started already: leave it, launch no second one
         caller = Caller(owner=row.owner)
@@ -422,7 +448,7 @@ class HookService:
             except RateLimited:
                 raise cal.FeedError("launch rate limit reached; the rest next poll") from None
             vp = CalendarVp(occ.key, result.record.vp_id, occ.start.isoformat(), occ.link_hash)
-            await self._db(self.store.set_calendar_vp, row.calendar_id, vp)
+            await self._db(self._calendar_store().set_calendar_vp, row.calendar_id, vp)
             log.info(
                 "calendar.scheduled",
                 calendar_id=row.calendar_id,

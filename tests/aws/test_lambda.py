@@ -3,6 +3,7 @@ DynamoDB + KMS + Step Functions (executing) + ECS behind."""
 
 from __future__ import annotations
 
+import http.server
 import json
 import threading
 import time
@@ -12,6 +13,7 @@ from typing import Any
 
 import boto3
 import pytest
+from standardwebhooks import Webhook
 
 from scheduler import aws_lambda
 from scheduler.dynamodb_store import DynamoDbStore
@@ -441,3 +443,160 @@ def test_api_refuses_to_start_without_a_real_fingerprint_key(
     # The reaper never launches: it needs no key (its role cannot read the secret).
     monkeypatch.delenv("VP_FINGERPRINT_KEY_SECRET_ARN")
     assert "reaped" in aws_lambda.reaper_handler({}, None)
+
+
+class _Receiver(http.server.BaseHTTPRequestHandler):
+    """A webhook receiver: records every POST; answers 500 while ``fail`` > 0."""
+
+    received: list[tuple[dict[str, str], bytes]] = []
+    fail = 0
+
+    def do_POST(self) -> None:  # noqa: N802 - the handler's contract
+        body = self.rfile.read(int(self.headers["content-length"]))
+        type(self).received.append((dict(self.headers.items()), body))
+        failing = type(self).fail > 0
+        type(self).fail -= 1 if failing else 0
+        self.send_response(500 if failing else 200)
+        self.send_header("content-length", "0")
+        self.end_headers()
+
+    def log_message(self, *_args: Any) -> None:
+        pass
+
+
+def _stream_records(table: str) -> list[dict[str, Any]]:
+    streams = boto3.client("dynamodbstreams", region_name=REGION)
+    arn = boto3.client("dynamodb", region_name=REGION).describe_table(TableName=table)["Table"][
+        "LatestStreamArn"
+    ]
+    records: list[dict[str, Any]] = []
+    for shard in streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]:
+        iterator = streams.get_shard_iterator(
+            StreamArn=arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+        )["ShardIterator"]
+        records += streams.get_records(ShardIterator=iterator)["Records"]
+    return records
+
+
+def _sqs_event(queue_url: str) -> dict[str, Any]:
+    """Messages received as the Lambda event source mapping would pass them."""
+    sqs = boto3.client("sqs", region_name=REGION)
+    messages = sqs.receive_message(
+        QueueUrl=queue_url, MaxNumberOfMessages=10, AttributeNames=["ApproximateReceiveCount"]
+    ).get("Messages", [])
+    return {
+        "Records": [
+            {
+                "messageId": m["MessageId"],
+                "receiptHandle": m["ReceiptHandle"],
+                "body": m["Body"],
+                "attributes": m["Attributes"],
+            }
+            for m in messages
+        ]
+    }
+
+
+def test_webhooks_on_aws_stream_queue_and_delivery_lambda(
+    lambda_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Registration through the API Lambda; the VP table's stream → the events Lambda → SQS
+    (redrive to a DLQ) → the delivery Lambda, which signs, posts and leaves a failed message
+    to the queue's retry with the same webhook-id; seq exactly once across a retried batch."""
+    from scheduler import aws_hooks
+
+    ddb = boto3.client("dynamodb", region_name=REGION)
+    ddb.update_table(
+        TableName=TABLE,
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+    )
+    ddb.create_table(
+        TableName="vp-hooks",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"},
+                   {"AttributeName": "sk", "KeyType": "RANGE"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
+                              {"AttributeName": "sk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )  # fmt: skip
+    sqs = boto3.client("sqs", region_name=REGION)
+    dlq = sqs.create_queue(QueueName="vp-webhooks-dlq")["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    queue = sqs.create_queue(
+        QueueName="vp-webhooks",
+        Attributes={
+            "VisibilityTimeout": "60",
+            "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "50"}),
+        },
+    )["QueueUrl"]
+    _Receiver.received, _Receiver.fail = [], 1
+    receiver = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
+    threading.Thread(target=receiver.serve_forever, daemon=True).start()
+    host = f"127.0.0.1:{receiver.server_address[1]}"
+    for name, value in {
+        "VP_HOOKS_TABLE_NAME": "vp-hooks",
+        "VP_WEBHOOK_QUEUE_URL": queue,
+        "VP_WEBHOOK_ALLOWED_HOSTS": host,
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(aws_hooks, "_ROUTER", None)
+    monkeypatch.setattr(aws_hooks, "_DELIVERY", None)
+    try:
+        status, hook = call(event("POST", "/v1/webhooks", {"url": f"http://{host}/hook"}))
+        assert status == 201 and hook["secret"].startswith("whsec_"), hook
+        refused = call(event("POST", "/v1/webhooks", {"url": "https://169.254.169.254/x"}))
+        assert refused[0] == 422
+        status, listed = call(event("GET", "/v1/webhooks"))
+        assert status == 200 and [w["webhook_id"] for w in listed["webhooks"]] == [
+            hook["webhook_id"]
+        ]
+        assert hook["secret"] not in json.dumps(listed)
+        raw = ddb.scan(TableName="vp-hooks")["Items"]
+        assert hook["secret"].encode() not in json.dumps(raw, default=repr).encode()
+        deliveries = f"/v1/webhooks/{hook['webhook_id']}/deliveries"
+        assert call(event("GET", deliveries, sub="bob"))[0] == 404
+        assert call(event("GET", "/v1/webhooks", sub="bob"))[1] == {"webhooks": []}
+
+        later = (datetime.now(UTC) + timedelta(days=1)).isoformat()
+        body = {"meeting_url": URL, "passcode": PASSCODE, "join_at": later}
+        status, vp = call(event("POST", "/v1/vps", body))
+        assert status == 201
+        assert call(event("DELETE", f"/v1/vps/{vp['vp_id']}"))[1]["status"] == "CANCELLED"
+
+        records = _stream_records(TABLE)
+        assert aws_hooks.stream_handler({"Records": records}, None)["queued"] == 2
+        # A retried stream batch queues the same events again: same seq, same webhook-id.
+        assert aws_hooks.stream_handler({"Records": records}, None)["queued"] == 2
+
+        first = aws_hooks.delivery_handler(_sqs_event(queue), None)
+        assert len(first["batchItemFailures"]) == 1, "the 500 is left to the queue's retry"
+        time.sleep(2.5)  # the backoff: visible again after a second or two
+        second = aws_hooks.delivery_handler(_sqs_event(queue), None)
+        assert second == {"batchItemFailures": []}
+        status, log = call(event("GET", deliveries))
+    finally:
+        receiver.shutdown()
+    assert status == 200
+    verifier = Webhook(hook["secret"])
+    bodies = [verifier.verify(raw_body, headers) for headers, raw_body in _Receiver.received]
+    ids = [headers["webhook-id"] for headers, _ in _Receiver.received]
+    assert len(_Receiver.received) == 5  # 2 events x 2 queued copies + 1 retry
+    assert len(set(ids)) == 2, "one id per event, across queue copies and retries"
+    by_id = dict(zip(ids, bodies, strict=True))
+    events = sorted(by_id.values(), key=lambda b: b["data"]["seq"])
+    assert [(e["data"]["seq"], e["data"]["status"]) for e in events] == [
+        (1, "SCHEDULED"),
+        (2, "CANCELLED"),
+    ]
+    assert all(e["type"] == "vp.status" and e["data"]["vp_id"] == vp["vp_id"] for e in events)
+    everything = b"".join(b for _, b in _Receiver.received).decode()
+    assert PASSCODE not in everything and "LaMbDaPwd9" not in everything
+    assert [d["status_code"] for d in log["deliveries"]].count(500) == 1
+    assert log["delivered"] == 2 and log["failed"] == 0
+    assert (
+        sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["All"])["Attributes"][
+            "ApproximateNumberOfMessages"
+        ]
+        == "0"
+    )
