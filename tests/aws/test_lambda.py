@@ -562,6 +562,8 @@ def test_webhooks_on_aws_stream_queue_and_delivery_lambda(
         body = {"meeting_url": URL, "passcode": PASSCODE, "join_at": later}
         status, vp = call(event("POST", "/v1/vps", body))
         assert status == 201
+        (execution,) = executions(lambda_env["StateMachineArn"])
+        wait_entered(execution["executionArn"], "WaitUntilLaunch")
         assert call(event("DELETE", f"/v1/vps/{vp['vp_id']}"))[1]["status"] == "CANCELLED"
 
         records = _stream_records(TABLE)
