@@ -43,7 +43,7 @@ import structlog
 from boto3.dynamodb.types import TypeDeserializer
 from botocore.exceptions import ClientError
 
-from scheduler.hook_store import DeliveryRow, NewEvent, WebhookRow
+from scheduler.hook_store import CalendarRow, CalendarVp, DeliveryRow, NewEvent, WebhookRow
 from scheduler.netguard import WEBHOOK_HOSTS_ENV, UrlRefused, allowed_hosts, check_resolved
 from scheduler.webhooks import DELIVERY_TIMEOUT, EventType, backoff, signed_headers
 from vp import log as vplog
@@ -434,3 +434,151 @@ def delivery_handler(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
             exempt_hosts=allowed_hosts(WEBHOOK_HOSTS_ENV),
         )
     return _DELIVERY.handle(event)
+
+
+class DynamoDbCalendarStore(DynamoDbWebhookStore):
+    """Calendars on AWS, in the hooks table: ``calendar#<id>``/``meta`` (the calendar and
+    its last sync), ``owner#<owner>``/``calendar#<id>`` (the owner's index),
+    ``calendar#<id>``/``vp#<occurrence>`` (the VPs it scheduled). Implements the calendar
+    half of :class:`scheduler.hook_store.HookStore` for :class:`scheduler.hooks.HookService`.
+    """
+
+    _FIELDS = ("calendar_id", "owner", "ics_url", "name", "created_at", "last_attempt",
+               "last_success", "last_error")  # fmt: skip
+
+    @staticmethod
+    def _value(value: str | None) -> dict[str, Any]:
+        return {"NULL": True} if value is None else {"S": value}
+
+    def create_calendar(self, row: CalendarRow) -> None:
+        attrs = {name: self._value(getattr(row, name)) for name in self._FIELDS}
+        self._ddb.transact_write_items(
+            TransactItems=[
+                {"Put": {"TableName": self.table, "Item": {**attrs, **key},
+                         "ConditionExpression": "attribute_not_exists(pk)"}}
+                for key in (
+                    {"pk": {"S": f"calendar#{row.calendar_id}"}, "sk": {"S": "meta"}},
+                    {"pk": {"S": f"owner#{row.owner}"}, "sk": {"S": f"calendar#{row.calendar_id}"}},
+                )
+            ]
+        )  # fmt: skip
+
+    def _calendar(self, item: Mapping[str, Any]) -> CalendarRow:
+        plain = _plain(item)
+        values: list[Any] = [plain.get(name) for name in self._FIELDS]
+        return CalendarRow(*values)
+
+    def get_calendar(self, calendar_id: str) -> CalendarRow | None:
+        item = self._ddb.get_item(
+            TableName=self.table,
+            Key={"pk": {"S": f"calendar#{calendar_id}"}, "sk": {"S": "meta"}},
+            ConsistentRead=True,
+        ).get("Item")
+        return self._calendar(item) if item else None
+
+    def _items(self, call: Any, **kwargs: Any) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        while True:
+            page = call(TableName=self.table, **kwargs)
+            items.extend(page.get("Items", []))
+            if "LastEvaluatedKey" not in page:
+                return items
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def list_calendars(self, owner: str | None = None) -> list[CalendarRow]:
+        if owner is None:
+            items = self._items(
+                self._ddb.scan,
+                FilterExpression="sk = :meta AND begins_with(pk, :pk)",
+                ExpressionAttributeValues={":meta": {"S": "meta"}, ":pk": {"S": "calendar#"}},
+            )
+            rows = [self._calendar(i) for i in items]
+        else:
+            pointers = self._items(
+                self._ddb.query,
+                KeyConditionExpression="pk = :pk AND begins_with(sk, :sk)",
+                ExpressionAttributeValues={":pk": {"S": f"owner#{owner}"},
+                                           ":sk": {"S": "calendar#"}},
+            )  # fmt: skip
+            found = (self.get_calendar(p["calendar_id"]["S"]) for p in pointers)
+            rows = [row for row in found if row is not None]
+        return sorted(rows, key=lambda r: r.created_at)
+
+    def delete_calendar(self, calendar_id: str) -> None:
+        row = self.get_calendar(calendar_id)
+        keys = [{"pk": {"S": f"calendar#{calendar_id}"}, "sk": {"S": "meta"}}]
+        if row is not None:
+            keys.append({"pk": {"S": f"owner#{row.owner}"}, "sk": {"S": f"calendar#{calendar_id}"}})
+        keys += [
+            {"pk": {"S": f"calendar#{calendar_id}"}, "sk": {"S": f"vp#{vp.occurrence}"}}
+            for vp in self.calendar_vps(calendar_id)
+        ]
+        for key in keys:
+            self._ddb.delete_item(TableName=self.table, Key=key)
+
+    def set_calendar_result(
+        self, calendar_id: str, *, attempt: str, success: str | None, error: str | None
+    ) -> None:
+        values: dict[str, Any] = {":a": {"S": attempt}}
+        if success is not None:
+            update = "SET last_attempt = :a, last_success = :s, last_error = :n"
+            values |= {":s": {"S": success}, ":n": {"NULL": True}}
+        else:
+            update = "SET last_attempt = :a, last_error = :e"
+            values[":e"] = {"S": error or ""}
+        try:
+            self._ddb.update_item(
+                TableName=self.table,
+                Key={"pk": {"S": f"calendar#{calendar_id}"}, "sk": {"S": "meta"}},
+                UpdateExpression=update,
+                ConditionExpression="attribute_exists(pk)",  # deleted meanwhile: nothing
+                ExpressionAttributeValues=values,
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+
+    def calendar_vps(self, calendar_id: str) -> list[CalendarVp]:
+        items = self._items(
+            self._ddb.query,
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :sk)",
+            ExpressionAttributeValues={":pk": {"S": f"calendar#{calendar_id}"},
+                                       ":sk": {"S": "vp#"}},
+        )  # fmt: skip
+        vps = [
+            CalendarVp(str(p["occurrence"]), str(p["vp_id"]), str(p["start"]), str(p["link_hash"]))
+            for p in map(_plain, items)
+        ]
+        return sorted(vps, key=lambda v: v.start)
+
+    def set_calendar_vp(self, calendar_id: str, vp: CalendarVp) -> None:
+        self._ddb.put_item(
+            TableName=self.table,
+            Item={
+                "pk": {"S": f"calendar#{calendar_id}"},
+                "sk": {"S": f"vp#{vp.occurrence}"},
+                "occurrence": {"S": vp.occurrence},
+                "vp_id": {"S": vp.vp_id},
+                "start": {"S": vp.start},
+                "link_hash": {"S": vp.link_hash},
+            },
+        )
+
+    def drop_calendar_vp(self, calendar_id: str, occurrence: str) -> None:
+        self._ddb.delete_item(
+            TableName=self.table,
+            Key={"pk": {"S": f"calendar#{calendar_id}"}, "sk": {"S": f"vp#{occurrence}"}},
+        )
+
+
+def calendar_handler(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
+    """The calendar Lambda (``scheduler.aws_hooks.calendar_handler``), invoked by an
+    EventBridge Scheduler schedule every ``CalendarPollMinutes``: one sync of every calendar
+    (a broken feed is recorded on its calendar). Same environment as the API Lambda."""
+    from scheduler import aws_lambda
+
+    app = aws_lambda.calendar_app()
+    hooks = app.hooks
+    assert hooks is not None
+    app.run(hooks.sync_all())
+    return {"calendars": len(app.run(asyncio.to_thread(hooks.calendar_store().list_calendars)))}

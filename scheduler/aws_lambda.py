@@ -42,7 +42,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from scheduler.api import ApiError, create_app
 from scheduler.auth import Authenticator, caller_from_claims
-from scheduler.aws_hooks import DynamoDbWebhookStore
+from scheduler.aws_hooks import DynamoDbCalendarStore
 from scheduler.aws_launcher import AwsLauncher
 from scheduler.dynamodb_store import DynamoDbStore
 from scheduler.errors import Unauthorized
@@ -54,7 +54,9 @@ log = structlog.get_logger(__name__)
 
 # Only the contract's four routes are served here (the event streams of `vp serve` need a
 # long-lived connection, which API Gateway + Lambda do not give).
-_ROUTES = re.compile(r"^/v1/vps(/[^/]+)?$|^/v1/webhooks(/[^/]+(/deliveries)?)?$")
+_ROUTES = re.compile(
+    r"^/v1/vps(/[^/]+)?$|^/v1/webhooks(/[^/]+(/deliveries)?)?$|^/v1/calendars(/[^/]+)?$"
+)
 _claims: contextvars.ContextVar[Mapping[str, Any] | None] = contextvars.ContextVar(
     "vp_claims", default=None
 )
@@ -81,6 +83,7 @@ class LambdaApp:
 
     def __init__(self, service: VpService, hooks: HookService | None = None) -> None:
         self.service = service
+        self.hooks = hooks
         self.app: ASGIApp = create_app(
             service, ClaimsAuthenticator(), manage_service=False, hooks=hooks
         )
@@ -105,7 +108,7 @@ class LambdaApp:
         if os.environ.get("VP_HOOKS_TABLE_NAME"):
             # Webhook registration (contract 5); delivery is the queue's (scheduler.aws_hooks).
             hooks = HookService(
-                DynamoDbWebhookStore.from_env(), service, settings=HookSettings(calendar_poll=0)
+                DynamoDbCalendarStore.from_env(), service, settings=HookSettings(calendar_poll=0)
             )
         return cls(service, hooks)
 
@@ -203,6 +206,13 @@ def _app() -> LambdaApp:
         vplog.configure(os.environ.get("VP_LOG_LEVEL", "INFO"))
         _APP = LambdaApp.from_env()
     return _APP
+
+
+def calendar_app() -> LambdaApp:
+    """The calendar Lambda's container app: the API's service (it launches and cancels
+    VPs, so it needs the fingerprint key too) with its hooks; see
+    :func:`scheduler.aws_hooks.calendar_handler`."""
+    return _app()
 
 
 def _reaper_app() -> LambdaApp:

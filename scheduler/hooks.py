@@ -177,6 +177,8 @@ class HookService:
         # vp serve (SQLite) runs the outbox, the tap and the poller in this process; on AWS
         # (DynamoDB) the queue and its Lambdas deliver and calendars are not served here.
         self.local = store if isinstance(store, HookStore) else None
+        # Calendars: the SQLite store, or on AWS the DynamoDB one (same methods).
+        self.calendars = store if hasattr(store, "calendar_vps") else None
         self.deliverer = Deliverer(
             self.local or HookStore(":memory:"),
             allowed_hosts=self.webhook_hosts,
@@ -189,10 +191,12 @@ class HookService:
         return await asyncio.to_thread(fn, *args, **kwargs)
 
     # -- lifecycle ----------------------------------------------------------------------------
-    def _calendar_store(self) -> HookStore:
-        if self.local is None:
+    def calendar_store(self) -> HookStore:
+        """The store of calendars (:class:`HookStore` or its DynamoDB twin)."""
+        if self.calendars is None:
             raise NotFound("calendars are not served by this control plane")
-        return self.local
+        calendars: HookStore = self.calendars  # type: ignore[assignment]
+        return calendars
 
     async def start(self) -> None:
         if self.local is None:
@@ -282,7 +286,7 @@ class HookService:
 
     # -- calendars ----------------------------------------------------------------------------
     async def create_calendar(self, caller: Caller, request: CalendarRequest) -> Calendar:
-        self._calendar_store()  # 404 where calendars are not served
+        self.calendar_store()  # 404 where calendars are not served
         url = request.ics_url
         if url.lower().startswith("webcal://"):
             url = "https://" + url[len("webcal://") :]
@@ -290,7 +294,7 @@ class HookService:
             await check_resolved(url, self.calendar_hosts or frozenset())
         except UrlRefused as exc:
             raise InvalidRequest("ics_url", str(exc)) from None
-        existing = await self._db(self._calendar_store().list_calendars, caller.owner)
+        existing = await self._db(self.calendar_store().list_calendars, caller.owner)
         if len(existing) >= MAX_PER_OWNER:
             raise InvalidRequest("ics_url", f"at most {MAX_PER_OWNER} calendars per owner")
         self._limit(caller)
@@ -304,16 +308,16 @@ class HookService:
             last_success=None,
             last_error=None,
         )
-        await self._db(self._calendar_store().create_calendar, row)
+        await self._db(self.calendar_store().create_calendar, row)
         audit.info("audit", action="calendar.create", sub=caller.owner, calendar_id=row.calendar_id)
         await self.sync_calendar(row.calendar_id)  # the first sync at once, not in 5 minutes
         return await self._calendar_view(row.calendar_id)
 
     async def _calendar_view(self, calendar_id: str) -> Calendar:
-        row: CalendarRow | None = await self._db(self._calendar_store().get_calendar, calendar_id)
+        row: CalendarRow | None = await self._db(self.calendar_store().get_calendar, calendar_id)
         if row is None:
             raise NotFound(f"no calendar {calendar_id[:64]!r}")
-        vps: list[CalendarVp] = await self._db(self._calendar_store().calendar_vps, calendar_id)
+        vps: list[CalendarVp] = await self._db(self.calendar_store().calendar_vps, calendar_id)
         views = []
         for vp in vps:
             record = await self._db(self.vps.store.get, vp.vp_id)
@@ -335,12 +339,12 @@ class HookService:
 
     async def list_calendars(self, caller: Caller) -> list[Calendar]:
         rows = await self._db(
-            self._calendar_store().list_calendars, None if caller.admin else caller.owner
+            self.calendar_store().list_calendars, None if caller.admin else caller.owner
         )
         return [await self._calendar_view(r.calendar_id) for r in rows]
 
     async def _own_calendar(self, caller: Caller, calendar_id: str) -> CalendarRow:
-        row: CalendarRow | None = await self._db(self._calendar_store().get_calendar, calendar_id)
+        row: CalendarRow | None = await self._db(self.calendar_store().get_calendar, calendar_id)
         if row is None or not (caller.admin or row.owner == caller.owner):
             raise NotFound(f"no calendar {calendar_id[:64]!r}")
         return row
@@ -349,9 +353,9 @@ class HookService:
         """Remove the calendar and cancel the VPs it scheduled that have not started."""
         row = await self._own_calendar(caller, calendar_id)
         async with self._sync_lock:
-            for vp in await self._db(self._calendar_store().calendar_vps, row.calendar_id):
+            for vp in await self._db(self.calendar_store().calendar_vps, row.calendar_id):
                 await self._cancel_if_scheduled(vp.vp_id)
-            await self._db(self._calendar_store().delete_calendar, row.calendar_id)
+            await self._db(self.calendar_store().delete_calendar, row.calendar_id)
         audit.info("audit", action="calendar.delete", sub=caller.owner, calendar_id=calendar_id)
 
     async def _cancel_if_scheduled(self, vp_id: str) -> bool:
@@ -381,7 +385,7 @@ class HookService:
 
     async def sync_all(self) -> None:
         """One sync of every calendar; a failing one is recorded and skipped."""
-        for row in await self._db(self._calendar_store().list_calendars, None):
+        for row in await self._db(self.calendar_store().list_calendars, None):
             await self.sync_calendar(row.calendar_id)
 
     async def sync_calendar(self, calendar_id: str, *, now: datetime | None = None) -> None:
@@ -389,7 +393,7 @@ class HookService:
         for a broken feed (the error is recorded)."""
         async with self._sync_lock:
             row: CalendarRow | None = await self._db(
-                self._calendar_store().get_calendar, calendar_id
+                self.calendar_store().get_calendar, calendar_id
             )
             if row is None:
                 return
@@ -400,7 +404,7 @@ class HookService:
                 error = str(exc) if isinstance(exc, cal.FeedError) else type(exc).__name__
                 log.warning("calendar.sync_failed", calendar_id=calendar_id, error=error)
                 await self._db(
-                    self._calendar_store().set_calendar_result,
+                    self.calendar_store().set_calendar_result,
                     calendar_id,
                     attempt=attempt,
                     success=None,
@@ -408,7 +412,7 @@ class HookService:
                 )
                 return
             await self._db(
-                self._calendar_store().set_calendar_result,
+                self.calendar_store().set_calendar_result,
                 calendar_id,
                 attempt=attempt,
                 success=attempt,
@@ -419,7 +423,7 @@ class HookService:
         feed = await cal.fetch_feed(row.ics_url, self.calendar_hosts or frozenset())
         wanted, _cancelled = await asyncio.to_thread(cal.occurrences, feed, now)
         known: list[CalendarVp] = await self._db(
-            self._calendar_store().calendar_vps, row.calendar_id
+            self.calendar_store().calendar_vps, row.calendar_id
         )
         scheduled = [cal.Scheduled(k.occurrence, k.vp_id, k.start, k.link_hash) for k in known]
         todo = cal.plan(wanted, scheduled)
@@ -427,7 +431,7 @@ class HookService:
         for old in todo.cancel:
             if await self._cancel_if_scheduled(old.vp_id):
                 await self._db(
-                    self._calendar_store().drop_calendar_vp, row.calendar_id, old.occurrence
+                    self.calendar_store().drop_calendar_vp, row.calendar_id, old.occurrence
                 )
             else:
                 kept.add(old.occurrence)  # it started already: leave it, launch no second one
@@ -448,7 +452,7 @@ class HookService:
             except RateLimited:
                 raise cal.FeedError("launch rate limit reached; the rest next poll") from None
             vp = CalendarVp(occ.key, result.record.vp_id, occ.start.isoformat(), occ.link_hash)
-            await self._db(self._calendar_store().set_calendar_vp, row.calendar_id, vp)
+            await self._db(self.calendar_store().set_calendar_vp, row.calendar_id, vp)
             log.info(
                 "calendar.scheduled",
                 calendar_id=row.calendar_id,

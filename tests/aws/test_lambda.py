@@ -460,8 +460,30 @@ class _Receiver(http.server.BaseHTTPRequestHandler):
         self.send_header("content-length", "0")
         self.end_headers()
 
+    feed = b""
+    feed_status = 200
+
+    def do_GET(self) -> None:  # noqa: N802 - the handler's contract
+        cls = type(self)
+        self.send_response(cls.feed_status)
+        self.send_header("content-type", "text/calendar")
+        self.send_header("content-length", str(len(cls.feed)))
+        self.end_headers()
+        self.wfile.write(cls.feed)
+
     def log_message(self, *_args: Any) -> None:
         pass
+
+
+def _hooks_table() -> None:
+    boto3.client("dynamodb", region_name=REGION).create_table(
+        TableName="vp-hooks",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"},
+                   {"AttributeName": "sk", "KeyType": "RANGE"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
+                              {"AttributeName": "sk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )  # fmt: skip
 
 
 def _stream_records(table: str) -> list[dict[str, Any]]:
@@ -510,14 +532,7 @@ def test_webhooks_on_aws_stream_queue_and_delivery_lambda(
         TableName=TABLE,
         StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
     )
-    ddb.create_table(
-        TableName="vp-hooks",
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"},
-                   {"AttributeName": "sk", "KeyType": "RANGE"}],
-        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
-                              {"AttributeName": "sk", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )  # fmt: skip
+    _hooks_table()
     sqs = boto3.client("sqs", region_name=REGION)
     dlq = sqs.create_queue(QueueName="vp-webhooks-dlq")["QueueUrl"]
     dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"][
@@ -602,3 +617,62 @@ def test_webhooks_on_aws_stream_queue_and_delivery_lambda(
         ]
         == "0"
     )
+
+
+def test_calendars_on_aws_schedule_move_and_cancel_vps(
+    lambda_env: dict[str, str], dynamo_store: DynamoDbStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A calendar added through the API Lambda (synced at once: a VP and its execution);
+    the scheduled calendar Lambda moves and cancels VPs as the feed changes and records a
+    broken feed on the calendar."""
+    from scheduler import aws_hooks
+    from tests.scheduler.test_hooks import _event, _ics
+
+    _hooks_table()
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    host = f"127.0.0.1:{server.server_address[1]}"
+    monkeypatch.setenv("VP_HOOKS_TABLE_NAME", "vp-hooks")
+    monkeypatch.setenv("VP_CALENDAR_ALLOWED_HOSTS", host)
+    start = datetime.now(UTC).replace(microsecond=0) + timedelta(hours=2)
+    zoom = "LOCATION:https://zoom.us/j/5551234567"
+    _Receiver.feed, _Receiver.feed_status = _ics(_event("standup", start, zoom)), 200
+    machine = lambda_env["StateMachineArn"]
+    try:
+        status, calendar = call(event("POST", "/v1/calendars", {"ics_url": f"http://{host}/c.ics"}))
+        assert status == 201, calendar
+        ((first,),) = [[v["vp_id"] for v in calendar["vps"]]]
+        record = dynamo_store.get(first)
+        assert record is not None and record.join_at == start and record.owner == "alice"
+        assert call(event("GET", "/v1/calendars", sub="bob"))[1] == {"calendars": []}
+        (execution,) = executions(machine)
+        wait_entered(execution["executionArn"], "WaitUntilLaunch")
+
+        moved = start + timedelta(hours=1)
+        _Receiver.feed = _ics(_event("standup", moved, zoom))
+        assert aws_hooks.calendar_handler({}, None) == {"calendars": 1}
+        old = dynamo_store.get(first)
+        assert old is not None and old.status is Status.CANCELLED
+        listed = call(event("GET", "/v1/calendars"))[1]["calendars"][0]
+        ((second,),) = [[v["vp_id"] for v in listed["vps"]]]
+        new = dynamo_store.get(second)
+        assert new is not None and new.join_at == moved and new.status is Status.SCHEDULED
+        running = [e for e in executions(machine) if e["status"] == "RUNNING"]
+        (execution,) = running
+        wait_entered(execution["executionArn"], "WaitUntilLaunch")
+
+        _Receiver.feed_status = 500
+        aws_hooks.calendar_handler({}, None)
+        broken = call(event("GET", "/v1/calendars"))[1]["calendars"][0]
+        assert broken["last_error"] == "HTTP 500" and broken["last_success"]
+        assert [v["vp_id"] for v in broken["vps"]] == [second]
+
+        deleted = aws_lambda.handler(
+            event("DELETE", f"/v1/calendars/{calendar['calendar_id']}"), None
+        )
+        assert deleted["statusCode"] == 204
+        gone = dynamo_store.get(second)
+        assert gone is not None and gone.status is Status.CANCELLED
+        assert call(event("GET", "/v1/calendars"))[1] == {"calendars": []}
+    finally:
+        server.shutdown()
