@@ -167,6 +167,7 @@ def test_the_packaged_template_is_cfn_lint_clean_too(tmp_path: Path) -> None:
         "BrokerFunction",
         "WebhookEventsFunction",
         "WebhookDeliveryFunction",
+        "CalendarFunction",
     }
     for name in functions:
         fn = packaged["Resources"][name]["Properties"]
@@ -249,10 +250,11 @@ def test_data_actions_name_this_stacks_resources() -> None:
             "BrokerFunctionLogGroup",
             "WebhookEventsFunctionLogGroup",
             "WebhookDeliveryFunctionLogGroup",
+            "CalendarFunctionLogGroup",
         },
         "kms:": {"DataKey", "TranscriberTokenSecretKmsKeyArn"},
         "s3:": {"TicketBucket"},
-        "lambda:": {"TicketFunction", "BrokerFunction"},
+        "lambda:": {"TicketFunction", "BrokerFunction", "CalendarFunction"},
         "events:": {"AWS::Partition"},
     }
     for prefix, allowed in expectations.items():
@@ -302,6 +304,7 @@ def test_passcodes_need_their_encryption_context() -> None:
         "ApiFunctionRole": ["kms:Encrypt"],
         "BrokerFunctionRole": ["kms:Decrypt"],
         "WebhookDeliveryFunctionRole": ["kms:Decrypt"],  # webhook secrets (contract 5)
+        "CalendarFunctionRole": ["kms:Encrypt"],  # it launches VPs as the API does
     }
     for role, s in _by_action("kms:"):
         if role in direct and "kms:ViaService" not in json.dumps(s.get("Condition", {})):
@@ -376,6 +379,7 @@ def test_every_log_group_is_encrypted_and_retained() -> None:
         "BrokerFunctionLogGroup",
         "WebhookEventsFunctionLogGroup",
         "WebhookDeliveryFunctionLogGroup",
+        "CalendarFunctionLogGroup",
     }
     for name in groups:
         props = _props(name)
@@ -571,6 +575,9 @@ def test_every_route_requires_the_cognito_jwt() -> None:
         "GET /v1/webhooks",
         "GET /v1/webhooks/{webhook_id}/deliveries",
         "DELETE /v1/webhooks/{webhook_id}",
+        "POST /v1/calendars",
+        "GET /v1/calendars",
+        "DELETE /v1/calendars/{calendar_id}",
     }
     for route in routes.values():
         assert route["Properties"]["AuthorizationType"] == "JWT"
@@ -707,7 +714,11 @@ def test_the_task_role_reaches_only_the_broker() -> None:
     assert invoke["Resource"] == {"Fn::GetAtt": ["BrokerFunction", "Arn"]}
     # Who may invoke what: the task only the broker, the workflow only the ticket minter.
     invokers = {(role, next(iter(_refs(s["Resource"])))) for role, s in _by_action("lambda:")}
-    assert invokers == {("TaskRole", "BrokerFunction"), ("StateMachineRole", "TicketFunction")}
+    assert invokers == {
+        ("TaskRole", "BrokerFunction"),
+        ("StateMachineRole", "TicketFunction"),
+        ("CalendarSchedulerRole", "CalendarFunction"),  # the calendar poll (contract 5)
+    }
     assert not _of_type("AWS::Lambda::Permission").keys() - {
         "ReaperInvokePermission",
         "ApiInvokePermission",
@@ -751,13 +762,17 @@ def test_launches_are_throttled_per_route_and_the_api_lambda_has_reserved_concur
         for r in _of_type("AWS::ApiGatewayV2::Route").values()
         if r["Properties"]["RouteKey"].startswith("POST")
     ]
-    assert sorted(posts) == ["POST /v1/vps", "POST /v1/webhooks"]
+    assert sorted(posts) == ["POST /v1/calendars", "POST /v1/vps", "POST /v1/webhooks"]
     for launch in posts:
         assert stage["RouteSettings"][launch] == {
             "ThrottlingRateLimit": {"Ref": "LaunchThrottlingRateLimit"},
             "ThrottlingBurstLimit": {"Ref": "LaunchThrottlingBurstLimit"},
         }
-    assert RES["ApiStage"]["DependsOn"] == ["RouteCreate", "RouteCreateWebhook"]
+    assert RES["ApiStage"]["DependsOn"] == [
+        "RouteCreate",
+        "RouteCreateWebhook",
+        "RouteCreateCalendar",
+    ]
     assert (
         PARAMS["LaunchThrottlingRateLimit"]["Default"] < PARAMS["ApiThrottlingRateLimit"]["Default"]
     )
