@@ -41,6 +41,7 @@ _NO_CALENDAR: Responses = {**_UNAUTHORIZED, 404: _error("no such calendar")}
 _REGISTER_ERRORS: Responses = {
     400: _error("malformed body"),
     **_UNAUTHORIZED,
+    404: _error("this control plane serves no webhooks or calendars"),
     413: _error("body too large"),
     415: _error("not application/json"),
     **_INVALID,
@@ -83,7 +84,7 @@ async def create_webhook(body: WebhookRequest, caller: CallerDep, hooks: HooksDe
     response_model=WebhookList,
     operation_id="listWebhooks",
     summary="The caller's webhooks (never their secrets)",
-    responses={200: {"description": "the webhooks"}, **_UNAUTHORIZED},
+    responses={200: {"description": "the webhooks"}, **_NO_WEBHOOK},
 )
 async def list_webhooks(caller: CallerDep, hooks: HooksDep) -> Response:
     found = await hooks.list_webhooks(caller)
@@ -137,7 +138,7 @@ async def create_calendar(body: CalendarRequest, caller: CallerDep, hooks: Hooks
     response_model=CalendarList,
     operation_id="listCalendars",
     summary="The caller's calendars: last sync and the VPs they scheduled",
-    responses={200: {"description": "the calendars"}, **_UNAUTHORIZED},
+    responses={200: {"description": "the calendars"}, **_NO_CALENDAR},
 )
 async def list_calendars(caller: CallerDep, hooks: HooksDep) -> Response:
     found = await hooks.list_calendars(caller)

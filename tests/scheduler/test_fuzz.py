@@ -14,6 +14,8 @@ from hypothesis import HealthCheck, settings
 from schemathesis.checks import positive_data_acceptance
 
 from scheduler.api import openapi_document
+from scheduler.hook_store import HookStore
+from scheduler.hooks import HookService, HookSettings
 from scheduler.ratelimit import RateLimiter
 from scheduler.service import VpService
 from scheduler.sqlite_store import SqliteStore
@@ -37,7 +39,10 @@ def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             RecordingLauncher(),
             rate_limiter=RateLimiter(10_000, 60),
         )
-        holder["server"] = await start_server(service, folder / "out")
+        hooks = HookService(
+            HookStore(folder / "vps.db"), service, settings=HookSettings(calendar_poll=0)
+        )
+        holder["server"] = await start_server(service, folder / "out", hooks=hooks)
         ready.set()
         await holder["server"].task
 
