@@ -380,7 +380,10 @@ class HookService:
 
     async def _poll_forever(self) -> None:
         while True:
-            await self.sync_all()
+            try:
+                await self.sync_all()
+            except Exception as exc:  # e.g. the database busy: the next round tries again
+                log.error("calendar.poll_failed", error=type(exc).__name__)
             await asyncio.sleep(self.settings.calendar_poll)
 
     async def sync_all(self) -> None:
