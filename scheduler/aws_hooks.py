@@ -44,7 +44,7 @@ from boto3.dynamodb.types import TypeDeserializer
 from botocore.exceptions import ClientError
 
 from scheduler.hook_store import CalendarRow, CalendarVp, DeliveryRow, NewEvent, WebhookRow
-from scheduler.netguard import WEBHOOK_HOSTS_ENV, UrlRefused, allowed_hosts, check_resolved
+from scheduler.netguard import WEBHOOK_HOSTS_ENV, UrlRefused, allowed_hosts, pinned_target
 from scheduler.webhooks import DELIVERY_TIMEOUT, EventType, backoff, signed_headers
 from vp import log as vplog
 
@@ -359,7 +359,12 @@ class Delivery:
         self.retry_seconds = retry_seconds
         self.exempt_hosts = exempt_hosts
         self._sqs = sqs or boto3.client("sqs")
-        self._http = httpx.Client(timeout=DELIVERY_TIMEOUT, follow_redirects=False, trust_env=False)
+        self._http = httpx.Client(
+            timeout=DELIVERY_TIMEOUT,
+            follow_redirects=False,
+            trust_env=False,
+            limits=httpx.Limits(max_keepalive_connections=0),  # targets are pinned
+        )
 
     def handle(self, event: Mapping[str, Any]) -> dict[str, Any]:
         failures = []
@@ -384,11 +389,14 @@ class Delivery:
         error: str | None = None
         body = str(message["body"])
         try:
-            asyncio.run(check_resolved(hook.url, self.exempt_hosts))
+            target = asyncio.run(pinned_target(hook.url, self.exempt_hosts))
             now = datetime.now(UTC)
             headers = signed_headers(hook.secret, str(message["msg_id"]), body, now)
             status_code = self._http.post(
-                hook.url, content=body.encode(), headers=headers
+                target.url,
+                content=body.encode(),
+                headers={**headers, **target.headers},
+                extensions=target.extensions,
             ).status_code
         except UrlRefused as exc:
             error = f"refused: {exc}"

@@ -19,8 +19,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
+import ssl
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -32,7 +34,8 @@ import icalendar
 import recurring_ical_events  # type: ignore[import-untyped]
 
 from platforms.registry import resolve
-from scheduler.netguard import UrlRefused, check_resolved
+from scheduler.netguard import UrlRefused, pinned_target
+from scheduler.webhooks import new_client
 from vp.errors import InvalidUrl
 
 MAX_FEED_BYTES = 1024 * 1024
@@ -57,20 +60,25 @@ class FeedError(Exception):
     """The feed could not be fetched or parsed; the message is recorded on the calendar."""
 
 
-async def fetch_feed(url: str, allowed_hosts: frozenset[str]) -> bytes:
+async def fetch_feed(
+    url: str, allowed_hosts: frozenset[str], *, verify: ssl.SSLContext | bool = True
+) -> bytes:
     """The feed's bytes. Raises :class:`FeedError` (refused URL, HTTP error, too large)."""
     if url.lower().startswith("webcal://"):
         url = "https://" + url[len("webcal://") :]
-    async with httpx.AsyncClient(
-        timeout=FETCH_TIMEOUT, follow_redirects=False, trust_env=False
-    ) as client:
+    async with new_client(verify) as client:
         for _hop in range(MAX_REDIRECTS + 1):
             try:
-                await check_resolved(url, allowed_hosts)
+                target = await pinned_target(url, allowed_hosts)
             except UrlRefused as exc:
                 raise FeedError(str(exc)) from None
+            headers = {"accept": "text/calendar", **target.headers}
+            request = client.build_request(
+                "GET", target.url, headers=headers, extensions=target.extensions,
+                timeout=FETCH_TIMEOUT,
+            )  # fmt: skip
             try:
-                async with client.stream("GET", url, headers={"accept": "text/calendar"}) as resp:
+                async with contextlib.aclosing(await client.send(request, stream=True)) as resp:
                     if resp.is_redirect and "location" in resp.headers:
                         url = urljoin(url, resp.headers["location"])
                         continue

@@ -9,6 +9,12 @@ re-pointed after registration). Hosts an operator lists in ``VP_WEBHOOK_ALLOWED_
 exempt — then ``http`` is allowed too — for tests and private deployments.
 
 Parsing reuses :func:`vp.urls.split_url` (no user info, no ambiguous host forms).
+
+No DNS rebinding between the check and the connection: :func:`pinned_target` gives the URL
+with its host replaced by the address that was checked, the ``Host`` header and the TLS
+server name (httpx's ``sni_hostname`` extension, so the certificate is still verified for
+the host name). Clients using it keep no connections alive (a pooled connection must not
+serve another host name that resolved to the same address).
 """
 
 from __future__ import annotations
@@ -17,7 +23,9 @@ import asyncio
 import ipaddress
 import os
 import socket
-from urllib.parse import SplitResult
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import SplitResult, urlunsplit
 
 from vp.errors import InvalidUrl
 from vp.urls import operator_allowed, parse_allowed_hosts, split_url
@@ -71,19 +79,52 @@ def check_syntax(url: str, exempt_hosts: frozenset[str]) -> tuple[SplitResult, b
     return parts, False
 
 
-async def check_resolved(url: str, exempt_hosts: frozenset[str]) -> None:
+async def resolve(host: str, port: int) -> list[str]:
+    """The addresses ``host`` resolves to, in the resolver's order."""
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """What to request: ``url`` (pinned to a checked address), extra ``headers`` and httpx
+    request ``extensions``."""
+
+    url: str
+    headers: dict[str, str] = field(default_factory=dict)
+    extensions: dict[str, Any] = field(default_factory=dict)
+
+
+async def pinned_target(url: str, exempt_hosts: frozenset[str]) -> Target:
     """:func:`check_syntax`, then resolve the host: every address must be public (unless the
-    host is exempt). Raises :class:`UrlRefused`."""
+    host is exempt); the result is pinned to the first of them. Raises :class:`UrlRefused`."""
     parts, exempt = check_syntax(url, exempt_hosts)
-    if exempt:
-        return
+    host = (parts.hostname or "").strip("[]")
+    try:
+        ipaddress.ip_address(host)
+        literal = True
+    except ValueError:
+        literal = False
+    if exempt or literal:
+        return Target(url)  # exempt, or an address checked already: nothing to resolve
     port = parts.port or 443
     try:
-        infos = await asyncio.get_running_loop().getaddrinfo(
-            parts.hostname, port, type=socket.SOCK_STREAM
-        )
+        addresses = await resolve(host, port)
     except OSError:
         raise UrlRefused("URL host does not resolve") from None
-    addresses = {str(info[4][0]) for info in infos}
     if not addresses or not all(public_address(a) for a in addresses):
         raise UrlRefused("URL host resolves to a non-public address")
+    address = addresses[0]
+    netloc = f"[{address}]" if ":" in address else address
+    if parts.port:
+        netloc += f":{parts.port}"
+    return Target(
+        urlunsplit(parts._replace(netloc=netloc)),
+        headers={"host": parts.netloc},
+        extensions={"sni_hostname": host},
+    )
+
+
+async def check_resolved(url: str, exempt_hosts: frozenset[str]) -> None:
+    """:func:`pinned_target` for its checks only (at registration)."""
+    await pinned_target(url, exempt_hosts)

@@ -24,6 +24,7 @@ import base64
 import json
 import random
 import secrets
+import ssl
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -38,7 +39,7 @@ from standardwebhooks import Webhook
 from scheduler.events import EventHub
 from scheduler.hook_store import HookStore, NewEvent, OutboxRow
 from scheduler.models import VpRecord
-from scheduler.netguard import UrlRefused, check_resolved
+from scheduler.netguard import UrlRefused, pinned_target
 from scheduler.store import VpStore
 
 log = structlog.get_logger(__name__)
@@ -258,6 +259,18 @@ def signed_headers(secret: str, msg_id: str, body: str, now: datetime) -> dict[s
     }
 
 
+def new_client(verify: ssl.SSLContext | bool = True) -> httpx.AsyncClient:
+    """The HTTP client of deliveries and feed fetches: no redirects followed, no proxy from
+    the environment, no kept-alive connections (targets are pinned per request)."""
+    return httpx.AsyncClient(
+        timeout=DELIVERY_TIMEOUT,
+        follow_redirects=False,
+        trust_env=False,
+        verify=verify,
+        limits=httpx.Limits(max_keepalive_connections=0),
+    )
+
+
 class Deliverer:
     """Posts due outbox rows, at most ``concurrency`` at once; see the module docstring."""
 
@@ -269,7 +282,9 @@ class Deliverer:
         retry_seconds: float = 24 * 3600.0,
         concurrency: int = 8,
         clock: Callable[[], float] = time.time,
+        verify: ssl.SSLContext | bool = True,
     ) -> None:
+        self.verify = verify
         self.store = store
         self.allowed_hosts = allowed_hosts
         self.retry_seconds = retry_seconds
@@ -282,9 +297,7 @@ class Deliverer:
         self._wake.set()
 
     async def run(self) -> None:
-        async with httpx.AsyncClient(
-            timeout=DELIVERY_TIMEOUT, follow_redirects=False, trust_env=False
-        ) as client:
+        async with new_client(self.verify) as client:
             tasks: set[asyncio.Task[None]] = set()
             try:
                 while True:
@@ -320,12 +333,14 @@ class Deliverer:
             status_code: int | None = None
             error: str | None = None
             try:
-                await check_resolved(row.url, self.allowed_hosts)
+                target = await pinned_target(row.url, self.allowed_hosts)
                 now = datetime.fromtimestamp(self.clock(), UTC)
+                headers = signed_headers(row.secret, row.msg_id, row.body, now)
                 response = await client.post(
-                    row.url,
+                    target.url,
                     content=row.body.encode(),
-                    headers=signed_headers(row.secret, row.msg_id, row.body, now),
+                    headers={**headers, **target.headers},
+                    extensions=target.extensions,
                 )
                 status_code = response.status_code
             except UrlRefused as exc:

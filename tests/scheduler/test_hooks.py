@@ -55,6 +55,7 @@ class Receiver:
     feed_status: int = 200
     server: uvicorn.Server | None = None
     task: asyncio.Task[None] | None = None
+    tls: tuple[str, str] | None = None  # (certfile, keyfile): serve https
 
     @property
     def host(self) -> str:
@@ -86,7 +87,8 @@ class Receiver:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", self.port))
         self.port = sock.getsockname()[1]
-        config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off")
+        tls = {"ssl_certfile": self.tls[0], "ssl_keyfile": self.tls[1]} if self.tls else {}
+        config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off", **tls)
         self.server = uvicorn.Server(config)
         self.task = asyncio.create_task(self.server.serve(sockets=[sock]))
         await wait_for(lambda: self.server is not None and self.server.started)
@@ -469,3 +471,99 @@ async def test_calendar_feed_schedules_moves_and_cancels_vps(
         teams = (await alice.get(f"/v1/vps/{by_platform['teams']['vp_id']}")).json()
         assert teams["status"] == "CANCELLED"
         assert (await alice.get("/v1/calendars")).json() == {"calendars": []}
+
+
+def _certificate(folder: Path, host: str) -> tuple[str, str]:
+    """A self-signed certificate for ``host``: (certfile, keyfile)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name)
+        .public_key(key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=1)).not_valid_after(now + timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(host)]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )  # fmt: skip
+    certfile, keyfile = folder / "cert.pem", folder / "key.pem"
+    certfile.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    keyfile.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return str(certfile), str(keyfile)
+
+
+async def test_deliveries_are_pinned_to_the_checked_address(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No DNS rebinding between check and connection: the delivery connects to the address
+    that was checked (here the name's only address, made "public" for the test), with the
+    certificate still verified for the host name; a name with any private address is
+    refused."""
+    import ssl
+
+    from scheduler import netguard
+    from scheduler.hook_store import NewEvent, WebhookRow
+    from scheduler.webhooks import Deliverer
+
+    certfile, keyfile = _certificate(tmp_path, "hooks.example")
+    rx = Receiver(tls=(certfile, keyfile))
+    await rx.start()
+    answers = {"hooks.example": ["127.0.0.1"], "rebound.example": ["93.184.216.34", "10.0.0.5"]}
+    resolved: list[str] = []
+
+    async def fake_resolve(host: str, port: int) -> list[str]:
+        resolved.append(host)
+        return answers[host]
+
+    real_public = netguard.public_address
+    monkeypatch.setattr(netguard, "resolve", fake_resolve)
+    monkeypatch.setattr(netguard, "public_address", lambda a: a == "127.0.0.1" or real_public(a))
+    try:
+        target = await netguard.pinned_target(f"https://hooks.example:{rx.port}/hook", frozenset())
+        assert target.url == f"https://127.0.0.1:{rx.port}/hook"
+        assert target.headers == {"host": f"hooks.example:{rx.port}"}
+        assert target.extensions == {"sni_hostname": "hooks.example"}
+        with pytest.raises(netguard.UrlRefused, match="non-public"):
+            await netguard.pinned_target("https://rebound.example/hook", frozenset())
+
+        store = HookStore(tmp_path / "hooks.db")
+        url = f"https://hooks.example:{rx.port}/hook"
+        store.create_webhook(WebhookRow("wh_1", "alice", url, (), "whsec_" + "A" * 44, "t"))
+        event = NewEvent("vp.status", "2030-01-01T00:00:00Z", {"status": "SCHEDULED"})
+        assert store.emit("vp1", "alice", "status", 0, 1, [event], now=time.time())
+        trust = ssl.create_default_context(cafile=certfile)
+        deliverer = Deliverer(store, allowed_hosts=frozenset(), verify=trust)
+        task = asyncio.create_task(deliverer.run())
+        await wait_for(lambda: store.outbox_states("wh_1").get("delivered") == 1)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        ((headers, _),) = rx.received
+        assert headers["host"] == f"hooks.example:{rx.port}" and "hooks.example" in resolved
+
+        # The same delivery with a certificate that does not match fails (not delivered).
+        store.create_webhook(
+            WebhookRow("wh_2", "alice", url.replace("hooks.", "other."), (), "whsec_" + "A" * 44,
+                       "t")
+        )  # fmt: skip
+        answers["other.example"] = ["127.0.0.1"]
+        assert store.emit("vp1", "alice", "status", 1, 2, [event], now=time.time())
+        task = asyncio.create_task(deliverer.run())
+        await wait_for(lambda: bool(store.deliveries("wh_2")))
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        (attempt,) = store.deliveries("wh_2")[-1:]
+        assert attempt.status_code is None and attempt.error == "ConnectError"
+        assert not [h for h, _ in rx.received if h["host"].startswith("other.")]
+    finally:
+        await rx.stop()
