@@ -28,7 +28,7 @@ How a task proves which VP it is — the launch ticket:
    ticket (hash match for that ``vp_id``, not expired) authorises status writes for that VP
    only, through :meth:`VpStore.transition` (so the lifecycle rules and conditional writes
    hold). A terminal status frees the owner's active-VP slot.
-5. **Events** (``{"action": "events", "vp_id", "ticket", "kind": "transcript"|"chat",
+5. **Events** (``{"action": "events", "vp_id", "ticket", "kind": "transcript"|"chat"|"events",
    "start", "items": […]}``, at most :data:`MAX_EVENT_BATCH` items): the same ticket
    authorises the VP's final transcript segments and chat lines for its owner's webhooks
    (contract 5). Only the contract's fields are kept (:func:`scheduler.webhooks.line_event`);
@@ -77,7 +77,9 @@ TICKET_ENV = "VP_LAUNCH_TICKET"
 TICKET_LIFETIME_S = 9 * 3600
 MAX_DETAIL = 1000
 MAX_EVENT_BATCH = 50
-EVENT_KINDS = ("transcript", "chat")
+# The VP's output files whose lines become events: transcript.jsonl, chat.jsonl, events.jsonl
+# (vp.capture_degraded).
+EVENT_KINDS = ("transcript", "chat", "events")
 _VP_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 _TICKET = re.compile(r"^[A-Za-z0-9_-]{20,128}$")
 _BOTO_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5)

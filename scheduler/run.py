@@ -239,12 +239,13 @@ FORWARD_INTERVAL = 1.0
 _EVENT_FIELDS = {
     "transcript": ("ts", "speaker", "text", "start", "end"),
     "chat": ("ts", "sender", "text", "direction"),
+    "events": ("ts", "type", "start_s", "cause"),  # vp.capture_degraded
 }
 
 
 class EventForwarder:
-    """Contract 5 on AWS, the task's side: follows the VP's ``transcript.jsonl`` and
-    ``chat.jsonl`` and sends their events through the broker, at most
+    """Contract 5 on AWS, the task's side: follows the VP's ``transcript.jsonl``,
+    ``chat.jsonl`` and ``events.jsonl`` and sends their events through the broker, at most
     :data:`~scheduler.broker.MAX_EVENT_BATCH` per call, only the contract's fields (never a
     URL, passcode or token). A failed call is retried from the same place a tick later, so
     ``start`` (the count of that kind's events sent before) stays exact; memory is bounded by

@@ -401,8 +401,11 @@ def test_transcript_and_chat_events_go_through_the_broker_for_the_tickets_vp_onl
     (out / "chat.jsonl").write_text(
         json.dumps({"ts": 2.0, "sender": "Bob", "text": "hi", "direction": "in"}) + "\n"
     )
+    (out / "events.jsonl").write_text(
+        json.dumps({"type": "vp.capture_degraded", "start_s": 31.5, "cause": "silent"}) + "\n"
+    )
     forwarder = EventForwarder(client("vp1", tickets["vp1"]), out)
-    assert forwarder.forward_once() == 61  # two transcript batches (50 + 10) and the chat
+    assert forwarder.forward_once() == 62  # transcript (50 + 10), the chat, capture degraded
     assert forwarder.forward_once() == 0  # nothing new
     messages: list[dict[str, Any]] = []
     while batch := sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages"):
@@ -410,8 +413,10 @@ def test_transcript_and_chat_events_go_through_the_broker_for_the_tickets_vp_onl
         for m in batch:
             sqs.delete_message(QueueUrl=queue, ReceiptHandle=m["ReceiptHandle"])
     bodies = [json.loads(m["body"]) for m in messages]
-    assert sorted(b["data"]["seq"] for b in bodies) == list(range(1, 62))
-    assert {b["type"] for b in bodies} == {"vp.transcript", "vp.chat"}
+    assert sorted(b["data"]["seq"] for b in bodies) == list(range(1, 63))
+    assert {b["type"] for b in bodies} == {"vp.transcript", "vp.chat", "vp.capture_degraded"}
+    degraded = next(b["data"] for b in bodies if b["type"] == "vp.capture_degraded")
+    assert (degraded["start_s"], degraded["cause"]) == (31.5, "silent")
     first = next(b for b in bodies if b["data"].get("text") == "line 0")["data"]
     assert first == {"speaker": "Ann", "text": "line 0", "start_s": 0.0, "end_s": 0.5,
                      "vp_id": "vp1", "seq": first["seq"]}  # fmt: skip
@@ -429,4 +434,6 @@ def test_transcript_and_chat_events_go_through_the_broker_for_the_tickets_vp_onl
     own = client("vp1", tickets["vp1"])
     assert own.send_events("chat", 5, [{"text": "x"}] * 51)["error"] == "invalid-events"
     assert own.send_events("status", 0, [{"text": "x"}])["error"] == "invalid-events"
+    bogus = own.send_events("events", 0, [{"type": "vp.status", "status": "COMPLETED"}])
+    assert bogus["error"] == "invalid-events", "only capture events come from the task"
     assert own.send_events("chat", -1, [{"text": "x"}])["error"] == "invalid-events"
