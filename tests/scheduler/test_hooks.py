@@ -567,3 +567,31 @@ async def test_deliveries_are_pinned_to_the_checked_address(
         assert not [h for h, _ in rx.received if h["host"].startswith("other.")]
     finally:
         await rx.stop()
+
+
+async def test_a_delivery_failing_past_the_retry_window_is_recorded_failed(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    """Retries back off (1 s, 2 s, …) until the retry window (--webhook-retry-hours) is over;
+    then the event is marked failed and no more attempts are made."""
+    from scheduler.hook_store import NewEvent, WebhookRow
+    from scheduler.webhooks import Deliverer
+
+    receiver.status = 500
+    store = HookStore(tmp_path / "hooks.db")
+    store.create_webhook(WebhookRow("wh_1", "alice", receiver.url, (), "whsec_" + "A" * 44, "t"))
+    event = NewEvent("vp.status", "2030-01-01T00:00:00Z", {"status": "SCHEDULED"})
+    assert store.emit("vp1", "alice", "status", 0, 1, [event], now=time.time())
+    deliverer = Deliverer(store, allowed_hosts=frozenset({receiver.host}), retry_seconds=2.5)
+    task = asyncio.create_task(deliverer.run())
+    try:
+        await wait_for(lambda: store.outbox_states("wh_1").get("failed") == 1, timeout=15)
+        await asyncio.sleep(1.5)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    attempts = list(reversed(store.deliveries("wh_1")))
+    assert [a.attempt for a in attempts] == list(range(1, len(attempts) + 1))
+    assert 2 <= len(attempts) <= 3 and all(a.status_code == 500 for a in attempts)
+    assert len(receiver.received) == len(attempts), "nothing after it was marked failed"
+    assert len({h["webhook-id"] for h, _ in receiver.received}) == 1
