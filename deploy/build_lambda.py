@@ -32,6 +32,11 @@ LAMBDA_DEPENDENCIES = (
     "mangum",
     "structlog",
     "playwright",
+    # contract 5: webhook delivery and signing, calendar feeds
+    "httpx",
+    "standardwebhooks",
+    "icalendar",
+    "recurring-ical-events",
 )
 # Shipped by the Lambda Python runtime itself (and large: botocore alone is ~80 MB).
 RUNTIME_PROVIDED = ("boto3",)

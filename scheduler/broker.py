@@ -28,6 +28,12 @@ How a task proves which VP it is — the launch ticket:
    ticket (hash match for that ``vp_id``, not expired) authorises status writes for that VP
    only, through :meth:`VpStore.transition` (so the lifecycle rules and conditional writes
    hold). A terminal status frees the owner's active-VP slot.
+5. **Events** (``{"action": "events", "vp_id", "ticket", "kind": "transcript"|"chat"|"events",
+   "start", "items": […]}``, at most :data:`MAX_EVENT_BATCH` items): the same ticket
+   authorises the VP's final transcript segments and chat lines for its owner's webhooks
+   (contract 5). Only the contract's fields are kept (:func:`scheduler.webhooks.line_event`);
+   ``start`` numbers the batch's first item among that kind's events, so a retried batch gets
+   the same ``seq`` and ``webhook-id`` (:class:`scheduler.aws_hooks.EventRouter`).
 
 What this gives: a compromised task holds one ticket, valid for one VP; with it, it can read
 that VP's meeting once (it already had it) and write that VP's statuses. It cannot read the
@@ -70,6 +76,10 @@ TICKET_ENV = "VP_LAUNCH_TICKET"
 # timeout (8 h) plus the pre-start lead and start-up, with margin.
 TICKET_LIFETIME_S = 9 * 3600
 MAX_DETAIL = 1000
+MAX_EVENT_BATCH = 50
+# The VP's output files whose lines become events: transcript.jsonl, chat.jsonl, events.jsonl
+# (vp.capture_degraded).
+EVENT_KINDS = ("transcript", "chat", "events")
 _VP_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 _TICKET = re.compile(r"^[A-Za-z0-9_-]{20,128}$")
 _BOTO_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5)
@@ -175,9 +185,13 @@ class Broker:
         s3: Any = None,
         bucket: str | None = None,
         clock: Any = time.time,
+        router: Any = None,
     ) -> None:
+        """``router`` (:class:`scheduler.aws_hooks.EventRouter`) takes the task's transcript
+        and chat events to the webhook queue; without it they are refused."""
         self.store = store
         self.limiter = limiter
+        self.router = router
         self.bucket = bucket
         self._clock = clock
         self._ddb: Any = store._ddb  # the store's client: same table, same retries
@@ -189,10 +203,19 @@ class Broker:
 
         env = os.environ if env is None else env
         bucket_arn = env.get("VP_TICKET_BUCKET_ARN", "")
+        router = None
+        if env.get("VP_HOOKS_TABLE_NAME") and env.get("VP_WEBHOOK_QUEUE_URL"):
+            from scheduler.aws_hooks import DynamoDbWebhookStore, EventRouter
+
+            hooks = DynamoDbWebhookStore(
+                env["VP_HOOKS_TABLE_NAME"], env.get("VP_PASSCODE_KMS_KEY_ID", "")
+            )
+            router = EventRouter(hooks, env["VP_WEBHOOK_QUEUE_URL"])
         return cls(
             DynamoDbStore.from_env(env),
             limiter=DynamoDbLaunchLimiter.from_env(env),
             bucket=bucket_arn.split(":::", 1)[1] if ":::" in bucket_arn else None,
+            router=router,
         )
 
     def handle(self, event: Mapping[str, Any]) -> dict[str, Any]:
@@ -208,6 +231,10 @@ class Broker:
         if action == "status":
             status = event.get("status")
             return self.record_status(vp_id, ticket, status if isinstance(status, dict) else {})
+        if action == "events":
+            return self.record_events(
+                vp_id, ticket, event.get("kind"), event.get("start"), event.get("items")
+            )
         return {"ok": False, "error": "unknown-action"}
 
     def redeem(self, vp_id: str, ticket: str) -> dict[str, Any]:
@@ -306,6 +333,35 @@ class Broker:
                 log.warning("vp.active_slot_not_released", error=type(exc).__name__)
         return {"ok": True, "stored": record.status.value}
 
+    def record_events(
+        self, vp_id: str, ticket: str, kind: Any, start: Any, items: Any
+    ) -> dict[str, Any]:
+        """Queue *this* VP's transcript or chat events for its owner's webhooks (step 5)."""
+        from scheduler.webhooks import line_event
+
+        if not self._ticket_valid(vp_id, ticket):
+            log.warning("vp.ticket_refused", vp_id=vp_id, action="events")
+            return REFUSED
+        if self.router is None:
+            return {"ok": False, "error": "no-webhooks"}
+        valid = (
+            kind in EVENT_KINDS
+            and isinstance(start, int)
+            and not isinstance(start, bool)
+            and 0 <= start < 10_000_000
+            and isinstance(items, list)
+            and 0 < len(items) <= MAX_EVENT_BATCH
+            and all(isinstance(item, dict) for item in items)
+        )
+        events = [line_event(str(kind), item) for item in items] if valid else []
+        if not valid or any(e is None for e in events):
+            return {"ok": False, "error": "invalid-events"}
+        record = self.store.get(vp_id)
+        if record is None:
+            return REFUSED
+        queued = self.router.emit(vp_id, record.owner, str(kind), start, events)
+        return {"ok": True, "queued": queued}
+
 
 # -------------------------------------------------------------------------------- client
 
@@ -373,6 +429,11 @@ class BrokerClient:
                 },
             }
         )
+
+    def send_events(self, kind: str, start: int, items: list[dict[str, Any]]) -> dict[str, Any]:
+        """Transcript or chat events of this VP (step 5): ``items`` are the contract's fields
+        of lines ``start`` … of that kind."""
+        return self._invoke({"action": "events", "kind": kind, "start": start, "items": items})
 
 
 class BrokerSink(StatusSink):

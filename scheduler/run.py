@@ -26,11 +26,20 @@ import signal
 import sys
 from collections.abc import Mapping
 from datetime import datetime
+from pathlib import Path
+from typing import Any
 
 import structlog
 from pydantic import ValidationError
 
-from scheduler.broker import TICKET_ENV, BrokerClient, BrokerRefused, BrokerSink
+from scheduler.broker import (
+    EVENT_KINDS,
+    MAX_EVENT_BATCH,
+    TICKET_ENV,
+    BrokerClient,
+    BrokerRefused,
+    BrokerSink,
+)
 from scheduler.errors import StaleTransition
 from scheduler.store import VpStore
 from vp import log as vplog
@@ -194,6 +203,70 @@ async def run_stored_vp(
     return await _run_vp(config, [StoreSink(store, vp_id)], join_at, json_output)
 
 
+FORWARD_INTERVAL = 1.0
+_EVENT_FIELDS = {
+    "transcript": ("ts", "speaker", "text", "start", "end"),
+    "chat": ("ts", "sender", "text", "direction"),
+    "events": ("ts", "type", "start_s", "cause"),  # vp.capture_degraded
+}
+
+
+class EventForwarder:
+    """Contract 5 on AWS, the task's side: follows the VP's ``transcript.jsonl``,
+    ``chat.jsonl`` and ``events.jsonl`` and sends their events through the broker, at most
+    :data:`~scheduler.broker.MAX_EVENT_BATCH` per call, only the contract's fields (never a
+    URL, passcode or token). A failed call is retried from the same place a tick later, so
+    ``start`` (the count of that kind's events sent before) stays exact; memory is bounded by
+    one read chunk per kind. Stops trying when the deployment has no webhooks."""
+
+    def __init__(self, client: BrokerClient, out_dir: Path) -> None:
+        self.client = client
+        self.out_dir = out_dir
+        self.offsets = dict.fromkeys(EVENT_KINDS, 0)
+        self.sent = dict.fromkeys(EVENT_KINDS, 0)
+        self.pending: dict[str, list[dict[str, Any]]] = {k: [] for k in EVENT_KINDS}
+        self.enabled = True
+
+    def forward_once(self) -> int:
+        """Send what is new; returns how many events the broker accepted."""
+        from scheduler.webhooks import line_event, read_new_lines
+
+        accepted = 0
+        for kind in EVENT_KINDS:
+            while self.enabled:
+                if not self.pending[kind]:
+                    path = self.out_dir / f"{kind}.jsonl"
+                    items, self.offsets[kind] = read_new_lines(path, self.offsets[kind])
+                    fields = _EVENT_FIELDS[kind]
+                    self.pending[kind] = [
+                        {k: item[k] for k in fields if k in item}
+                        for item in items
+                        if line_event(kind, item) is not None
+                    ]
+                    if not self.pending[kind]:
+                        break
+                batch = self.pending[kind][:MAX_EVENT_BATCH]
+                reply = self.client.send_events(kind, self.sent[kind], batch)
+                if not reply.get("ok"):
+                    if reply.get("error") == "no-webhooks":
+                        self.enabled = False
+                    else:
+                        log.warning("vp.events_refused", kind=kind, error=reply.get("error"))
+                    return accepted  # retried next tick, from the same place
+                self.sent[kind] += len(batch)
+                accepted += len(batch)
+                del self.pending[kind][: len(batch)]
+        return accepted
+
+    async def run(self) -> None:
+        while self.enabled:
+            try:
+                await asyncio.to_thread(self.forward_once)
+            except Exception as exc:  # the broker unreachable: never crash the VP
+                log.warning("vp.events_forward_failed", error=type(exc).__name__)
+            await asyncio.sleep(FORWARD_INTERVAL)
+
+
 async def run_brokered_vp(
     client: BrokerClient,
     *,
@@ -228,7 +301,20 @@ async def run_brokered_vp(
         sink.emit(StatusEvent(utc_now_iso(), vp_id, Status.FAILED, Reason.LAUNCH_FAILED, detail))
         print(f"vp run: invalid configuration: {bad}", file=sys.stderr)
         return EXIT_USAGE
-    return await _run_vp(config, [sink], meeting.join_at, json_output)
+    forwarder = EventForwarder(client, config.effective_out_dir)
+    forwarding = asyncio.create_task(forwarder.run(), name="vp-events")
+    try:
+        return await _run_vp(config, [sink], meeting.join_at, json_output)
+    finally:
+        forwarding.cancel()
+        try:
+            await forwarding
+        except asyncio.CancelledError:
+            pass
+        try:  # the last lines, written while the VP left
+            await asyncio.to_thread(forwarder.forward_once)
+        except Exception as exc:
+            log.warning("vp.events_forward_failed", error=type(exc).__name__)
 
 
 def main_run(vp_id: str | None, *, db: str | None = None, json_output: bool = False) -> int:

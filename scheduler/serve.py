@@ -16,6 +16,8 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from scheduler.api import create_app
 from scheduler.auth import Authenticator
+from scheduler.hook_store import HookStore
+from scheduler.hooks import HookService, HookSettings
 from scheduler.local_launcher import LocalLauncher
 from scheduler.ratelimit import RateLimiter
 from scheduler.service import VpService
@@ -127,6 +129,13 @@ def build_service(
     )
 
 
+def build_hooks(
+    service: VpService, db: Path, out_root: Path, settings: HookSettings | None = None
+) -> HookService:
+    """Webhooks and calendars (contract 5) of the local service: same SQLite file."""
+    return HookService(HookStore(db), service, out_root=out_root, settings=settings)
+
+
 def fingerprint_key_from(auth_secret: str) -> bytes:
     """The idempotency fingerprint key of ``vp serve``: derived from the auth secret, so it
     survives restarts (a retry after one is still a replay) and is never stored."""
@@ -142,9 +151,12 @@ def serve(
     out_root: Path | None = None,
     max_concurrent: int = 2,
     launches_per_minute: int = 10,
+    webhook_retry_hours: float = 24.0,
+    calendar_poll: float = 300.0,
 ) -> int:
     """Run until SIGINT/SIGTERM; at shutdown running VPs leave their meetings cleanly and
-    SCHEDULED ones stay in the store, re-armed at the next start."""
+    SCHEDULED ones stay in the store, re-armed at the next start; pending webhook
+    deliveries stay in the outbox (same file) and go out after the next start."""
     out_root = out_root or db.parent / "vps"
     service = build_service(
         db,
@@ -153,7 +165,13 @@ def serve(
         launches_per_minute=launches_per_minute,
         fingerprint_key=fingerprint_key_from(auth_secret),
     )
-    app = create_app(service, Authenticator(auth_secret), out_root=out_root)
+    hooks = build_hooks(
+        service,
+        db,
+        out_root,
+        HookSettings(retry_hours=webhook_retry_hours, calendar_poll=calendar_poll),
+    )
+    app = create_app(service, Authenticator(auth_secret), out_root=out_root, hooks=hooks)
     config = uvicorn_config(app, host=host, port=port)
     log.info("serve.start", url=f"http://{host}:{port}/", db=str(db), out=str(out_root))
     # uvicorn shuts down gracefully on SIGTERM/SIGINT, then re-raises the signal for the

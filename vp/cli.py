@@ -98,6 +98,19 @@ def build_parser(settings: VpSettings | None = None) -> argparse.ArgumentParser:
     serve.add_argument("--max-concurrent", type=int, default=2)
     serve.add_argument("--out", dest="out_dir", default=None, help="VP output (default: by --db)")
     serve.add_argument("--launches-per-minute", type=int, default=10, help="per owner")
+    serve.add_argument(
+        "--webhook-retry-hours",
+        type=float,
+        default=24.0,
+        help="retry a failing webhook delivery this long (contract 5)",
+    )
+    serve.add_argument(
+        "--calendar-poll",
+        type=float,
+        default=300.0,
+        metavar="SECONDS",
+        help="fetch every calendar feed this often (contract 5)",
+    )
     return parser
 
 
@@ -206,6 +219,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "vp serve: --max-concurrent and --launches-per-minute must be >= 1", file=sys.stderr
             )
             return EXIT_USAGE
+        if not args.webhook_retry_hours > 0 or not args.calendar_poll >= 1:
+            print(
+                "vp serve: --webhook-retry-hours must be > 0 and --calendar-poll >= 1",
+                file=sys.stderr,
+            )
+            return EXIT_USAGE
         from scheduler.serve import serve
 
         return serve(
@@ -216,6 +235,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             out_root=Path(args.out_dir) if args.out_dir else None,
             max_concurrent=args.max_concurrent,
             launches_per_minute=args.launches_per_minute,
+            webhook_retry_hours=args.webhook_retry_hours,
+            calendar_poll=args.calendar_poll,
         )
     if args.command == "demo":
         from vp.demo import run_demo

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +95,12 @@ def deploy(*, task_definition: str | None = None) -> dict[str, str]:
     issuer = TicketIssuer(TABLE, TICKET_BUCKET_ARN)
     LAMBDAS[TICKET_FUNCTION] = lambda event: issuer.mint(str(event["vp_id"]))
     subs["TicketFunctionArn"] = f"arn:aws:lambda:{REGION}:123456789012:function:{TICKET_FUNCTION}"
+    # The stack's generated fingerprint key secret (FingerprintKeySecret in the template).
+    sm = boto3.client("secretsmanager", region_name=REGION)
+    generated = sm.get_random_password(PasswordLength=64, ExcludePunctuation=True)
+    subs["FingerprintKeySecretArn"] = sm.create_secret(
+        Name=f"vp-fingerprint-{uuid.uuid4().hex[:8]}", SecretString=generated["RandomPassword"]
+    )["ARN"]
     sfn = boto3.client("stepfunctions", region_name=REGION)
     arn = sfn.create_state_machine(
         name="vp-virtual-participant", definition=render(subs), roleArn=ROLE_ARN, type="STANDARD"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import threading
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -283,6 +284,7 @@ def test_the_lambda_api_refuses_launches_over_the_owners_limits(
         "VP_PASSCODE_KMS_KEY_ID": kms_key,
         "VP_OWNER_LAUNCHES": "100",
         "VP_OWNER_MAX_ACTIVE": "2",
+        "VP_FINGERPRINT_KEY_SECRET_ARN": deployed["FingerprintKeySecretArn"],
     }.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setattr(aws_lambda, "_APP", None)
@@ -351,3 +353,87 @@ def test_launch_time_is_join_at_minus_the_lead_or_now() -> None:
     started = json.loads(execution_input(record, timedelta(seconds=90)))
     launch_at = datetime.fromisoformat(started["launch_at"].replace("Z", "+00:00"))
     assert timedelta(seconds=89) <= record.join_at - launch_at <= timedelta(seconds=90)  # type: ignore[operator]
+
+
+def test_transcript_and_chat_events_go_through_the_broker_for_the_tickets_vp_only(
+    launched: tuple[Broker, dict[str, str]], tmp_path: Path
+) -> None:
+    """The task forwards its final transcript segments and chat lines through the broker
+    (bounded batches, contract fields only) into the webhook queue; another VP's ticket is
+    refused; a retried batch keeps its seq and webhook-id."""
+    from scheduler.aws_hooks import DynamoDbWebhookStore, EventRouter
+    from scheduler.hook_store import WebhookRow
+    from scheduler.run import EventForwarder
+
+    broker, tickets = launched
+    ddb = boto3.client("dynamodb", region_name=REGION)
+    ddb.create_table(
+        TableName="vp-hooks",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"},
+                   {"AttributeName": "sk", "KeyType": "RANGE"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
+                              {"AttributeName": "sk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )  # fmt: skip
+    sqs = boto3.client("sqs", region_name=REGION)
+    queue = sqs.create_queue(QueueName="vp-webhooks")["QueueUrl"]
+    key = boto3.client("kms", region_name=REGION).create_key()["KeyMetadata"]["KeyId"]
+    hooks = DynamoDbWebhookStore("vp-hooks", key)
+    hooks.create_webhook(
+        WebhookRow(
+            "wh_0123456789abcdef", "alice", "https://hooks.example.com/x", (), "whsec_x", "t"
+        )
+    )
+    assert client("vp1", tickets["vp1"]).send_events("chat", 0, [{"text": "x"}]) == {
+        "ok": False,
+        "error": "no-webhooks",
+    }
+    broker.router = EventRouter(hooks, queue)
+
+    out = tmp_path / "vp1"
+    out.mkdir()
+    segments = [
+        {"ts": 1.0, "segment_id": f"s{i}", "channel": "CALLER", "speaker": "Ann",
+         "start": float(i), "end": i + 0.5, "text": f"line {i}"}
+        for i in range(60)
+    ]  # fmt: skip
+    (out / "transcript.jsonl").write_text("".join(json.dumps(s) + "\n" for s in segments))
+    (out / "chat.jsonl").write_text(
+        json.dumps({"ts": 2.0, "sender": "Bob", "text": "hi", "direction": "in"}) + "\n"
+    )
+    (out / "events.jsonl").write_text(
+        json.dumps({"type": "vp.capture_degraded", "start_s": 31.5, "cause": "silent"}) + "\n"
+    )
+    forwarder = EventForwarder(client("vp1", tickets["vp1"]), out)
+    assert forwarder.forward_once() == 62  # transcript (50 + 10), the chat, capture degraded
+    assert forwarder.forward_once() == 0  # nothing new
+    messages: list[dict[str, Any]] = []
+    while batch := sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages"):
+        messages += [json.loads(m["Body"]) for m in batch]
+        for m in batch:
+            sqs.delete_message(QueueUrl=queue, ReceiptHandle=m["ReceiptHandle"])
+    bodies = [json.loads(m["body"]) for m in messages]
+    assert sorted(b["data"]["seq"] for b in bodies) == list(range(1, 63))
+    assert {b["type"] for b in bodies} == {"vp.transcript", "vp.chat", "vp.capture_degraded"}
+    degraded = next(b["data"] for b in bodies if b["type"] == "vp.capture_degraded")
+    assert (degraded["start_s"], degraded["cause"]) == (31.5, "silent")
+    first = next(b for b in bodies if b["data"].get("text") == "line 0")["data"]
+    assert first == {"speaker": "Ann", "text": "line 0", "start_s": 0.0, "end_s": 0.5,
+                     "vp_id": "vp1", "seq": first["seq"]}  # fmt: skip
+
+    # A retried batch (the task did not see the reply): same seq, same webhook-id.
+    again = client("vp1", tickets["vp1"]).send_events("chat", 0, [{"sender": "Bob", "text": "hi"}])
+    assert again == {"ok": True, "queued": 1}
+    (retry,) = [json.loads(m["Body"]) for m in sqs.receive_message(QueueUrl=queue)["Messages"]]
+    chat = next(m for m in messages if m["type"] == "vp.chat")
+    assert retry["msg_id"] == chat["msg_id"]
+    assert json.loads(retry["body"])["data"]["seq"] == json.loads(chat["body"])["data"]["seq"]
+
+    # vp1's ticket cannot send vp2's events; batches are bounded and validated.
+    assert client("vp2", tickets["vp1"]).send_events("chat", 0, [{"text": "x"}]) == REFUSED
+    own = client("vp1", tickets["vp1"])
+    assert own.send_events("chat", 5, [{"text": "x"}] * 51)["error"] == "invalid-events"
+    assert own.send_events("status", 0, [{"text": "x"}])["error"] == "invalid-events"
+    bogus = own.send_events("events", 0, [{"type": "vp.status", "status": "COMPLETED"}])
+    assert bogus["error"] == "invalid-events", "only capture events come from the task"
+    assert own.send_events("chat", -1, [{"text": "x"}])["error"] == "invalid-events"

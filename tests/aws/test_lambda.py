@@ -3,6 +3,7 @@ DynamoDB + KMS + Step Functions (executing) + ECS behind."""
 
 from __future__ import annotations
 
+import http.server
 import json
 import threading
 import time
@@ -12,6 +13,7 @@ from typing import Any
 
 import boto3
 import pytest
+from standardwebhooks import Webhook
 
 from scheduler import aws_lambda
 from scheduler.dynamodb_store import DynamoDbStore
@@ -33,7 +35,9 @@ def lambda_env(
     monkeypatch.setenv("VP_TABLE_NAME", TABLE)
     monkeypatch.setenv("STATE_MACHINE_ARN", deployed["StateMachineArn"])
     monkeypatch.setenv("VP_PASSCODE_KMS_KEY_ID", kms_key)
+    monkeypatch.setenv("VP_FINGERPRINT_KEY_SECRET_ARN", deployed["FingerprintKeySecretArn"])
     monkeypatch.setattr(aws_lambda, "_APP", None)  # a fresh "container" per test
+    monkeypatch.setattr(aws_lambda, "_REAPER_APP", None)
     yield deployed
     # Stop executions still waiting (scheduled an hour ahead), so no interpreter thread
     # outlives the test.
@@ -399,3 +403,276 @@ def test_mangum_adapter_named_stage_base64_and_security_headers(
     assert headers["x-content-type-options"] == "nosniff"
     status, body = call(event("GET", "/openapi.json"))  # only the contract's routes
     assert status == 404 and body["error"] == "not-found"
+
+
+def test_api_refuses_to_start_without_a_real_fingerprint_key(
+    lambda_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The idempotency fingerprint key is the stack's generated secret, read once per cold
+    start; without it (unset, unreadable, too short) the API does not start — no fallback
+    key derived from public names."""
+    key = aws_lambda.fingerprint_key_from_env()
+    secret = boto3.client("secretsmanager", region_name=REGION).get_secret_value(
+        SecretId=lambda_env["FingerprintKeySecretArn"]
+    )["SecretString"]
+    assert key == secret.encode() and len(key) >= 32
+
+    monkeypatch.delenv("VP_FINGERPRINT_KEY_SECRET_ARN")
+    with pytest.raises(aws_lambda.MissingFingerprintKey, match="not set"):
+        aws_lambda.handler(event("GET", "/v1/vps"), None)
+    assert aws_lambda._APP is None  # nothing half-built is kept: the next cold start retries
+
+    missing = lambda_env["FingerprintKeySecretArn"].replace("vp-fingerprint", "vp-absent")
+    monkeypatch.setenv("VP_FINGERPRINT_KEY_SECRET_ARN", missing)
+    with pytest.raises(aws_lambda.MissingFingerprintKey, match="cannot read"):
+        aws_lambda.handler(event("GET", "/v1/vps"), None)
+
+    short = boto3.client("secretsmanager", region_name=REGION).create_secret(
+        Name="vp-short-key", SecretString="too-short"
+    )["ARN"]
+    monkeypatch.setenv("VP_FINGERPRINT_KEY_SECRET_ARN", short)
+    with pytest.raises(aws_lambda.MissingFingerprintKey, match="at least 32"):
+        aws_lambda.handler(event("GET", "/v1/vps"), None)
+
+    # With the secret, launches work and a replay is recognised.
+    monkeypatch.setenv("VP_FINGERPRINT_KEY_SECRET_ARN", lambda_env["FingerprintKeySecretArn"])
+    body = {"meeting_url": URL, "join_at": (datetime.now(UTC) + timedelta(days=1)).isoformat()}
+    first = call(event("POST", "/v1/vps", body, headers={"idempotency-key": "k-1"}))
+    again = call(event("POST", "/v1/vps", body, headers={"idempotency-key": "k-1"}))
+    assert first[0] == again[0] == 201 and first[1]["vp_id"] == again[1]["vp_id"]
+    # The reaper never launches: it needs no key (its role cannot read the secret).
+    monkeypatch.delenv("VP_FINGERPRINT_KEY_SECRET_ARN")
+    assert "reaped" in aws_lambda.reaper_handler({}, None)
+
+
+class _Receiver(http.server.BaseHTTPRequestHandler):
+    """A webhook receiver: records every POST; answers 500 while ``fail`` > 0."""
+
+    received: list[tuple[dict[str, str], bytes]] = []
+    fail = 0
+
+    def do_POST(self) -> None:  # noqa: N802 - the handler's contract
+        body = self.rfile.read(int(self.headers["content-length"]))
+        type(self).received.append((dict(self.headers.items()), body))
+        failing = type(self).fail > 0
+        type(self).fail -= 1 if failing else 0
+        self.send_response(500 if failing else 200)
+        self.send_header("content-length", "0")
+        self.end_headers()
+
+    feed = b""
+    feed_status = 200
+
+    def do_GET(self) -> None:  # noqa: N802 - the handler's contract
+        cls = type(self)
+        self.send_response(cls.feed_status)
+        self.send_header("content-type", "text/calendar")
+        self.send_header("content-length", str(len(cls.feed)))
+        self.end_headers()
+        self.wfile.write(cls.feed)
+
+    def log_message(self, *_args: Any) -> None:
+        pass
+
+
+def _hooks_table() -> None:
+    boto3.client("dynamodb", region_name=REGION).create_table(
+        TableName="vp-hooks",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"},
+                   {"AttributeName": "sk", "KeyType": "RANGE"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
+                              {"AttributeName": "sk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )  # fmt: skip
+
+
+def _stream_records(table: str) -> list[dict[str, Any]]:
+    streams = boto3.client("dynamodbstreams", region_name=REGION)
+    arn = boto3.client("dynamodb", region_name=REGION).describe_table(TableName=table)["Table"][
+        "LatestStreamArn"
+    ]
+    records: list[dict[str, Any]] = []
+    for shard in streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]:
+        iterator = streams.get_shard_iterator(
+            StreamArn=arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+        )["ShardIterator"]
+        records += streams.get_records(ShardIterator=iterator)["Records"]
+    return records
+
+
+def _sqs_event(queue_url: str) -> dict[str, Any]:
+    """Messages received as the Lambda event source mapping would pass them."""
+    sqs = boto3.client("sqs", region_name=REGION)
+    messages = sqs.receive_message(
+        QueueUrl=queue_url, MaxNumberOfMessages=10, AttributeNames=["ApproximateReceiveCount"]
+    ).get("Messages", [])
+    return {
+        "Records": [
+            {
+                "messageId": m["MessageId"],
+                "receiptHandle": m["ReceiptHandle"],
+                "body": m["Body"],
+                "attributes": m["Attributes"],
+            }
+            for m in messages
+        ]
+    }
+
+
+def test_webhooks_on_aws_stream_queue_and_delivery_lambda(
+    lambda_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Registration through the API Lambda; the VP table's stream → the events Lambda → SQS
+    (redrive to a DLQ) → the delivery Lambda, which signs, posts and leaves a failed message
+    to the queue's retry with the same webhook-id; seq exactly once across a retried batch."""
+    from scheduler import aws_hooks
+
+    ddb = boto3.client("dynamodb", region_name=REGION)
+    ddb.update_table(
+        TableName=TABLE,
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+    )
+    _hooks_table()
+    sqs = boto3.client("sqs", region_name=REGION)
+    dlq = sqs.create_queue(QueueName="vp-webhooks-dlq")["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    queue = sqs.create_queue(
+        QueueName="vp-webhooks",
+        Attributes={
+            "VisibilityTimeout": "60",
+            "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "50"}),
+        },
+    )["QueueUrl"]
+    _Receiver.received, _Receiver.fail = [], 1
+    receiver = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
+    threading.Thread(target=receiver.serve_forever, daemon=True).start()
+    host = f"127.0.0.1:{receiver.server_address[1]}"
+    for name, value in {
+        "VP_HOOKS_TABLE_NAME": "vp-hooks",
+        "VP_WEBHOOK_QUEUE_URL": queue,
+        "VP_WEBHOOK_ALLOWED_HOSTS": host,
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(aws_hooks, "_ROUTER", None)
+    monkeypatch.setattr(aws_hooks, "_DELIVERY", None)
+    try:
+        status, hook = call(event("POST", "/v1/webhooks", {"url": f"http://{host}/hook"}))
+        assert status == 201 and hook["secret"].startswith("whsec_"), hook
+        refused = call(event("POST", "/v1/webhooks", {"url": "https://169.254.169.254/x"}))
+        assert refused[0] == 422
+        status, listed = call(event("GET", "/v1/webhooks"))
+        assert status == 200 and [w["webhook_id"] for w in listed["webhooks"]] == [
+            hook["webhook_id"]
+        ]
+        assert hook["secret"] not in json.dumps(listed)
+        raw = ddb.scan(TableName="vp-hooks")["Items"]
+        assert hook["secret"].encode() not in json.dumps(raw, default=repr).encode()
+        deliveries = f"/v1/webhooks/{hook['webhook_id']}/deliveries"
+        assert call(event("GET", deliveries, sub="bob"))[0] == 404
+        assert call(event("GET", "/v1/webhooks", sub="bob"))[1] == {"webhooks": []}
+
+        later = (datetime.now(UTC) + timedelta(days=1)).isoformat()
+        body = {"meeting_url": URL, "passcode": PASSCODE, "join_at": later}
+        status, vp = call(event("POST", "/v1/vps", body))
+        assert status == 201
+        (execution,) = executions(lambda_env["StateMachineArn"])
+        wait_entered(execution["executionArn"], "WaitUntilLaunch")
+        assert call(event("DELETE", f"/v1/vps/{vp['vp_id']}"))[1]["status"] == "CANCELLED"
+
+        records = _stream_records(TABLE)
+        assert aws_hooks.stream_handler({"Records": records}, None)["queued"] == 2
+        # A retried stream batch queues the same events again: same seq, same webhook-id.
+        assert aws_hooks.stream_handler({"Records": records}, None)["queued"] == 2
+
+        first = aws_hooks.delivery_handler(_sqs_event(queue), None)
+        assert len(first["batchItemFailures"]) == 1, "the 500 is left to the queue's retry"
+        time.sleep(2.5)  # the backoff: visible again after a second or two
+        second = aws_hooks.delivery_handler(_sqs_event(queue), None)
+        assert second == {"batchItemFailures": []}
+        status, log = call(event("GET", deliveries))
+    finally:
+        receiver.shutdown()
+    assert status == 200
+    verifier = Webhook(hook["secret"])
+    bodies = [verifier.verify(raw_body, headers) for headers, raw_body in _Receiver.received]
+    ids = [headers["webhook-id"] for headers, _ in _Receiver.received]
+    assert len(_Receiver.received) == 5  # 2 events x 2 queued copies + 1 retry
+    assert len(set(ids)) == 2, "one id per event, across queue copies and retries"
+    by_id = dict(zip(ids, bodies, strict=True))
+    events = sorted(by_id.values(), key=lambda b: b["data"]["seq"])
+    assert [(e["data"]["seq"], e["data"]["status"]) for e in events] == [
+        (1, "SCHEDULED"),
+        (2, "CANCELLED"),
+    ]
+    assert all(e["type"] == "vp.status" and e["data"]["vp_id"] == vp["vp_id"] for e in events)
+    everything = b"".join(b for _, b in _Receiver.received).decode()
+    assert PASSCODE not in everything and "LaMbDaPwd9" not in everything
+    assert [d["status_code"] for d in log["deliveries"]].count(500) == 1
+    assert log["delivered"] == 2 and log["failed"] == 0
+    assert (
+        sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["All"])["Attributes"][
+            "ApproximateNumberOfMessages"
+        ]
+        == "0"
+    )
+
+
+def test_calendars_on_aws_schedule_move_and_cancel_vps(
+    lambda_env: dict[str, str], dynamo_store: DynamoDbStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A calendar added through the API Lambda (synced at once: a VP and its execution);
+    the scheduled calendar Lambda moves and cancels VPs as the feed changes and records a
+    broken feed on the calendar."""
+    from scheduler import aws_hooks
+    from tests.scheduler.test_hooks import _event, _ics
+
+    _hooks_table()
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    host = f"127.0.0.1:{server.server_address[1]}"
+    monkeypatch.setenv("VP_HOOKS_TABLE_NAME", "vp-hooks")
+    monkeypatch.setenv("VP_CALENDAR_ALLOWED_HOSTS", host)
+    start = datetime.now(UTC).replace(microsecond=0) + timedelta(hours=2)
+    zoom = "LOCATION:https://zoom.us/j/5551234567"
+    _Receiver.feed, _Receiver.feed_status = _ics(_event("standup", start, zoom)), 200
+    machine = lambda_env["StateMachineArn"]
+    try:
+        status, calendar = call(event("POST", "/v1/calendars", {"ics_url": f"http://{host}/c.ics"}))
+        assert status == 201, calendar
+        ((first,),) = [[v["vp_id"] for v in calendar["vps"]]]
+        record = dynamo_store.get(first)
+        assert record is not None and record.join_at == start and record.owner == "alice"
+        assert call(event("GET", "/v1/calendars", sub="bob"))[1] == {"calendars": []}
+        (execution,) = executions(machine)
+        wait_entered(execution["executionArn"], "WaitUntilLaunch")
+
+        moved = start + timedelta(hours=1)
+        _Receiver.feed = _ics(_event("standup", moved, zoom))
+        assert aws_hooks.calendar_handler({}, None) == {"calendars": 1}
+        old = dynamo_store.get(first)
+        assert old is not None and old.status is Status.CANCELLED
+        listed = call(event("GET", "/v1/calendars"))[1]["calendars"][0]
+        ((second,),) = [[v["vp_id"] for v in listed["vps"]]]
+        new = dynamo_store.get(second)
+        assert new is not None and new.join_at == moved and new.status is Status.SCHEDULED
+        running = [e for e in executions(machine) if e["status"] == "RUNNING"]
+        (execution,) = running
+        wait_entered(execution["executionArn"], "WaitUntilLaunch")
+
+        _Receiver.feed_status = 500
+        aws_hooks.calendar_handler({}, None)
+        broken = call(event("GET", "/v1/calendars"))[1]["calendars"][0]
+        assert broken["last_error"] == "HTTP 500" and broken["last_success"]
+        assert [v["vp_id"] for v in broken["vps"]] == [second]
+
+        deleted = aws_lambda.handler(
+            event("DELETE", f"/v1/calendars/{calendar['calendar_id']}"), None
+        )
+        assert deleted["statusCode"] == 204
+        gone = dynamo_store.get(second)
+        assert gone is not None and gone.status is Status.CANCELLED
+        assert call(event("GET", "/v1/calendars"))[1] == {"calendars": []}
+    finally:
+        server.shutdown()

@@ -160,7 +160,15 @@ def test_the_packaged_template_is_cfn_lint_clean_too(tmp_path: Path) -> None:
     assert (TEMPLATE.parent / sm["DefinitionS3Location"]).resolve() == ASL
     sm["DefinitionS3Location"] = {"Bucket": "artifacts-bucket", "Key": "0123abcd"}
     functions = [n for n, r in RES.items() if r["Type"] == "AWS::Lambda::Function"]
-    assert set(functions) == {"ApiFunction", "ReaperFunction", "TicketFunction", "BrokerFunction"}
+    assert set(functions) == {
+        "ApiFunction",
+        "ReaperFunction",
+        "TicketFunction",
+        "BrokerFunction",
+        "WebhookEventsFunction",
+        "WebhookDeliveryFunction",
+        "CalendarFunction",
+    }
     for name in functions:
         fn = packaged["Resources"][name]["Properties"]
         assert (TEMPLATE.parent / fn["Code"]).resolve() == ROOT / "build" / "lambda"
@@ -228,9 +236,9 @@ def test_star_resources_are_exactly_the_documented_actions() -> None:
 
 def test_data_actions_name_this_stacks_resources() -> None:
     expectations = {
-        "dynamodb:": {"VpTable"},
+        "dynamodb:": {"VpTable", "HooksTable"},
         "states:": {"StateMachine"},
-        "secretsmanager:": {"TranscriberTokenSecretArn"},
+        "secretsmanager:": {"TranscriberTokenSecretArn", "FingerprintKeySecret"},
         "ecs:RunTask": {"AWS::StackName"},  # the task definition family, see below
         "ecs:StopTask": {"Cluster"},
         "ecs:DescribeTasks": {"Cluster"},
@@ -240,10 +248,13 @@ def test_data_actions_name_this_stacks_resources() -> None:
             "ReaperFunctionLogGroup",
             "TicketFunctionLogGroup",
             "BrokerFunctionLogGroup",
+            "WebhookEventsFunctionLogGroup",
+            "WebhookDeliveryFunctionLogGroup",
+            "CalendarFunctionLogGroup",
         },
         "kms:": {"DataKey", "TranscriberTokenSecretKmsKeyArn"},
         "s3:": {"TicketBucket"},
-        "lambda:": {"TicketFunction", "BrokerFunction"},
+        "lambda:": {"TicketFunction", "BrokerFunction", "CalendarFunction"},
         "events:": {"AWS::Partition"},
     }
     for prefix, allowed in expectations.items():
@@ -289,10 +300,18 @@ def test_passcodes_need_their_encryption_context() -> None:
         for role, s in _by_action("kms:")
         if "kms:ViaService" not in json.dumps(s.get("Condition", {}))
     }
-    assert direct == {"ApiFunctionRole": ["kms:Encrypt"], "BrokerFunctionRole": ["kms:Decrypt"]}
+    assert direct == {
+        "ApiFunctionRole": ["kms:Encrypt"],
+        "BrokerFunctionRole": ["kms:Decrypt"],
+        "WebhookDeliveryFunctionRole": ["kms:Decrypt"],  # webhook secrets (contract 5)
+        "CalendarFunctionRole": ["kms:Encrypt"],  # it launches VPs as the API does
+    }
     for role, s in _by_action("kms:"):
         if role in direct and "kms:ViaService" not in json.dumps(s.get("Condition", {})):
-            assert s["Condition"] == {"StringLike": {"kms:EncryptionContext:vp_id": "?*"}}
+            assert s["Condition"] in (
+                {"StringLike": {"kms:EncryptionContext:vp_id": "?*"}},
+                {"StringLike": {"kms:EncryptionContext:webhook_id": "wh_*"}},
+            ), role
     store = (ROOT / "scheduler" / "dynamodb_store.py").read_text()
     assert 'EncryptionContext={"vp_id": vp_id}' in store
 
@@ -343,7 +362,8 @@ def test_owner_index_matches_the_store() -> None:
     assert [k["AttributeName"] for k in index["KeySchema"]] == ["owner", "created_at"]
     env = _props("ApiFunction")["Environment"]["Variables"]
     assert env["VP_TABLE_OWNER_INDEX"] == index["IndexName"]
-    ((_, query),) = _by_action("dynamodb:Query")
+    on_vps = [s for _, s in _by_action("dynamodb:Query") if "VpTable" in json.dumps(s)]
+    ((query),) = on_vps
     assert query["Resource"]["Fn::Sub"] == "${VpTable.Arn}/index/" + index["IndexName"]
 
 
@@ -357,6 +377,9 @@ def test_every_log_group_is_encrypted_and_retained() -> None:
         "StateMachineLogGroup",
         "TicketFunctionLogGroup",
         "BrokerFunctionLogGroup",
+        "WebhookEventsFunctionLogGroup",
+        "WebhookDeliveryFunctionLogGroup",
+        "CalendarFunctionLogGroup",
     }
     for name in groups:
         props = _props(name)
@@ -543,7 +566,19 @@ def test_container_gets_configuration_by_environment_and_secrets_by_reference() 
 def test_every_route_requires_the_cognito_jwt() -> None:
     routes = _of_type("AWS::ApiGatewayV2::Route")
     keys = {r["Properties"]["RouteKey"] for r in routes.values()}
-    assert keys == {"POST /v1/vps", "GET /v1/vps", "GET /v1/vps/{vp_id}", "DELETE /v1/vps/{vp_id}"}
+    assert keys == {
+        "POST /v1/vps",
+        "GET /v1/vps",
+        "GET /v1/vps/{vp_id}",
+        "DELETE /v1/vps/{vp_id}",
+        "POST /v1/webhooks",
+        "GET /v1/webhooks",
+        "GET /v1/webhooks/{webhook_id}/deliveries",
+        "DELETE /v1/webhooks/{webhook_id}",
+        "POST /v1/calendars",
+        "GET /v1/calendars",
+        "DELETE /v1/calendars/{calendar_id}",
+    }
     for route in routes.values():
         assert route["Properties"]["AuthorizationType"] == "JWT"
         assert route["Properties"]["AuthorizerId"] == {"Ref": "ApiAuthorizer"}
@@ -679,7 +714,11 @@ def test_the_task_role_reaches_only_the_broker() -> None:
     assert invoke["Resource"] == {"Fn::GetAtt": ["BrokerFunction", "Arn"]}
     # Who may invoke what: the task only the broker, the workflow only the ticket minter.
     invokers = {(role, next(iter(_refs(s["Resource"])))) for role, s in _by_action("lambda:")}
-    assert invokers == {("TaskRole", "BrokerFunction"), ("StateMachineRole", "TicketFunction")}
+    assert invokers == {
+        ("TaskRole", "BrokerFunction"),
+        ("StateMachineRole", "TicketFunction"),
+        ("CalendarSchedulerRole", "CalendarFunction"),  # the calendar poll (contract 5)
+    }
     assert not _of_type("AWS::Lambda::Permission").keys() - {
         "ReaperInvokePermission",
         "ApiInvokePermission",
@@ -718,17 +757,22 @@ def test_launch_tickets_reach_the_task_only_through_the_ecs_agent() -> None:
 
 def test_launches_are_throttled_per_route_and_the_api_lambda_has_reserved_concurrency() -> None:
     stage = _props("ApiStage")
-    (launch,) = [
+    posts = [
         r["Properties"]["RouteKey"]
         for r in _of_type("AWS::ApiGatewayV2::Route").values()
         if r["Properties"]["RouteKey"].startswith("POST")
     ]
-    settings = stage["RouteSettings"][launch]
-    assert settings == {
-        "ThrottlingRateLimit": {"Ref": "LaunchThrottlingRateLimit"},
-        "ThrottlingBurstLimit": {"Ref": "LaunchThrottlingBurstLimit"},
-    }
-    assert RES["ApiStage"]["DependsOn"] == "RouteCreate"
+    assert sorted(posts) == ["POST /v1/calendars", "POST /v1/vps", "POST /v1/webhooks"]
+    for launch in posts:
+        assert stage["RouteSettings"][launch] == {
+            "ThrottlingRateLimit": {"Ref": "LaunchThrottlingRateLimit"},
+            "ThrottlingBurstLimit": {"Ref": "LaunchThrottlingBurstLimit"},
+        }
+    assert RES["ApiStage"]["DependsOn"] == [
+        "RouteCreate",
+        "RouteCreateWebhook",
+        "RouteCreateCalendar",
+    ]
     assert (
         PARAMS["LaunchThrottlingRateLimit"]["Default"] < PARAMS["ApiThrottlingRateLimit"]["Default"]
     )

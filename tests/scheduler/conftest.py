@@ -15,6 +15,7 @@ import uvicorn
 
 from scheduler.api import create_app
 from scheduler.auth import STREAM_TOKEN_TTL, Authenticator, mint_token
+from scheduler.hooks import HookService
 from scheduler.serve import HEADER_TIMEOUT, uvicorn_config
 from scheduler.service import VpService
 
@@ -57,12 +58,15 @@ async def start_server(
     *,
     stream_ttl: int = STREAM_TOKEN_TTL,
     header_timeout: float = HEADER_TIMEOUT,
+    hooks: HookService | None = None,
 ) -> RunningServer:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))  # bound here, so the port cannot be taken meanwhile
     port = sock.getsockname()[1]
-    app = create_app(service, Authenticator(SECRET, stream_ttl=stream_ttl), out_root=out_root)
+    app = create_app(
+        service, Authenticator(SECRET, stream_ttl=stream_ttl), out_root=out_root, hooks=hooks
+    )
     # `vp serve`'s own configuration (connection limits, header timeout)
     config = uvicorn_config(app, header_timeout=header_timeout, timeout_graceful_shutdown=2)
     server = uvicorn.Server(config)

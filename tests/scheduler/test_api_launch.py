@@ -248,3 +248,46 @@ async def test_restart_rearms_scheduled_and_reaps_stale(
     store.close()
     status_lines = (tmp_path / "out" / vp_id / "status.jsonl").read_text().splitlines()
     assert json.loads(status_lines[-1])["status"] == "COMPLETED"
+
+
+async def test_calendar_event_makes_a_vp_join_a_janus_room_at_its_start(
+    transcriber, tmp_path, monkeypatch, serve
+) -> None:
+    """An iCalendar feed (served over HTTP) with a Janus room link in LOCATION: `vp serve`'s
+    calendar sync schedules a VP at the event's start, and the local launcher's VP joins the
+    real Janus room then — not before."""
+    from scheduler.hook_store import HookStore
+    from scheduler.hooks import HookService, HookSettings
+    from tests.scheduler.test_hooks import Receiver, _event, _ics
+    from vp.localmeeting.meeting import LocalMeeting
+
+    feed = Receiver()
+    await feed.start()
+    try:
+        async with LocalMeeting(tmp_path / "janus") as room:
+            monkeypatch.setenv("VP_ALLOWED_HOSTS", room.allowed_host)
+            start = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=8)
+            feed.feed = _ics(_event("sync", start, "SUMMARY:Sync", f"LOCATION:{room.url}"))
+            service = VpService(SqliteStore(tmp_path / "vps.db"), launcher(tmp_path, transcriber))
+            settings = HookSettings(calendar_poll=0, calendar_allowed_hosts=frozenset({feed.host}))
+            hooks = HookService(HookStore(tmp_path / "vps.db"), service, settings=settings)
+            server: RunningServer = await serve(service, tmp_path / "out", hooks=hooks)
+            async with server.client() as client:
+                body = {"ics_url": f"http://{feed.host}/feed.ics", "name": "team"}
+                created = await client.post("/v1/calendars", json=body)
+                assert created.status_code == 201, created.text
+                ((vp,),) = [created.json()["vps"]]
+                record = (await client.get(f"/v1/vps/{vp['vp_id']}")).json()
+                assert record["platform"] == "janus" and record["status"] == "SCHEDULED"
+                assert datetime.fromisoformat(record["join_at"]) == start
+                joined = await wait_for(client, vp["vp_id"], {"JOINED", "FAILED"}, timeout=150)
+                assert joined["status"] == "JOINED", joined
+                launched = next(h for h in joined["history"] if h["status"] == "INITIALIZING")
+                assert datetime.fromisoformat(launched["ts"]) >= start, "not before the start"
+                assert any("Assistant" in name for name in await room.participants())
+                stopped = await client.delete(f"/v1/vps/{vp['vp_id']}")
+                assert stopped.status_code == 200
+                final = await wait_for(client, vp["vp_id"], {"COMPLETED", "FAILED"}, timeout=60)
+                assert (final["status"], final["reason"]) == ("COMPLETED", "stopped")
+    finally:
+        await feed.stop()

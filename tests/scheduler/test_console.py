@@ -9,6 +9,7 @@ import json
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -162,4 +163,90 @@ def test_console_assets_are_package_data() -> None:
         "index.html",
         "app.js",
         "style.css",
+        "hooks.js",
     }
+
+
+async def test_console_manages_webhooks_and_calendars(tmp_path, serve, page) -> None:
+    """Webhooks (create, the secret shown once, deliveries) and calendars (add, last sync,
+    its VPs, a broken feed's error, remove) from the console; server text stays text."""
+    from datetime import UTC
+
+    from scheduler.hook_store import HookStore
+    from scheduler.hooks import HookService, HookSettings
+    from tests.scheduler.test_hooks import ZOOM, Receiver, _event, _ics, wait_for
+
+    receiver = Receiver()
+    await receiver.start()
+    try:
+        service = VpService(SqliteStore(tmp_path / "vps.db"), RecordingLauncher())
+        settings = HookSettings(
+            calendar_poll=0,
+            webhook_allowed_hosts=frozenset({receiver.host}),
+            calendar_allowed_hosts=frozenset({receiver.host}),
+        )
+        hooks = HookService(HookStore(tmp_path / "vps.db"), service, settings=settings)
+        server: RunningServer = await serve(service, None, hooks=hooks)
+        await page.goto(f"{server.base_url}/#token={token('alice')}")
+        await expect(page.get_by_test_id("connection")).to_have_text("live")
+
+        # Webhooks: a refused URL names the field; a good one shows its secret once.
+        await page.locator("#webhooks-panel summary").click()
+        await page.fill("#webhook_url", "https://127.0.0.1/hook")
+        await page.get_by_role("button", name="Add webhook").click()
+        await expect(page.get_by_test_id("webhook-error")).to_contain_text("url")
+        await page.fill("#webhook_url", receiver.url)
+        await page.check("#webhook-events input[value='vp.status']")
+        await page.get_by_role("button", name="Add webhook").click()
+        await expect(page.get_by_test_id("webhook-secret")).to_contain_text("whsec_")
+        secret = await page.get_by_test_id("webhook-secret").text_content()
+        assert secret and secret.startswith("whsec_")
+        hook = page.get_by_test_id("webhook")
+        await expect(hook).to_have_count(1)
+        await expect(hook).to_contain_text("vp.status")
+        await page.get_by_role("button", name="Done").click()
+        await expect(page.get_by_test_id("webhook-secret-box")).to_be_hidden()
+        assert secret not in await page.content(), "the secret is gone once dismissed"
+
+        launched = await service.launch(Caller("alice"), _request(ZOOM))
+        assert launched.created
+        await wait_for(lambda: bool(receiver.received))
+        await hook.get_by_role("button", name="Deliveries").click()
+        delivery = page.get_by_test_id("delivery")
+        await expect(delivery).to_have_count(1)
+        await expect(delivery).to_contain_text("HTTP 200")
+        await expect(page.get_by_test_id("deliveries-summary")).to_contain_text("1 delivered")
+
+        # Calendars: a feed with one Zoom meeting; its VP is listed with the last sync.
+        start = datetime.now(UTC).replace(microsecond=0) + timedelta(hours=2)
+        receiver.feed = _ics(_event("one", start, "LOCATION:https://zoom.us/j/5551234567"))
+        await page.locator("#calendars-panel summary").click()
+        await page.fill("#ics_url", f"http://{receiver.host}/feed.ics")
+        await page.fill("#calendar_name", XSS_NAME)
+        await page.get_by_role("button", name="Add calendar").click()
+        calendar = page.get_by_test_id("calendar")
+        await expect(calendar).to_have_count(1)
+        await expect(calendar.locator(".title")).to_have_text(XSS_NAME)
+        assert await page.locator("#calendar-list i").count() == 0, "the name is text"
+        await expect(calendar.get_by_test_id("calendar-sync")).not_to_contain_text("never")
+        await expect(calendar.get_by_test_id("calendar-vps")).to_contain_text("SCHEDULED")
+
+        receiver.feed_status = 500  # broken: the error shows, the VP stays
+        await hooks.sync_all()
+        await page.locator("#calendars-panel summary").click()  # close, open: reload
+        await page.locator("#calendars-panel summary").click()
+        await expect(calendar.get_by_test_id("calendar-last-error")).to_contain_text("HTTP 500")
+        await expect(calendar.get_by_test_id("calendar-vps")).to_contain_text("SCHEDULED")
+        await calendar.get_by_role("button", name="Remove").click()
+        await expect(page.get_by_test_id("calendar")).to_have_count(0)
+        await expect(page.locator("#calendar-list")).to_contain_text("No calendars yet")
+        vps = await service.list(Caller("alice"))
+        assert sorted(v.status.value for v in vps) == ["CANCELLED", "SCHEDULED"]
+    finally:
+        await receiver.stop()
+
+
+def _request(url: str) -> Any:
+    from scheduler.models import LaunchRequest
+
+    return LaunchRequest(meeting_url=url)
