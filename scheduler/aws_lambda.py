@@ -4,7 +4,8 @@
 are not (a cancelled VP's task killed before it recorded its end).
 
 Routes (contract 4): ``POST /v1/vps``, ``GET /v1/vps``, ``GET /v1/vps/{id}``,
-``DELETE /v1/vps/{id}``. The event is served by the *same* ASGI app as ``vp serve``
+``DELETE /v1/vps/{id}``, and ``GET /v1/vps/{id}/artifacts`` (presigned S3 URLs; bucket
+``VP_ARTIFACT_BUCKET``). The event is served by the *same* ASGI app as ``vp serve``
 (:func:`scheduler.api.create_app`) over the same service layer, so status codes, validation
 and error bodies are identical; only the stores and launchers differ (DynamoDB, Step
 Functions) and who the caller is comes from the Cognito JWT authorizer, which has verified the
@@ -39,6 +40,7 @@ from mangum import Mangum
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from scheduler.api import ApiError, create_app
+from scheduler.artifacts import S3Artifacts
 from scheduler.auth import Authenticator, caller_from_claims
 from scheduler.aws_launcher import AwsLauncher
 from scheduler.dynamodb_store import DynamoDbStore
@@ -50,7 +52,7 @@ log = structlog.get_logger(__name__)
 
 # Only the contract's four routes are served here (the event streams of `vp serve` need a
 # long-lived connection, which API Gateway + Lambda do not give).
-_ROUTES = re.compile(r"^/v1/vps(/[^/]+)?$")
+_ROUTES = re.compile(r"^/v1/vps(/[^/]+(/artifacts)?)?$")
 _claims: contextvars.ContextVar[Mapping[str, Any] | None] = contextvars.ContextVar(
     "vp_claims", default=None
 )
@@ -75,9 +77,11 @@ class LambdaApp:
     it starts the service once, serves only the contract's routes and passes the
     authorizer's claims (``scope["aws.event"]``) to the authenticator."""
 
-    def __init__(self, service: VpService) -> None:
+    def __init__(self, service: VpService, artifacts: S3Artifacts | None = None) -> None:
         self.service = service
-        self.app: ASGIApp = create_app(service, ClaimsAuthenticator(), manage_service=False)
+        self.app: ASGIApp = create_app(
+            service, ClaimsAuthenticator(), artifacts=artifacts, manage_service=False
+        )
         self._started = False
         self.loop = asyncio.new_event_loop()
         self.adapter = Mangum(self, lifespan="off")
@@ -92,7 +96,8 @@ class LambdaApp:
                 AwsLauncher.from_env(),
                 rate_limiter=DynamoDbLaunchLimiter.from_env(),  # per owner, across containers
                 fingerprint_key=_fingerprint_key(),
-            )
+            ),
+            S3Artifacts.from_env(),  # VP_ARTIFACT_BUCKET
         )
 
     async def _start(self) -> None:

@@ -147,6 +147,7 @@ class VirtualParticipant:
         self._local_transcriber: LocalTranscriber | None = None
         self._transcript: JsonlWriter | None = None
         self._chat: JsonlWriter | None = None
+        self._speakers: JsonlWriter | None = None  # speakers.jsonl: the SPEAKER_CHANGE history
         self._warned_audio: set[str] = set()
         self._audio_warnings: set[str] = set()  # every state ever warned about (summary)
         # Browser/page recovery: a generation per page, so events of a discarded page (its
@@ -241,6 +242,7 @@ class VirtualParticipant:
     def _open_files(self) -> None:
         self._transcript = JsonlWriter(self.out_dir / "transcript.jsonl")
         self._chat = JsonlWriter(self.out_dir / "chat.jsonl")
+        self._speakers = JsonlWriter(self.out_dir / "speakers.jsonl")
         self._recorder = WavRecorder(self.out_dir / "recording.wav")
 
     async def _race(self, coro: Any, name: str) -> Any:
@@ -593,6 +595,10 @@ class VirtualParticipant:
             self.active_speaker = event.name
             if self._client is not None:
                 self._client.speaker_change(event.name)
+            if self._speakers is not None:
+                # t: seconds into recording.wav, where the meeting page's timeline puts it.
+                at = self._recorder.seconds if self._recorder is not None else 0.0
+                self._speakers.write({"ts": time.time(), "t": round(at, 3), "speaker": event.name})
         elif isinstance(event, ParticipantsChanged):
             self.participants = event.names
             if self.assistant is not None:
@@ -683,7 +689,7 @@ class VirtualParticipant:
         if self._local_transcriber is not None:
             await self._local_transcriber.aclose()
         await self._close_browser()
-        for writer in (self._transcript, self._chat):
+        for writer in (self._transcript, self._chat, self._speakers):
             if writer is not None:
                 writer.close()
         if self._recorder is not None:
