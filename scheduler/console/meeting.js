@@ -16,6 +16,7 @@ const meeting = {
   source: null,
   artifacts: [],
   turns: [], // [{speaker, texts: [..]}]
+  colors: new Map(), // speaker → palette index: the same colour in the transcript and timeline
   segments: [], // transcript segments, for the timeline's fallback and duration
   speakers: [], // [{t, speaker}]
   duration: 0,
@@ -23,6 +24,11 @@ const meeting = {
   recordingUrl: null,
   refreshing: false,
 };
+
+function colorIndex(speaker) {
+  if (!meeting.colors.has(speaker)) meeting.colors.set(speaker, meeting.colors.size % LANE_COLORS.length);
+  return meeting.colors.get(speaker);
+}
 
 function artifactUrl(name) {
   const found = meeting.artifacts.find((a) => a.name === name);
@@ -59,6 +65,7 @@ function addSegment(seg) {
   } else {
     const turn = el("div", undefined, "turn");
     turn.dataset.testid = "turn";
+    turn.dataset.color = String(colorIndex(speaker));
     const who = el("div", speaker, "speaker");
     who.dataset.testid = "turn-speaker";
     const body = el("p", seg.text);
@@ -181,7 +188,7 @@ function drawTimeline() {
   }
   lanes.forEach((speaker, index) => {
     const top = index * LANE_HEIGHT;
-    const color = LANE_COLORS[index % LANE_COLORS.length];
+    const color = LANE_COLORS[colorIndex(speaker)];
     ctx.fillStyle = index % 2 ? "#f4f6f8" : "#eceff3";
     ctx.fillRect(LABEL_WIDTH, top + 2, plot, LANE_HEIGHT - 4);
     ctx.fillStyle = "#1b1b1b";
@@ -195,7 +202,7 @@ function drawTimeline() {
     const item = el("li");
     item.dataset.testid = "timeline-lane";
     const swatch = el("span", "", "swatch");
-    swatch.dataset.color = String(index % LANE_COLORS.length);
+    swatch.dataset.color = String(colorIndex(speaker));
     item.append(swatch, el("span", speaker, "lane-name"), el("span", ` ${seconds.toFixed(1)} s`, "muted"));
     legend.append(item);
   });
@@ -396,6 +403,7 @@ function closeMeeting() {
     source: null,
     artifacts: [],
     turns: [],
+    colors: new Map(),
     segments: [],
     speakers: [],
     duration: 0,
