@@ -23,7 +23,10 @@ const meeting = {
   waveform: null, // ImageData of the drawn waveform (the playhead is drawn over it)
   recordingUrl: null,
   refreshing: false,
+  refreshAgain: false, // a refresh asked for while one ran: run once more after it
+  liveTimer: null,
 };
+const LIVE_REFRESH_MS = 10000; // while the call runs: timeline and downloads catch up
 
 function colorIndex(speaker) {
   if (!meeting.colors.has(speaker)) meeting.colors.set(speaker, meeting.colors.size % LANE_COLORS.length);
@@ -119,6 +122,7 @@ async function followTranscript(vpId, view, after) {
   source.addEventListener("segment", (event) => {
     seen(event);
     addSegment(JSON.parse(event.data));
+    refreshSoon();
   });
   source.addEventListener("chat", (event) => {
     seen(event);
@@ -361,7 +365,11 @@ function renderHistory(vp) {
 async function refreshMeeting() {
   const vpId = meeting.vpId;
   const view = meeting.view;
-  if (!vpId || meeting.refreshing) return;
+  if (!vpId) return;
+  if (meeting.refreshing) {
+    meeting.refreshAgain = true;
+    return;
+  }
   meeting.refreshing = true;
   try {
     const path = `/v1/vps/${encodeURIComponent(vpId)}`;
@@ -383,7 +391,21 @@ async function refreshMeeting() {
     $("meeting-status").textContent = `Cannot load the meeting: ${err.message}`;
   } finally {
     meeting.refreshing = false;
+    if (meeting.refreshAgain && view === meeting.view) {
+      meeting.refreshAgain = false;
+      refreshMeeting();
+    }
   }
+}
+
+// New transcript lines mean the call is on: refresh the rest at most every 10 s.
+function refreshSoon() {
+  if (meeting.liveTimer) return;
+  const view = meeting.view;
+  meeting.liveTimer = setTimeout(() => {
+    meeting.liveTimer = null;
+    if (view === meeting.view) refreshMeeting();
+  }, LIVE_REFRESH_MS);
 }
 
 async function openMeeting(vpId) {
@@ -398,6 +420,7 @@ async function openMeeting(vpId) {
 function closeMeeting() {
   meeting.view += 1;
   if (meeting.source) meeting.source.close();
+  if (meeting.liveTimer) clearTimeout(meeting.liveTimer);
   Object.assign(meeting, {
     vpId: null,
     source: null,
@@ -410,6 +433,8 @@ function closeMeeting() {
     waveform: null,
     recordingUrl: null,
     refreshing: false,
+    refreshAgain: false,
+    liveTimer: null,
   });
   for (const id of ["meeting-transcript", "meeting-chat", "meeting-lanes", "meeting-downloads", "meeting-history"]) {
     $(id).replaceChildren();
