@@ -8,6 +8,9 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import os
+import signal
+import sys
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -29,7 +32,7 @@ from scheduler.artifacts import (
 from scheduler.broker import Broker, BrokerClient, BrokerRefused, TicketIssuer
 from scheduler.dynamodb_store import DynamoDbStore
 from scheduler.models import LaunchRequest, VpRecord, VpSecrets
-from tests.aws.conftest import REGION, TABLE
+from tests.aws.conftest import REGION, TABLE, create_vp_table
 from tests.aws.harness import (
     ARTIFACT_BUCKET,
     ARTIFACT_BUCKET_ARN,
@@ -39,6 +42,7 @@ from tests.aws.harness import (
     register_broker,
 )
 from tests.aws.test_lambda import call, event
+from tests.aws.test_vp_run import moto_server  # noqa: F401 - a fixture
 from vp.lifecycle import Reason, Status
 from vp.recording import WavRecorder
 
@@ -263,3 +267,84 @@ def test_the_api_lists_artifacts_to_their_owner_only(
     assert call(event("GET", "/v1/vps/vpa/artifacts", sub="bob"))[0] == 404
     assert call(event("GET", "/v1/vps/nope/artifacts"))[0] == 404
     assert call(event("GET", "/v1/vps/vpa/artifacts", sub=None))[0] == 401
+
+
+UPLOADER_PROCESS = """
+import asyncio, os, sys
+from pathlib import Path
+import numpy as np
+from scheduler.artifacts import ArtifactUploader, BrokeredS3
+from scheduler.broker import BrokerClient
+from vp.recording import WavRecorder
+
+out = Path(sys.argv[1])
+client = BrokerClient(os.environ["VP_BROKER_FUNCTION"], "vpk", os.environ["VP_LAUNCH_TICKET"])
+uploader = ArtifactUploader(
+    out, "vpk", os.environ["VP_ARTIFACT_BUCKET"], BrokeredS3(client.artifact_credentials),
+    interval=0.3,
+)
+recorder = WavRecorder(out / "recording.wav")
+
+async def main():
+    running = asyncio.create_task(uploader.run())
+    n = 0
+    while True:  # 200 ms frames of a ramp, until killed
+        ramp = (np.arange(n * 3200, (n + 1) * 3200) % 20000 - 10000).astype("<i2")
+        recorder.write(np.stack([ramp, -ramp], axis=1).tobytes())
+        n += 1
+        await asyncio.sleep(0.1)
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.usefixtures("moto_server")
+async def test_a_sigkilled_uploader_process_leaves_a_valid_wav(tmp_path: Path) -> None:
+    """The uploader in its own process (as in the task), its credentials from the broker;
+    SIGKILL once a few rounds are up. What S3 holds reads back as a valid WAV whose samples
+    are exactly the start of what the process recorded."""
+    create_vp_table()
+    key = boto3.client("kms", region_name=REGION).create_key()["KeyMetadata"]["KeyId"]
+    store = DynamoDbStore(TABLE, kms_key_id=key)
+    boto3.client("s3", region_name=REGION).create_bucket(Bucket=TICKET_BUCKET)
+    register_broker(key, artifacts=True)
+    request = LaunchRequest(meeting_url=URL, passcode=PASSCODE)
+    store.create(VpRecord.new("vpk", "alice", request), VpSecrets(URL, PASSCODE))
+    store.transition("vpk", Status.INITIALIZING)
+    ticket_file = TicketIssuer(TABLE, TICKET_BUCKET_ARN).mint("vpk")["ticket_file"]
+    env_key = ticket_file.split(":::", 1)[1].split("/", 1)[1]
+    env_file = boto3.client("s3", region_name=REGION).get_object(Bucket=TICKET_BUCKET, Key=env_key)
+    ticket = env_file["Body"].read().decode().strip().partition("=")[2]
+    env = {
+        **os.environ,
+        "VP_BROKER_FUNCTION": BROKER_FUNCTION,
+        "VP_LAUNCH_TICKET": ticket,
+        "VP_ARTIFACT_BUCKET": ARTIFACT_BUCKET,
+    }
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", UPLOADER_PROCESS, str(tmp_path), env=env
+    )
+    try:
+        for _ in range(300):
+            chunks = [k for k in keys() if "/chunks/recording.wav/" in k]
+            if len(chunks) >= 3:
+                break
+            assert proc.returncode is None, "the uploader process died"
+            await asyncio.sleep(0.1)
+        assert len(chunks) >= 3
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        await proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    assert "vps/vpk/recording.wav" not in keys()
+
+    store.transition("vpk", Status.FAILED, Reason.INTERNAL_ERROR)  # the reaper's doing
+    (artifact,) = S3Artifacts(ARTIFACT_BUCKET).find("vpk", ended=True)
+    data = body("vps/vpk/recording.wav")
+    assert artifact.complete and artifact.size == len(data) > SECOND
+    audio, rate = sf.read(io.BytesIO(data), dtype="int16")
+    assert rate == 16000 and audio.shape[1] == 2
+    local = (tmp_path / "recording.wav").read_bytes()  # the killed process's own file
+    header = len(data) - audio.shape[0] * 4
+    assert local[header : len(data)] == audio.tobytes()
+    assert len(local) >= len(data)  # at most the last round lost
