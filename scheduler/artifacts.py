@@ -72,6 +72,9 @@ LINE_FILES = frozenset(n for n in STREAMED if n.endswith(".jsonl"))
 UPLOAD_INTERVAL_S = 60.0
 PRESIGN_TTL_S = 300
 PART_SIZE = 8 * 1024 * 1024  # salvage multipart parts (S3's minimum is 5 MiB)
+# Salvage runs inside an API request (29 s on AWS): larger leftovers (about 4 h of recording)
+# stay chunks, listed as incomplete; see the README for joining them by hand.
+SALVAGE_MAX_BYTES = 1024 * 1024 * 1024
 _CHUNK_KEY = re.compile(r"^vps/[^/]+/chunks/([^/]+)/(\d{12})$")
 
 
@@ -173,12 +176,20 @@ def patch_wav_header(head: bytes, total_size: int) -> bytes:
 class S3Artifacts(ArtifactSource):
     """The artifact bucket (AWS): final objects presigned; a killed task's chunks salvaged."""
 
-    def __init__(self, bucket: str, *, s3: Any = None, presign_ttl: int = PRESIGN_TTL_S) -> None:
+    def __init__(
+        self,
+        bucket: str,
+        *,
+        s3: Any = None,
+        presign_ttl: int = PRESIGN_TTL_S,
+        salvage_max: int = SALVAGE_MAX_BYTES,
+    ) -> None:
         import boto3
         from botocore.config import Config
 
         self.bucket = bucket
         self.presign_ttl = presign_ttl
+        self.salvage_max = salvage_max
         self._s3 = s3 or boto3.client(
             "s3",
             config=Config(
@@ -212,7 +223,8 @@ class S3Artifacts(ArtifactSource):
         found: list[Artifact] = []
         for name in ARTIFACTS:
             obj: dict[str, Any] | None = finals.get(name)
-            if obj is None and name in chunks and ended:
+            leftover = sum(int(c["Size"]) for c in chunks.get(name, []))
+            if obj is None and name in chunks and ended and leftover <= self.salvage_max:
                 obj = self.salvage(vp_id, name, chunks[name])
             if obj is not None:
                 found.append(
@@ -225,7 +237,7 @@ class S3Artifacts(ArtifactSource):
                         updated_at=_iso(obj["LastModified"].timestamp()),
                     )
                 )
-            elif name in chunks:  # the call is running: uploaded so far, no download yet
+            elif name in chunks:  # running (or too large to salvage): uploaded so far, no URL
                 parts = chunks[name]
                 found.append(
                     Artifact(

@@ -196,8 +196,12 @@ async def test_a_killed_task_leaves_a_readable_recording(
     assert uploader.chunks_uploaded >= 2 and uploaded > SECOND
     assert "vps/vpa/recording.wav" not in keys()
 
-    # The VP ends (the reaper records it) and its owner lists the artifacts: salvaged.
+    # The VP ends (the reaper records it) and its owner lists the artifacts: salvaged
+    # (unless larger than what one API request may assemble: then listed as chunks).
     dynamo_store.transition("vpa", Status.FAILED, Reason.INTERNAL_ERROR)
+    (too_large,) = S3Artifacts(ARTIFACT_BUCKET, salvage_max=SECOND).find("vpa", ended=True)
+    assert not too_large.complete and too_large.url is None and too_large.size == uploaded
+    assert "vps/vpa/recording.wav" not in keys()
     (artifact,) = S3Artifacts(ARTIFACT_BUCKET).find("vpa", ended=True)
     assert artifact.name == "recording.wav" and artifact.complete and artifact.url
     data = body("vps/vpa/recording.wav")
