@@ -29,7 +29,8 @@ const meeting = {
 const LIVE_REFRESH_MS = 10000; // while the call runs: timeline and downloads catch up
 
 function colorIndex(speaker) {
-  if (!meeting.colors.has(speaker)) meeting.colors.set(speaker, meeting.colors.size % LANE_COLORS.length);
+  if (!meeting.colors.has(speaker))
+    meeting.colors.set(speaker, meeting.colors.size % LANE_COLORS.length);
   return meeting.colors.get(speaker);
 }
 
@@ -196,18 +197,31 @@ function drawTimeline() {
     ctx.fillStyle = index % 2 ? "#f4f6f8" : "#eceff3";
     ctx.fillRect(LABEL_WIDTH, top + 2, plot, LANE_HEIGHT - 4);
     ctx.fillStyle = "#1b1b1b";
-    ctx.fillText(speaker.length > 18 ? `${speaker.slice(0, 17)}…` : speaker, 6, top + LANE_HEIGHT / 2);
+    ctx.fillText(
+      speaker.length > 18 ? `${speaker.slice(0, 17)}…` : speaker,
+      6,
+      top + LANE_HEIGHT / 2,
+    );
     ctx.fillStyle = color;
     let seconds = 0;
     for (const span of spans.filter((s) => s.speaker === speaker)) {
-      ctx.fillRect(x(span.start), top + 5, Math.max(2, x(span.end) - x(span.start)), LANE_HEIGHT - 10);
+      ctx.fillRect(
+        x(span.start),
+        top + 5,
+        Math.max(2, x(span.end) - x(span.start)),
+        LANE_HEIGHT - 10,
+      );
       seconds += span.end - span.start;
     }
     const item = el("li");
     item.dataset.testid = "timeline-lane";
     const swatch = el("span", "", "swatch");
     swatch.dataset.color = String(colorIndex(speaker));
-    item.append(swatch, el("span", speaker, "lane-name"), el("span", ` ${seconds.toFixed(1)} s`, "muted"));
+    item.append(
+      swatch,
+      el("span", speaker, "lane-name"),
+      el("span", ` ${seconds.toFixed(1)} s`, "muted"),
+    );
     legend.append(item);
   });
   // Time axis.
@@ -292,7 +306,12 @@ function drawPlayhead() {
   const ctx = canvas.getContext("2d");
   ctx.putImageData(meeting.waveform, 0, 0);
   ctx.fillStyle = "#1b1b1b";
-  ctx.fillRect(Math.floor((audio.currentTime / audio.duration) * canvas.width), 0, 2, canvas.height);
+  ctx.fillRect(
+    Math.floor((audio.currentTime / audio.duration) * canvas.width),
+    0,
+    2,
+    canvas.height,
+  );
 }
 
 async function showRecording(view) {
@@ -310,7 +329,8 @@ async function showRecording(view) {
   audio.src = url;
   audio.hidden = false;
   $("meeting-waveform").hidden = false;
-  $("meeting-recording-note").textContent = `${formatTime(wav.samples.length / wav.channels / 16000)} · ch0 the meeting (blue), ch1 the VP's voice (orange)`;
+  $("meeting-recording-note").textContent =
+    `${formatTime(wav.samples.length / wav.channels / 16000)} · ch0 the meeting (blue), ch1 the VP's voice (orange)`;
   drawWaveform(wav);
 }
 
@@ -337,7 +357,9 @@ function renderDownloads() {
       item.append(el("span", artifact.name));
     }
     const note = artifact.complete ? "" : " · uploading";
-    item.append(el("span", ` ${formatSize(artifact.size)} · ${artifact.content_type}${note}`, "muted"));
+    item.append(
+      el("span", ` ${formatSize(artifact.size)} · ${artifact.content_type}${note}`, "muted"),
+    );
     list.append(item);
   }
 }
@@ -436,7 +458,13 @@ function closeMeeting() {
     refreshAgain: false,
     liveTimer: null,
   });
-  for (const id of ["meeting-transcript", "meeting-chat", "meeting-lanes", "meeting-downloads", "meeting-history"]) {
+  for (const id of [
+    "meeting-transcript",
+    "meeting-chat",
+    "meeting-lanes",
+    "meeting-downloads",
+    "meeting-history",
+  ]) {
     $(id).replaceChildren();
   }
   const audio = $("meeting-audio");
@@ -466,5 +494,7 @@ document.addEventListener("DOMContentLoaded", () => {
   $("meeting-close").addEventListener("click", closeMeeting);
   $("meeting-audio").addEventListener("timeupdate", drawPlayhead);
   $("meeting-waveform").addEventListener("click", (e) => seekTo(e, $("meeting-waveform"), 0));
-  $("meeting-timeline").addEventListener("click", (e) => seekTo(e, $("meeting-timeline"), LABEL_WIDTH));
+  $("meeting-timeline").addEventListener("click", (e) =>
+    seekTo(e, $("meeting-timeline"), LABEL_WIDTH),
+  );
 });
