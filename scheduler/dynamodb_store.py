@@ -31,7 +31,6 @@ from __future__ import annotations
 import builtins
 import hashlib
 import json
-import os
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -40,14 +39,17 @@ import boto3
 from boto3.dynamodb.types import Binary, TypeDeserializer, TypeSerializer
 from botocore.config import Config
 from botocore.exceptions import ClientError
+from pydantic import ValidationError
 
 from scheduler.errors import IdempotencyConflict, NotFound, StaleTransition
 from scheduler.models import StatusObject, VpRecord, VpSecrets, utc_now
 from scheduler.store import VpStore
 from vp.errors import ConfigError
 from vp.lifecycle import TERMINAL, Reason, Status, TransitionError, check_transition, utc_now_iso
+from vp.settings import VpSettings
 
 DEFAULT_RETENTION = timedelta(days=30)
+_SETTINGS = frozenset({"table_name", "passcode_kms_key_id", "table_owner_index", "record_ttl_days"})
 # Concurrent writers (the VP task, the state machine, a cancel) are few; a transition that
 # loses the version race re-reads and re-validates at most this often.
 MAX_WRITE_RACES = 8
@@ -153,17 +155,16 @@ class DynamoDbStore(VpStore):
     def from_env(cls, env: Mapping[str, str] | None = None) -> DynamoDbStore:
         """From ``VP_TABLE_NAME``, ``VP_PASSCODE_KMS_KEY_ID`` and, optionally,
         ``VP_TABLE_OWNER_INDEX`` and ``VP_RECORD_TTL_DAYS``."""
-        env = os.environ if env is None else env
-        days = env.get("VP_RECORD_TTL_DAYS")
         try:
-            retention = timedelta(days=float(days)) if days else DEFAULT_RETENTION
-        except ValueError:
+            settings = VpSettings.from_env(env, only=_SETTINGS)
+        except ValidationError:
             raise ConfigError("VP_RECORD_TTL_DAYS must be a number of days") from None
+        days = settings.record_ttl_days
         return cls(
-            env.get("VP_TABLE_NAME", ""),
-            kms_key_id=env.get("VP_PASSCODE_KMS_KEY_ID", ""),
-            owner_index=env.get("VP_TABLE_OWNER_INDEX") or None,
-            retention=retention,
+            settings.table_name or "",
+            kms_key_id=settings.passcode_kms_key_id or "",
+            owner_index=settings.table_owner_index,
+            retention=timedelta(days=days) if days is not None else DEFAULT_RETENTION,
         )
 
     # -- conversions -----------------------------------------------------------------------

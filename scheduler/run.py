@@ -27,7 +27,6 @@ import signal
 import sys
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
 
 import structlog
 from pydantic import ValidationError
@@ -38,8 +37,9 @@ from scheduler.errors import StaleTransition
 from scheduler.store import VpStore
 from vp import log as vplog
 from vp.config import JoinConfig
-from vp.errors import ConfigError
+from vp.errors import ConfigError, describe_validation_error
 from vp.lifecycle import Reason, Status, StatusEvent, utc_now_iso
+from vp.settings import MEETING_FIELDS, VpSettings
 from vp.status import StatusSink, StreamSink
 
 log = structlog.get_logger(__name__)
@@ -47,25 +47,6 @@ log = structlog.get_logger(__name__)
 EXIT_COMPLETED = 0
 EXIT_USAGE = 1
 EXIT_FAILED = 2
-
-# JoinConfig fields a task may set through the environment (contract 1's variables). The
-# meeting, platform, name and passcode come from the store, never from the environment.
-_ENV_FIELDS = {
-    "transcriber_url": "VP_TRANSCRIBER_URL",
-    "transcriber_token": "VP_TRANSCRIBER_TOKEN",
-    "call_id": "VP_CALL_ID",
-    "out_dir": "VP_OUT_DIR",
-    "max_duration": "VP_MAX_DURATION",
-    "join_timeout": "VP_JOIN_TIMEOUT",
-    "alone_timeout": "VP_ALONE_TIMEOUT",
-    "engine": "VP_TRANSCRIBER_ENGINE",
-    "intro_message": "VP_INTRO_MESSAGE",
-    "exit_message": "VP_EXIT_MESSAGE",
-    "invited_by": "VP_INVITED_BY",
-    "assistant_engine": "VP_ASSISTANT_ENGINE",
-    "bedrock_model_id": "VP_BEDROCK_MODEL_ID",
-}
-_KEEP_EMPTY = {"intro_message", "exit_message"}  # '' disables the message
 
 
 class StoreSink(StatusSink):
@@ -111,7 +92,8 @@ class StoreSink(StatusSink):
 def open_store(db: str | None, env: Mapping[str, str] | None = None) -> VpStore:
     """DynamoDB when ``VP_TABLE_NAME`` is set, else SQLite at ``db``."""
     env = os.environ if env is None else env
-    if env.get("VP_TABLE_NAME"):
+    # Only VP_TABLE_NAME: a bad unrelated variable is reported in the store (build_config).
+    if VpSettings.from_env(env, only=frozenset({"table_name"})).table_name:
         from scheduler.dynamodb_store import DynamoDbStore
 
         return DynamoDbStore.from_env(env)
@@ -122,29 +104,12 @@ def open_store(db: str | None, env: Mapping[str, str] | None = None) -> VpStore:
     return SqliteStore(db)
 
 
-def _env_fields(env: Mapping[str, str]) -> dict[str, Any]:
-    fields: dict[str, Any] = {}
-    for name, var in _ENV_FIELDS.items():
-        value = env.get(var)
-        if value is None or (value == "" and name not in _KEEP_EMPTY):
-            continue
-        fields[name] = value
-    if env.get("VP_WAKE_PHRASES"):
-        fields["wake_phrases"] = tuple(env["VP_WAKE_PHRASES"].split("|"))
-    return fields
-
-
 def _fail(store: VpStore, vp_id: str, detail: str) -> None:
     """Record FAILED launch-failed for a VP that cannot start (best effort)."""
     try:
         store.transition(vp_id, Status.FAILED, Reason.LAUNCH_FAILED, detail)
     except Exception as exc:
         log.warning("vp.run_failure_not_recorded", error=type(exc).__name__)
-
-
-def _bad_fields(exc: ValidationError) -> str:
-    # Field names only: the values may be secrets (the transcriber token).
-    return ", ".join(sorted({str(err["loc"][0]) for err in exc.errors() if err["loc"]}))
 
 
 def config_for(
@@ -164,7 +129,8 @@ def config_for(
         name=name,
         passcode=passcode,
         vp_id=vp_id,
-        **_env_fields(env),
+        # The meeting comes from the store or the broker, never from the environment.
+        **VpSettings.from_env(env).join_fields(exclude=MEETING_FIELDS),
     )
 
 
@@ -191,7 +157,8 @@ def build_config(store: VpStore, vp_id: str, env: Mapping[str, str]) -> JoinConf
             env=env,
         )
     except ValidationError as exc:
-        bad = _bad_fields(exc)
+        # Field (or variable) names only: the values may be secrets (the transcriber token).
+        bad = describe_validation_error(exc, names_only=True)
         _fail(store, vp_id, f"invalid task configuration: {bad}")
         print(f"vp run: invalid configuration: {bad}", file=sys.stderr)
         return EXIT_USAGE
@@ -232,17 +199,19 @@ def artifact_uploader(
 ) -> ArtifactUploader | None:
     """The uploader of a brokered VP when the stack keeps artifacts (``VP_ARTIFACT_BUCKET``;
     ``VP_ARTIFACT_UPLOAD_INTERVAL`` seconds between rounds, default 60)."""
-    bucket = env.get("VP_ARTIFACT_BUCKET")
-    if not bucket:
-        return None
+    fields = frozenset({"artifact_bucket", "artifact_upload_interval"})
     try:
-        interval = float(env.get("VP_ARTIFACT_UPLOAD_INTERVAL") or UPLOAD_INTERVAL_S)
-    except ValueError:
-        interval = UPLOAD_INTERVAL_S
+        settings = VpSettings.from_env(env, only=fields)
+    except ValidationError:  # a bad interval: upload anyway, at the default pace
+        log.warning("vp.artifact_upload_interval_invalid")
+        settings = VpSettings.from_env(env, only=frozenset({"artifact_bucket"}))
+    if not settings.artifact_bucket:
+        return None
+    interval = settings.artifact_upload_interval or UPLOAD_INTERVAL_S
     return ArtifactUploader(
         config.effective_out_dir,
         client.vp_id,
-        bucket,
+        settings.artifact_bucket,
         BrokeredS3(client.artifact_credentials),
         interval=max(1.0, interval),
     )
@@ -294,7 +263,7 @@ async def run_brokered_vp(
             env=env,
         )
     except ValidationError as exc:
-        bad = _bad_fields(exc)
+        bad = describe_validation_error(exc, names_only=True)
         detail = f"invalid task configuration: {bad}"
         sink.emit(StatusEvent(utc_now_iso(), vp_id, Status.FAILED, Reason.LAUNCH_FAILED, detail))
         print(f"vp run: invalid configuration: {bad}", file=sys.stderr)

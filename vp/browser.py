@@ -21,8 +21,9 @@ from dataclasses import dataclass, field
 
 from playwright.async_api import Browser, BrowserContext, Playwright, async_playwright
 
-from vp.capture import FrameServer, register_frame_server, unregister_frame_server
+from vp.capture import FrameServer
 from vp.errors import ConfigError
+from vp.settings import VpSettings
 
 CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome")
 # Debian's chromium-headless-shell; the binary itself (the /usr/bin wrapper only adds flags).
@@ -89,13 +90,17 @@ BASE_ARGS: tuple[str, ...] = (
 )
 
 
+def _chromium_args() -> str | None:
+    return VpSettings.from_env(only=frozenset({"chromium_args"})).chromium_args
+
+
 def find_chromium(headless: bool = False) -> str:
     """The system Chromium's path; ``VP_CHROMIUM`` overrides. ``headless``: prefer Debian's
     chromium-headless-shell when installed (``VP_HEADLESS_SHELL=0`` opts out)."""
-    configured = os.environ.get("VP_CHROMIUM")
-    if configured:
-        return configured
-    if headless and os.environ.get("VP_HEADLESS_SHELL", "1") != "0":
+    settings = VpSettings.from_env(only=frozenset({"chromium", "headless_shell"}))
+    if settings.chromium:
+        return settings.chromium
+    if headless and settings.headless_shell:
         for candidate in HEADLESS_SHELL_CANDIDATES:
             if os.access(candidate, os.X_OK):
                 return candidate
@@ -147,7 +152,7 @@ class BrowserHost:
                 args=[
                     *BASE_ARGS,
                     *self.extra_args,
-                    *os.environ.get("VP_CHROMIUM_ARGS", "").split(),
+                    *(_chromium_args() or "").split(),
                 ],
                 # Playwright mutes audio by default; the VP's output is never heard anyway, but
                 # keep it unmuted so nothing in the page can tell it is muted.
@@ -155,7 +160,6 @@ class BrowserHost:
             )
             self.frame_server = FrameServer()
             await self.frame_server.start()
-            register_frame_server(self._browser, self.frame_server)
         except BaseException:
             await self.aclose()
             raise
@@ -184,8 +188,6 @@ class BrowserHost:
         browser, self._browser = self._browser, None
         playwright, self._playwright = self._playwright, None
         server, self.frame_server = self.frame_server, None
-        if browser is not None:
-            unregister_frame_server(browser)
         if server is not None:
             await server.aclose()
         try:

@@ -1,14 +1,16 @@
-"""The Python end of the in-page audio capture (``capture.js``).
+"""The Python end of the in-page audio capture script, "capture.js".
 
-``capture.js`` runs in the meeting page before its own scripts, mixes everything the page plays
-(remote WebRTC tracks, MediaStreams on media elements, WebAudio sent to ``destination``) once,
-and ships one frame of 16 kHz mono PCM16 at a time (100 ms by default) plus metadata to Python.
+``capture.js`` (kept in parts in ``vp/capture_js/``, joined by :func:`capture_script`) runs in
+the meeting page before its own scripts, mixes everything the page plays (remote WebRTC
+tracks, MediaStreams on media elements, WebAudio sent to ``destination``) once, and ships one
+frame of 16 kHz mono PCM16 at a time (100 ms by default) plus metadata to Python.
 The page keeps at most a few frames unacknowledged and drops its OLDEST queued frame beyond that
-(see the comment at the top of ``capture.js``).
+(see the comment at the top of ``capture_js/00-prelude.js``).
 
 Two transports carry the frames. Preferred: a binary WebSocket from the page to this process's
 :class:`FrameServer` on 127.0.0.1 (one per :class:`~vp.browser.BrowserHost`, shared by all its
-contexts; each capture has its own unguessable path token), acknowledged with a short text
+contexts and handed to each :class:`AudioCapture`; each capture has its own unguessable path
+token), acknowledged with a short text
 message per frame. Fallback: the Playwright binding ``__vpAudio`` with base64 text, acknowledged
 by the binding's return; the page falls back by itself when the socket cannot be opened. The
 socket is opened by a private SharedWorker in the page (a relay): Playwright reports every frame
@@ -33,7 +35,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import os
 import re
 import secrets
 import struct
@@ -47,16 +48,18 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import structlog
-from playwright.async_api import Browser, BrowserContext, Page
+from playwright.async_api import BrowserContext, Page
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
+
+from vp.settings import VpSettings
 
 log = structlog.get_logger(__name__)
 
 BINDING_NAME = "__vpAudio"
 SAMPLE_RATE = 16000
-_JS_PATH = Path(__file__).with_name("capture.js")
+_JS_DIR = Path(__file__).with_name("capture_js")
 _MAX_TRACKED_INSTANCES = 32
 
 CaptureState = Literal["no-frames", "no-source", "silent", "active"]
@@ -147,18 +150,6 @@ class FrameServer:
             await server.wait_closed()
 
 
-# Which FrameServer serves a Playwright Browser (registered by vp.browser.BrowserHost).
-_frame_servers: dict[int, tuple[Browser, FrameServer]] = {}
-
-
-def register_frame_server(browser: Browser, server: FrameServer) -> None:
-    _frame_servers[id(browser)] = (browser, server)
-
-
-def unregister_frame_server(browser: Browser) -> None:
-    _frame_servers.pop(id(browser), None)
-
-
 def _origin(url: str) -> str | None:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -166,18 +157,15 @@ def _origin(url: str) -> str | None:
     return f"{parts.scheme}://{parts.netloc.rsplit('@', 1)[-1]}"
 
 
-def frame_server_for(context: BrowserContext) -> FrameServer | None:
-    browser = context.browser
-    if browser is None:
-        return None
-    entry = _frame_servers.get(id(browser))
-    return entry[1] if entry is not None and entry[0] is browser else None
+def capture_script_parts() -> list[Path]:
+    """The parts of the capture script (vp/capture_js/*.js), in the order they are joined."""
+    return sorted(_JS_DIR.glob("*.js"))
 
 
 @cache
 def capture_script() -> str:
-    """The init script's source text."""
-    return _JS_PATH.read_text(encoding="utf-8")
+    """The init script's source text: its parts joined (see vp/capture_js/00-prelude.js)."""
+    return "".join(part.read_text(encoding="utf-8") for part in capture_script_parts())
 
 
 @dataclass(slots=True)
@@ -258,6 +246,7 @@ class AudioCapture:
         active_within_s: float = 2.0,
         switch_after_s: float = 0.5,
         transport: Transport | None = None,
+        frame_server: FrameServer | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """
@@ -271,9 +260,11 @@ class AudioCapture:
                 ``({id, label, streamIds, origin}) => boolean`` that decides, once per track,
                 whether a remote/element track is captured (for platform drivers).
             silence_peak: a frame with a lower peak counts as silent (1e-3 is about -60 dBFS).
-            transport: ``auto`` = the WebSocket to the context's :class:`FrameServer` when its
-                browser has one (falling back to the binding in the page), ``binding`` = the
-                Playwright binding only. Default: ``VP_CAPTURE_TRANSPORT``, else ``auto``.
+            transport: ``auto`` = the WebSocket to ``frame_server`` when one is given (falling
+                back to the binding in the page), ``binding`` = the Playwright binding only.
+                Default: ``VP_CAPTURE_TRANSPORT``, else ``auto``.
+            frame_server: the :class:`FrameServer` of the Chromium the context belongs to
+                (``BrowserHost.frame_server``); None = the binding only.
         """
         if not 10 <= frame_ms <= 1000:
             raise ValueError("frame_ms must be within 10..1000")
@@ -291,8 +282,10 @@ class AudioCapture:
         self._active_within_s = active_within_s
         self._switch_after_s = switch_after_s
         if transport is None:
-            transport = "binding" if os.environ.get("VP_CAPTURE_TRANSPORT") == "binding" else "auto"
+            configured = VpSettings.from_env(only=frozenset({"capture_transport"}))
+            transport = configured.capture_transport or "auto"
         self._transport = transport
+        self._frame_server = frame_server
         self._ws_url: str | None = None
         self._ws_frames = 0
         self._clock = clock
@@ -350,7 +343,7 @@ class AudioCapture:
         if self._installed:
             raise RuntimeError("AudioCapture is already installed")
         self._installed = True
-        server = frame_server_for(context) if self._transport == "auto" else None
+        server = self._frame_server if self._transport == "auto" else None
         if server is not None:
             url = self._ws_url = server.register(self._on_ws_frame)
             context.on("close", lambda _ctx: server.unregister(url))

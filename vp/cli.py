@@ -15,40 +15,17 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
 from vp import log as vplog
 from vp import pool_cli
 from vp.config import JoinConfig
+from vp.errors import describe_validation_error
+from vp.settings import JOIN_FIELDS, VpSettings
 
 EXIT_USAGE = 1
-
-# option dest → environment variable
-JOIN_ENV = {
-    "meeting_url": "VP_MEETING_URL",
-    "platform": "VP_PLATFORM",
-    "name": "VP_NAME",
-    "passcode": "VP_PASSCODE",
-    "transcriber_url": "VP_TRANSCRIBER_URL",
-    "transcriber_token": "VP_TRANSCRIBER_TOKEN",
-    "call_id": "VP_CALL_ID",
-    "out_dir": "VP_OUT_DIR",
-    "max_duration": "VP_MAX_DURATION",
-    "join_timeout": "VP_JOIN_TIMEOUT",
-    "alone_timeout": "VP_ALONE_TIMEOUT",
-    "transcriber_wait": "VP_TRANSCRIBER_WAIT",
-    "transcriber_buffer": "VP_TRANSCRIBER_BUFFER",
-    "vp_id": "VP_ID",
-    "engine": "VP_TRANSCRIBER_ENGINE",
-    "intro_message": "VP_INTRO_MESSAGE",
-    "exit_message": "VP_EXIT_MESSAGE",
-    "invited_by": "VP_INVITED_BY",
-    "assistant_engine": "VP_ASSISTANT_ENGINE",
-    "wake_phrases": "VP_WAKE_PHRASES",
-    "bedrock_model_id": "VP_BEDROCK_MODEL_ID",
-}
 
 
 class UsageParser(argparse.ArgumentParser):
@@ -59,69 +36,25 @@ class UsageParser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
 
 
-def _env(dest: str, *, keep_empty: bool = False) -> str | None:
-    value = os.environ.get(JOIN_ENV[dest])
-    if value is None or (value == "" and not keep_empty):
-        return None
-    return value
+def _secret(value: SecretStr | None) -> str | None:
+    return value.get_secret_value() if value is not None else None
 
 
-def build_parser() -> argparse.ArgumentParser:
+# The settings the parser's defaults come from (all plain strings: reading them cannot fail
+# on an unrelated bad variable, which `vp run` must report in the store instead).
+PARSER_FIELDS = frozenset(
+    {"log_level", "engine", "transcriber_jwt_secret", "vp_id", "db", "auth_secret"}
+    | {"transcriber_url", "transcriber_token"}
+)
+
+
+def build_parser(settings: VpSettings | None = None) -> argparse.ArgumentParser:
+    """The ``vp`` parser; defaults that come from the environment are ``settings``'."""
+    env = settings if settings is not None else VpSettings.from_env(only=PARSER_FIELDS)
     parser = UsageParser(prog="vp", description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--log-level", default=os.environ.get("VP_LOG_LEVEL", "INFO"))
+    parser.add_argument("--log-level", default=env.log_level)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=UsageParser)
-
-    join = sub.add_parser("join", help="send a virtual participant into a meeting")
-    join.add_argument("url", nargs="?", default=_env("meeting_url"), metavar="URL")
-    join.add_argument("--platform", default=_env("platform"))
-    join.add_argument("--name", default=_env("name"))
-    join.add_argument("--passcode", default=_env("passcode"))
-    join.add_argument("--transcriber-url", default=_env("transcriber_url"))
-    join.add_argument("--transcriber-token", default=_env("transcriber_token"))
-    join.add_argument("--call-id", default=_env("call_id"))
-    join.add_argument("--out", dest="out_dir", default=_env("out_dir"))
-    join.add_argument("--max-duration", type=float, default=_env("max_duration"))
-    join.add_argument("--join-timeout", type=float, default=_env("join_timeout"))
-    join.add_argument("--alone-timeout", type=float, default=_env("alone_timeout"))
-    join.add_argument(
-        "--transcriber-wait",
-        type=float,
-        default=_env("transcriber_wait"),
-        help="seconds to retry an unreachable transcriber before failing (default 30)",
-    )
-    join.add_argument(
-        "--transcriber-buffer",
-        type=float,
-        default=_env("transcriber_buffer"),
-        help="seconds of audio kept for replay while the transcriber is away (default 30)",
-    )
-    join.add_argument("--vp-id", default=_env("vp_id"))
-    join.add_argument(
-        "--engine", default=_env("engine"), help="local transcriber engine (pocketsphinx)"
-    )
-    join.add_argument(
-        "--intro-message",
-        default=_env("intro_message", keep_empty=True),
-        help="posted in chat after joining ({name}, {invited_by} are filled in; '' disables)",
-    )
-    join.add_argument(
-        "--exit-message",
-        default=_env("exit_message", keep_empty=True),
-        help="posted in chat before leaving ('' disables)",
-    )
-    join.add_argument("--invited-by", default=_env("invited_by"))
-    join.add_argument(
-        "--assistant-engine", default=_env("assistant_engine"), help="local (default) or bedrock"
-    )
-    join.add_argument(
-        "--wake-phrase",
-        dest="wake_phrases",
-        action="append",
-        default=None,
-        help="wake phrase for questions (repeatable; env VP_WAKE_PHRASES, '|'-separated)",
-    )
-    join.add_argument("--bedrock-model-id", default=_env("bedrock_model_id"))
-    join.add_argument("--json", dest="json_output", action="store_true")
+    _add_join(sub)
 
     demo = sub.add_parser("demo", help="run everything offline: Janus, a speaker, a VP")
     demo.add_argument("--out", dest="out_dir", default="demo-out")
@@ -131,11 +64,11 @@ def build_parser() -> argparse.ArgumentParser:
     tr = sub.add_parser("transcriber", help="run the local reference transcriber server")
     tr.add_argument("--host", default="127.0.0.1")
     tr.add_argument("--port", type=int, default=8765)
-    tr.add_argument("--engine", default=os.environ.get("VP_TRANSCRIBER_ENGINE", "pocketsphinx"))
+    tr.add_argument("--engine", default=env.engine or "pocketsphinx")
     tr.add_argument("--out", dest="out_dir", default=None)
     tr.add_argument(
         "--jwt-secret",
-        default=os.environ.get("VP_TRANSCRIBER_JWT_SECRET"),
+        default=_secret(env.transcriber_jwt_secret),
         help="require Authorization: Bearer <HS256 JWT> signed with this secret",
     )
     tr.add_argument(
@@ -146,22 +79,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="wake phrase to spot (pocketsphinx; repeatable; default “OK Assistant”)",
     )
     sub.add_parser("health", help="container health check: exit 0 while a vp process is alive")
-    pool_cli.add_parser(sub)
+    pool_cli.add_parser(sub, env)
 
     run = sub.add_parser("run", help="run one stored VP (the ECS task's entrypoint)")
-    run.add_argument("--vp-id", default=_env("vp_id"), help="the VP to run (env VP_ID)")
-    run.add_argument(
-        "--db", default=os.environ.get("VP_DB"), help="SQLite store when VP_TABLE_NAME is unset"
-    )
+    run.add_argument("--vp-id", default=env.vp_id, help="the VP to run (env VP_ID)")
+    run.add_argument("--db", default=env.db, help="SQLite store when VP_TABLE_NAME is unset")
     run.add_argument("--json", dest="json_output", action="store_true")
 
     serve = sub.add_parser("serve", help="run the local control plane: HTTP API + web console")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8080)
-    serve.add_argument("--db", default=os.environ.get("VP_DB", "vp-serve/vps.db"))
+    serve.add_argument("--db", default=env.db or "vp-serve/vps.db")
     serve.add_argument(
         "--auth-secret",
-        default=os.environ.get("VP_AUTH_SECRET"),
+        default=_secret(env.auth_secret),
         help="HS256 secret of the bearer JWTs (env VP_AUTH_SECRET keeps it out of ps)",
     )
     serve.add_argument("--max-concurrent", type=int, default=2)
@@ -170,21 +101,60 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _join_config(args: argparse.Namespace) -> JoinConfig:
-    if not args.url:
+def _add_join(sub: Any) -> None:
+    """``vp join``'s options. Their defaults are None: an option not given is taken from
+    its environment variable (vp.settings) in :func:`_join_config`."""
+    join = sub.add_parser("join", help="send a virtual participant into a meeting")
+    join.add_argument("url", nargs="?", metavar="URL")
+    join.add_argument("--platform")
+    join.add_argument("--name")
+    join.add_argument("--passcode")
+    join.add_argument("--transcriber-url")
+    join.add_argument("--transcriber-token")
+    join.add_argument("--call-id")
+    join.add_argument("--out", dest="out_dir")
+    join.add_argument("--max-duration", type=float)
+    join.add_argument("--join-timeout", type=float)
+    join.add_argument("--alone-timeout", type=float)
+    join.add_argument(
+        "--transcriber-wait",
+        type=float,
+        help="seconds to retry an unreachable transcriber before failing (default 30)",
+    )
+    join.add_argument(
+        "--transcriber-buffer",
+        type=float,
+        help="seconds of audio kept for replay while the transcriber is away (default 30)",
+    )
+    join.add_argument("--vp-id")
+    join.add_argument("--engine", help="local transcriber engine (pocketsphinx)")
+    join.add_argument(
+        "--intro-message",
+        help="posted in chat after joining ({name}, {invited_by} are filled in; '' disables)",
+    )
+    join.add_argument("--exit-message", help="posted in chat before leaving ('' disables)")
+    join.add_argument("--invited-by")
+    join.add_argument("--assistant-engine", help="local (default) or bedrock")
+    join.add_argument(
+        "--wake-phrase",
+        dest="wake_phrases",
+        action="append",
+        default=None,
+        help="wake phrase for questions (repeatable; env VP_WAKE_PHRASES, '|'-separated)",
+    )
+    join.add_argument("--bedrock-model-id")
+    join.add_argument("--json", dest="json_output", action="store_true")
+
+
+def _join_config(args: argparse.Namespace, settings: VpSettings) -> JoinConfig:
+    """Command-line options, else their environment variables (contract 1)."""
+    fields = settings.join_fields()
+    given = {"meeting_url": args.url}
+    given.update({name: getattr(args, name) for name in JOIN_FIELDS if name != "meeting_url"})
+    fields.update({name: value for name, value in given.items() if value is not None})
+    if not fields.get("meeting_url"):
         raise SystemExit("vp join: a meeting URL is required (argument or VP_MEETING_URL)")
-    fields = {
-        dest: getattr(args, dest)
-        for dest in JOIN_ENV
-        if dest != "meeting_url" and getattr(args, dest) is not None
-    }
-    if args.wake_phrases is None and _env("wake_phrases"):
-        fields["wake_phrases"] = str(_env("wake_phrases")).split("|")
-    fields["meeting_url"] = args.url
-    fields["json_output"] = args.json_output
-    if "out_dir" in fields:
-        fields["out_dir"] = Path(fields["out_dir"])
-    return JoinConfig(**fields)
+    return JoinConfig(**fields, json_output=args.json_output)
 
 
 async def _run_join(config: JoinConfig) -> int:
@@ -209,12 +179,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     vplog.configure(args.log_level)
     if args.command == "join":
         try:
-            config = _join_config(args)
+            config = _join_config(args, VpSettings.from_env())
         except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
-            )
-            print(f"vp join: invalid options: {problems}", file=sys.stderr)
+            print(f"vp join: invalid options: {describe_validation_error(exc)}", file=sys.stderr)
             return EXIT_USAGE
         except SystemExit as exc:
             print(exc, file=sys.stderr)

@@ -15,6 +15,8 @@ Every error knows whether retrying could help and which contract REASON it ends 
 
 from __future__ import annotations
 
+from pydantic import ValidationError
+
 from vp.lifecycle import Reason
 
 
@@ -69,3 +71,18 @@ class InvalidTransition(VpError):
 
 class InternalError(VpError):
     """Anything else; always a bug worth reporting."""
+
+
+def describe_validation_error(exc: ValidationError, *, names_only: bool = False) -> str:
+    """One line for a pydantic ValidationError, the same everywhere vp reports one.
+
+    ``loc: message; loc: message`` — pydantic's messages never quote the input, so no value
+    (a passcode, a token) is repeated. ``names_only``: just the distinct field names, sorted
+    (``a, b``), where even the messages say too much or too little (a status detail).
+    """
+    errors = exc.errors()
+    if names_only:
+        return ", ".join(sorted({str(err["loc"][0]) for err in errors if err["loc"]}))
+    return "; ".join(
+        f"{'.'.join(str(part) for part in err['loc']) or '(input)'}: {err['msg']}" for err in errors
+    )

@@ -30,7 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from vp.browser import BrowserHost
 from vp.config import JoinConfig
-from vp.errors import ConfigError
+from vp.errors import ConfigError, describe_validation_error
 from vp.runner import RunResult, VirtualParticipant
 from vp.status import StatusSink
 from vp.tasks import TaskOwner
@@ -61,21 +61,15 @@ def load_pool_file(path: Path, overrides: dict[str, Any] | None = None) -> list[
     try:
         pool = PoolFile.model_validate({"meetings": raw} if isinstance(raw, list) else raw)
     except ValidationError as exc:
-        raise ConfigError(f"{path}: {_problems(exc)}") from exc
+        raise ConfigError(f"{path}: {describe_validation_error(exc)}") from exc
     configs = []
     for i, meeting in enumerate(pool.meetings):
         fields = {**pool.defaults, **(overrides or {}), **meeting}
         try:
             configs.append(JoinConfig(**fields))
         except ValidationError as exc:
-            raise ConfigError(f"{path}: meetings[{i}]: {_problems(exc)}") from exc
+            raise ConfigError(f"{path}: meetings[{i}]: {describe_validation_error(exc)}") from exc
     return configs
-
-
-def _problems(exc: ValidationError) -> str:
-    return "; ".join(
-        f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
-    )
 
 
 def check_distinct(configs: Sequence[JoinConfig]) -> None:

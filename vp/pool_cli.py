@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
+
+from vp.errors import describe_validation_error
+from vp.settings import VpSettings
 
 EXIT_USAGE = 1
 
@@ -39,14 +41,18 @@ _SHARED = (
 )
 
 
-def add_parser(sub: Any) -> None:
+def add_parser(sub: Any, settings: VpSettings) -> None:
+    """``vp pool``'s options; the transcriber's URL and token default to ``settings``'."""
     pool = sub.add_parser("pool", help="run several meetings in one process and one Chromium")
     pool.add_argument("urls", nargs="*", metavar="URL")
     pool.add_argument("--config", type=Path, help="JSON file: {defaults?, meetings: [...]}")
     pool.add_argument("--platform")
     pool.add_argument("--name")
-    pool.add_argument("--transcriber-url", default=os.environ.get("VP_TRANSCRIBER_URL"))
-    pool.add_argument("--transcriber-token", default=os.environ.get("VP_TRANSCRIBER_TOKEN"))
+    token = settings.transcriber_token
+    pool.add_argument("--transcriber-url", default=settings.transcriber_url)
+    pool.add_argument(
+        "--transcriber-token", default=token.get_secret_value() if token is not None else None
+    )
     pool.add_argument("--out", dest="out_dir", type=Path, default=Path("vp-out"))
     pool.add_argument("--max-duration", type=float)
     pool.add_argument("--join-timeout", type=float)
@@ -86,10 +92,7 @@ def main(args: argparse.Namespace) -> int:
     try:
         configs = _configs(args)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
-        )
-        print(f"vp pool: invalid options: {problems}", file=sys.stderr)
+        print(f"vp pool: invalid options: {describe_validation_error(exc)}", file=sys.stderr)
         return EXIT_USAGE
     except (ConfigError, SystemExit) as exc:
         print(exc, file=sys.stderr)

@@ -1,19 +1,20 @@
 """recording.wav: stereo 16 kHz PCM16 (ch0 meeting, ch1 the VP's voice), crash-safe.
 
-libsndfile is told to rewrite the WAV header after every write, so a VP killed at any
-moment leaves a file whose header matches its data (readable by any WAV reader).
+Written with the standard library's :mod:`wave`, which rewrites the RIFF and data sizes in
+the header after every ``writeframes`` (and its seeks flush Python's buffer to the kernel),
+so a VP killed at any moment — even by SIGKILL — leaves a file whose header matches its
+data, readable by any WAV reader.
 """
 
 from __future__ import annotations
 
+import wave
 from pathlib import Path
-
-import numpy as np
-import soundfile as sf
 
 from vp.transcriber.protocol import CHANNELS, SAMPLE_RATE
 
-_SFC_SET_UPDATE_HEADER_AUTO = 0x1061
+_SAMPLE_WIDTH = 2  # PCM16
+_FRAME_BYTES = CHANNELS * _SAMPLE_WIDTH
 
 
 class WavRecorder:
@@ -22,26 +23,27 @@ class WavRecorder:
     def __init__(self, path: Path, sample_rate: int = SAMPLE_RATE) -> None:
         self.path = path
         self.frames_written = 0
-        self._file: sf.SoundFile | None = sf.SoundFile(
-            str(path),
-            mode="w",
-            samplerate=sample_rate,
-            channels=CHANNELS,
-            subtype="PCM_16",
-            format="WAV",
-        )
-        sf._snd.sf_command(self._file._file, _SFC_SET_UPDATE_HEADER_AUTO, sf._ffi.NULL, 1)
+        self._sample_rate = sample_rate
+        writer = wave.open(str(path), "wb")  # noqa: SIM115 - closed in close()
+        writer.setnchannels(CHANNELS)
+        writer.setsampwidth(_SAMPLE_WIDTH)
+        writer.setframerate(sample_rate)
+        # An empty write makes ``wave`` put the (empty) header on disk now.
+        writer.writeframes(b"")
+        self._file: wave.Wave_write | None = writer
 
     def write(self, stereo_pcm: bytes) -> None:
+        """Append whole stereo frames (4 bytes each); the header is updated with them."""
         if self._file is None:
             return
-        samples = np.frombuffer(stereo_pcm, dtype="<i2").reshape(-1, CHANNELS)
-        self._file.write(samples)
-        self.frames_written += samples.shape[0]
+        if len(stereo_pcm) % _FRAME_BYTES:
+            raise ValueError("stereo PCM16 needs a multiple of 4 bytes")
+        self._file.writeframes(stereo_pcm)
+        self.frames_written += len(stereo_pcm) // _FRAME_BYTES
 
     @property
     def seconds(self) -> float:
-        return self.frames_written / SAMPLE_RATE
+        return self.frames_written / self._sample_rate
 
     def close(self) -> None:
         file, self._file = self._file, None

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -57,6 +58,10 @@ def moto_server(aws_env: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]
         with moto_gaps_patched(FakeContainers(region=REGION)):
             yield endpoint
     finally:
+        # moto's backends are this process's: the next server must not find this one's table.
+        urllib.request.urlopen(
+            urllib.request.Request(f"{endpoint}/moto-api/reset", b""), timeout=10
+        )
         server.stop()
 
 

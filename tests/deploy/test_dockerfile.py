@@ -233,7 +233,7 @@ def test_dockerignore_sends_only_what_the_build_copies() -> None:
     for private in (".venv/bin/python", ".git/config", "tests/__init__.py", "bench/bench_vp.py"):
         assert _dockerignore_excludes(patterns, private), private
     assert _dockerignore_excludes(patterns, "vp/__pycache__/cli.cpython-311.pyc")
-    assert not _dockerignore_excludes(patterns, "vp/capture.js")  # package data ships
+    assert not _dockerignore_excludes(patterns, "vp/capture_js/00-prelude.js")  # package data
 
 
 def test_the_image_runs_vps_on_the_headless_shell() -> None:

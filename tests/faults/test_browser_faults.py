@@ -79,7 +79,7 @@ async def test_renderer_crash_rejoins_once_then_second_crash_fails(
         await asyncio.sleep(3)
         first_page = vp.page
         await crash_renderer(vp)
-        await wait_for(lambda: bool(vp._rejoins), 60, "the rejoin")
+        await wait_for(lambda: bool(vp.rejoins), 60, "the rejoin")
         assert vp.page is not first_page and not task.done()
         assert vp.lifecycle.status is Status.JOINED
         # Audio flows again after the rejoin: Alice's tone sequence decodes from it.

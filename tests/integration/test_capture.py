@@ -96,6 +96,7 @@ async def rigs(host: BrowserHost, base_url: str) -> AsyncIterator[Any]:
     async def make(page_name: str = "capture_lab.html", **options: Any) -> Rig:
         context = await host.new_context()
         rig = Rig(context)
+        options.setdefault("frame_server", host.frame_server)
         rig.capture = AudioCapture(rig.on_frame, **options)
         await rig.capture.install(context)
         rig.page = await context.new_page()
@@ -214,6 +215,7 @@ async def test_frames_are_100ms_in_sequence_at_real_time_rate(rigs: Any) -> None
     await asyncio.sleep(3.0)
     frames = rig.frames[first:]
     arrivals = rig.arrivals[first:]
+    wall_ms = rig.wall_ms[first:]  # taken together: frames keep arriving during the awaits
 
     assert all(len(f.pcm) == 3200 for f in frames)
     seqs = [f.seq for f in frames]
@@ -230,7 +232,7 @@ async def test_frames_are_100ms_in_sequence_at_real_time_rate(rigs: Any) -> None
     python_rate = 1600 / seconds_per_frame
     assert python_rate / RATE == pytest.approx(1.0, rel=0.04)
 
-    latencies = [w - f.page_ts_ms for f, w in zip(frames, rig.wall_ms[first:], strict=True)]
+    latencies = [w - f.page_ts_ms for f, w in zip(frames, wall_ms, strict=True)]
     assert 0 <= float(np.median(latencies)) < 250
     print(
         f"capture latency ms: median {np.median(latencies):.1f}, max {max(latencies):.1f}; "
@@ -361,7 +363,7 @@ async def test_insecure_origin_falls_back_to_script_processor(rigs: Any, host: B
     context = await host.new_context()
     try:
         frames: list[CaptureFrame] = []
-        capture = AudioCapture(frames.append)
+        capture = AudioCapture(frames.append, frame_server=host.frame_server)
         await capture.install(context)
         await context.route(
             "http://insecure.test/**",
@@ -406,7 +408,7 @@ async def test_frames_come_over_the_websocket_and_the_binding_carries_the_same(
 async def _page_and_its_sockets(host: BrowserHost) -> tuple[Any, Page, list[str], AudioCapture]:
     """A context with capture, its page, the URLs of every WebSocket Playwright reported."""
     context = await host.new_context()
-    capture = AudioCapture(lambda frame: None)
+    capture = AudioCapture(lambda frame: None, frame_server=host.frame_server)
     await capture.install(context)
     sockets: list[str] = []
     context.on("page", lambda page: page.on("websocket", lambda ws: sockets.append(ws.url)))
@@ -461,7 +463,7 @@ async def test_public_origin_gets_the_websocket_only_when_granted(
         context = await host.new_context()
         try:
             frames: list[CaptureFrame] = []
-            capture = AudioCapture(frames.append)
+            capture = AudioCapture(frames.append, frame_server=host.frame_server)
             await capture.install(context, origins=origins)
             await context.route(
                 "https://meeting.example/**",

@@ -310,7 +310,9 @@ async def test_replica_quirks_that_make_the_driver_honest(replica):
         for label, filt in (("all", None), ("filtered", TeamsDriver.capture_track_filter_js)):
             meeting_id, control = new_meeting(replica)
             context = await browser.new_context()
-            capture = AudioCapture(on_frame=lambda _f: None, track_filter_js=filt)
+            capture = AudioCapture(
+                on_frame=lambda _f: None, track_filter_js=filt, frame_server=browser.frame_server
+            )
             await capture.install(context)
             page = await context.new_page()
             driver = TeamsDriver(page, DriverSettings(name="Scribe"), lambda _e: None)

@@ -28,6 +28,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from vp.settings import VpSettings
+
 JANUS_BIN_CANDIDATES = ("/usr/bin/janus", "/usr/local/bin/janus", "/opt/janus/bin/janus")
 DEFAULT_CONFIG_DIR = Path("/etc/janus")
 LOOPBACK = "127.0.0.1"
@@ -72,7 +74,7 @@ class JanusError(Exception):
 
 def find_janus() -> str:
     """The ``janus`` binary; ``VP_JANUS`` overrides."""
-    configured = os.environ.get("VP_JANUS")
+    configured = VpSettings.from_env(only=frozenset({"janus"})).janus
     if configured:
         return configured
     for candidate in JANUS_BIN_CANDIDATES:

@@ -1,7 +1,8 @@
 """The transcriber client: contract 3 over a WebSocket, surviving drops without losing audio.
 
-Everything the VP sends — audio frames and call events — goes through one ordered outbox, so
-a SPEAKER_CHANGE stays where it happened in the audio. An item leaves the outbox only after
+Everything the VP sends — audio frames and call events — goes through one ordered outbox
+(:class:`vp.transcriber.outbox.Outbox`, sans-I/O), so a SPEAKER_CHANGE stays where it
+happened in the audio. An item leaves the outbox only after
 the socket accepted it; when the connection drops, the client reconnects with backoff,
 re-sends START with the same callId, and continues from the first unsent item.
 
@@ -34,7 +35,6 @@ import contextlib
 import random
 import socket
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -43,6 +43,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 from vp.errors import TranscriberUnavailable
+from vp.transcriber.outbox import AudioItem, Outbox, OutboxCounters, OutboxItem
 from vp.transcriber.protocol import (
     FRAME_BYTES_PER_SECOND,
     EndEvent,
@@ -66,14 +67,10 @@ SegmentHandler = Callable[[TranscriptSegment], None]
 
 
 @dataclass(slots=True)
-class ClientStats:
+class ClientStats(OutboxCounters):
+    """The outbox's counters plus the connection's."""
+
     connects: int = 0
-    sent_frames: int = 0
-    sent_bytes: int = 0
-    dropped_frames: int = 0
-    dropped_bytes: int = 0
-    buffered_bytes: int = 0
-    max_buffered_bytes: int = 0
     end_sent: bool = False
     outages: int = 0  # connections lost after the first one was up
     outage_seconds: float = 0.0  # total time without a connection after the first one
@@ -119,7 +116,6 @@ class TranscriberClient:
         self.call_id = call_id
         self.agent_id = agent_id
         self._token = token
-        self._head_speaker = active_speaker
         self._max_buffer_bytes = int(FRAME_BYTES_PER_SECOND * buffer_seconds)
         self._connect_timeout = connect_timeout
         self._unavailable_after = unavailable_after
@@ -129,7 +125,6 @@ class TranscriberClient:
         self._ping_timeout = ping_timeout
         self._stall_timeout = stall_timeout
         self._on_segment = on_segment
-        self._outbox: deque[bytes | str] = deque()
         self._wake = asyncio.Event()
         self._ending = False
         self._done = asyncio.Event()
@@ -139,6 +134,9 @@ class TranscriberClient:
         self._overflow_since: float | None = None  # when the current overflow episode began
         self._overflow_logged_at = 0.0
         self.stats = ClientStats()
+        self._outbox = Outbox(
+            self._max_buffer_bytes, head_speaker=active_speaker, counters=self.stats
+        )
         self.connected = False
 
     @property
@@ -149,35 +147,15 @@ class TranscriberClient:
     def send_audio(self, frame: bytes) -> None:
         if self._ending:
             return
-        self._outbox.append(frame)
-        self.stats.buffered_bytes += len(frame)
-        if self.stats.buffered_bytes > self._max_buffer_bytes:
-            self._drop_oldest_audio()
+        if self._outbox.push_audio(frame):
             self._note_overflow()
-        if self.stats.buffered_bytes > self.stats.max_buffered_bytes:
-            self.stats.max_buffered_bytes = self.stats.buffered_bytes
         self._wake.set()
 
     def speaker_change(self, name: str) -> None:
         if self._ending:
             return
-        event = SpeakerChangeEvent(callId=self.call_id, agentId=self.agent_id, activeSpeaker=name)
-        self._outbox.append(encode_event(event))
+        self._outbox.push_speaker_change(name)
         self._wake.set()
-
-    def _drop_oldest_audio(self) -> None:
-        kept_events: list[str] = []
-        while self.stats.buffered_bytes > self._max_buffer_bytes and self._outbox:
-            item = self._outbox.popleft()
-            if isinstance(item, str):
-                kept_events.append(item)
-                continue
-            self.stats.buffered_bytes -= len(item)
-            self.stats.dropped_bytes += len(item)
-            self.stats.dropped_frames += 1
-        # Only the latest speaker change still describes audio that is left.
-        if kept_events:
-            self._outbox.appendleft(kept_events[-1])
 
     def _note_overflow(self) -> None:
         now = time.monotonic()
@@ -200,7 +178,11 @@ class TranscriberClient:
 
     def _start_frame(self) -> str:
         return encode_event(
-            StartEvent(callId=self.call_id, agentId=self.agent_id, activeSpeaker=self._head_speaker)
+            StartEvent(
+                callId=self.call_id,
+                agentId=self.agent_id,
+                activeSpeaker=self._outbox.head_speaker,
+            )
         )
 
     async def run(self) -> None:
@@ -319,18 +301,14 @@ class TranscriberClient:
                     # Out of the outbox while it is being sent, so an overflow drop (which
                     # can happen while a slow consumer keeps send() waiting) never takes the
                     # frame in flight; back at the head if the send fails.
-                    item = self._outbox.popleft()
+                    item = self._outbox.take()
+                    assert item is not None
                     try:
-                        await self._send(ws, item)
+                        await self._send(ws, self._wire(item))
                     except BaseException:
-                        self._outbox.appendleft(item)
+                        self._outbox.put_back(item)
                         raise
-                    if isinstance(item, bytes):
-                        self.stats.buffered_bytes -= len(item)
-                        self.stats.sent_bytes += len(item)
-                        self.stats.sent_frames += 1
-                    else:
-                        self._note_sent_event(item)
+                    self._outbox.sent(item)
                 if self._ending:
                     await ws.send(encode_event(EndEvent(callId=self.call_id)))
                     self.stats.end_sent = True
@@ -365,9 +343,13 @@ class TranscriberClient:
             ws.transport.abort()  # no close handshake: the peer is not reading
             raise
 
-    def _note_sent_event(self, item: str) -> None:
-        if '"SPEAKER_CHANGE"' in item:
-            self._head_speaker = SpeakerChangeEvent.model_validate_json(item).activeSpeaker
+    def _wire(self, item: OutboxItem) -> bytes | str:
+        """The WebSocket message for ``item``: binary PCM, or a SPEAKER_CHANGE text frame."""
+        if isinstance(item, AudioItem):
+            return item.pcm
+        return encode_event(
+            SpeakerChangeEvent(callId=self.call_id, agentId=self.agent_id, activeSpeaker=item.name)
+        )
 
     async def _receive(self, ws: ClientConnection) -> None:
         async for message in ws:

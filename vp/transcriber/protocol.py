@@ -13,6 +13,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from vp.errors import describe_validation_error
+
 SAMPLE_RATE = 16_000
 CHANNELS = 2
 BYTES_PER_SAMPLE = 2
@@ -83,7 +85,7 @@ def parse_event(text: str) -> CallEvent:
     try:
         return model.model_validate(raw)  # type: ignore[return-value]
     except ValidationError as exc:
-        fields = ", ".join(str(err["loc"][0]) for err in exc.errors() if err["loc"])
+        fields = describe_validation_error(exc, names_only=True)
         raise ProtocolError(f"invalid {kind} event (fields: {fields})") from exc
 
 

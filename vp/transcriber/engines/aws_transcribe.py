@@ -24,6 +24,7 @@ from typing import Any
 
 import structlog
 
+from vp.settings import VpSettings
 from vp.transcriber.engines.base import BufferedStream, Engine, EngineError, EngineResult
 
 __all__ = ["AwsTranscribeEngine", "ClientFactory"]
@@ -162,7 +163,11 @@ class AwsTranscribeEngine(Engine):
             or os.environ.get("AWS_DEFAULT_REGION")
             or "us-east-1"
         )
-        self.language_code = language_code or os.environ.get("VP_TRANSCRIBE_LANGUAGE") or "en-US"
+        self.language_code = (
+            language_code
+            or VpSettings.from_env(only=frozenset({"transcribe_language"})).transcribe_language
+            or "en-US"
+        )
         self.max_buffer_seconds = max_buffer_seconds
 
     async def open_stream(self, *, sample_rate: int = 16_000) -> AwsTranscribeStream:

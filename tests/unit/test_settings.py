@@ -1,0 +1,114 @@
+"""The one settings model of the VP_* environment, and the one validation-error formatter."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from pydantic import BaseModel, ValidationError
+
+from vp.cli import _join_config, build_parser
+from vp.errors import describe_validation_error
+from vp.settings import JOIN_FIELDS, VpSettings
+
+ROOT = Path(__file__).resolve().parents[2]
+CONTRACT_1 = [
+    "VP_MEETING_URL",
+    "VP_PLATFORM",
+    "VP_NAME",
+    "VP_PASSCODE",
+    "VP_TRANSCRIBER_URL",
+    "VP_TRANSCRIBER_TOKEN",
+    "VP_CALL_ID",
+    "VP_OUT_DIR",
+    "VP_MAX_DURATION",
+    "VP_JOIN_TIMEOUT",
+    "VP_ALLOWED_HOSTS",
+]
+
+
+def variables() -> set[str]:
+    return {VpSettings.variable(name) for name in VpSettings.model_fields}
+
+
+def test_every_variable_the_code_reads_is_a_field_with_contract_1_names() -> None:
+    assert set(CONTRACT_1) <= variables()
+    # Constants that merely start with VP_ are not variables.
+    constants = {"VP_ID_PARAM", "VP_ID_PATTERN", "VP_DISABLED_FEATURES", "VP_BIN"}
+    mentioned = set()
+    for folder in ("vp", "scheduler", "platforms"):
+        for path in (ROOT / folder).rglob("*.py"):
+            mentioned |= set(re.findall(r"\bVP_[A-Z_]+[A-Z]\b", path.read_text()))
+    assert mentioned - constants <= variables(), mentioned - constants - variables()
+    assert len(variables()) == 49  # 45 + the four artifact variables (issue 16)
+
+
+def test_the_environment_and_a_mapping_read_alike(monkeypatch: pytest.MonkeyPatch) -> None:
+    env = {
+        "VP_MAX_DURATION": "90",
+        "VP_WAKE_PHRASES": "Hey Bot|OK Bot",
+        "VP_INTRO_MESSAGE": "",  # '' disables the message
+        "VP_NAME": "",  # '' is unset
+        "VP_TRANSCRIBER_TOKEN": "s3cr3t-value",
+        "VP_HEADLESS_SHELL": "0",
+        "OTHER": "ignored",
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    from_os = VpSettings()
+    assert from_os == VpSettings.from_env(env)
+    assert from_os.max_duration == 90.0 and from_os.wake_phrases == ("Hey Bot", "OK Bot")
+    assert from_os.intro_message == "" and from_os.name is None
+    assert from_os.headless_shell is False
+    assert "s3cr3t-value" not in repr(from_os)
+    fields = from_os.join_fields()
+    assert set(fields) == {"max_duration", "wake_phrases", "intro_message", "transcriber_token"}
+    assert set(fields) <= set(JOIN_FIELDS)
+
+
+def test_a_mapping_is_read_instead_of_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VP_MAX_DURATION", "soon")
+    monkeypatch.setenv("VP_DB", "from-os.db")
+    assert VpSettings.from_env({"VP_DB": "given.db"}).db == "given.db"
+    assert VpSettings.from_env({}).max_duration is None
+    assert VpSettings.from_env(only=frozenset({"db"})).db == "from-os.db"
+    with pytest.raises(ValidationError):
+        VpSettings.from_env()
+
+
+def test_a_bad_value_names_its_variable_and_only_skips_unrelated_ones() -> None:
+    env = {"VP_MAX_DURATION": "soon", "VP_CAPTURE_TRANSPORT": "pigeon", "VP_DB": "x.db"}
+    with pytest.raises(ValidationError) as info:
+        VpSettings.from_env(env)
+    assert describe_validation_error(info.value, names_only=True) == (
+        "VP_CAPTURE_TRANSPORT, VP_MAX_DURATION"
+    )
+    assert "VP_MAX_DURATION: Input should be a valid number" in describe_validation_error(
+        info.value
+    )
+    assert VpSettings.from_env(env, only=frozenset({"db"})).db == "x.db"
+
+
+def test_join_options_win_over_their_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VP_MEETING_URL", "https://zoom.us/j/1")
+    monkeypatch.setenv("VP_NAME", "From Env")
+    monkeypatch.setenv("VP_JOIN_TIMEOUT", "12")
+    monkeypatch.setenv("VP_WAKE_PHRASES", "a|b")
+    args = build_parser().parse_args(["join", "--name", "From CLI", "--wake-phrase", "c"])
+    config = _join_config(args, VpSettings())
+    assert config.meeting_url == "https://zoom.us/j/1" and config.name == "From CLI"
+    assert config.join_timeout == 12.0 and config.wake_phrases == ("c",)
+
+
+def test_the_formatter_joins_locations_and_never_quotes_the_input() -> None:
+    class Model(BaseModel):
+        passcode: int
+        nested: dict[str, int]
+
+    with pytest.raises(ValidationError) as info:
+        Model.model_validate({"passcode": "secret-123", "nested": {"k": "v"}})
+    text = describe_validation_error(info.value)
+    assert text.startswith("passcode: Input should be a valid integer")
+    assert "; nested.k: " in text and "secret-123" not in text
+    assert describe_validation_error(info.value, names_only=True) == "nested, passcode"

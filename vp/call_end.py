@@ -1,0 +1,79 @@
+"""Why the call ends: the first reason wins, and work in progress races against it.
+
+Whatever ends the VP — the meeting, max duration, a signal, a crash, the transcriber —
+records its reason here (:meth:`CallEnd.conclude`); later reasons are ignored. Steps that
+may take long (joining, rejoining) run through :meth:`CallEnd.race`, so they are abandoned
+as soon as the VP has to end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from vp.lifecycle import Reason
+from vp.tasks import TaskOwner
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Conclusion:
+    reason: Reason
+    detail: str | None = None
+
+
+class CallEnd:
+    """The VP's one conclusion. :meth:`arm` it inside the running event loop first."""
+
+    def __init__(self, owner: TaskOwner) -> None:
+        self._owner = owner
+        self._future: asyncio.Future[Conclusion] | None = None
+        self._early: Conclusion | None = None  # concluded before arm() (a stop before run)
+
+    def arm(self) -> None:
+        self._future = asyncio.get_running_loop().create_future()
+        if self._early is not None:
+            self._future.set_result(self._early)
+
+    @property
+    def armed(self) -> bool:
+        return self._future is not None
+
+    @property
+    def done(self) -> bool:
+        return self._future is not None and self._future.done()
+
+    def conclude(self, reason: Reason, detail: str | None = None) -> None:
+        """Record the first reason the VP has to end; later ones are ignored."""
+        if self._future is None:
+            if self._early is None:
+                self._early = Conclusion(reason, detail)
+        elif not self._future.done():
+            self._future.set_result(Conclusion(reason, detail))
+
+    def result(self) -> Conclusion:
+        assert self._future is not None and self._future.done()
+        return self._future.result()
+
+    async def wait(self) -> Conclusion:
+        assert self._future is not None
+        return await self._future
+
+    async def race(self, coro: Coroutine[Any, Any, T], name: str) -> T | None:
+        """Run ``coro`` until it finishes or the VP must end; None when the VP must end."""
+        assert self._future is not None
+        task = self._owner.spawn(coro, name)
+        waiters: set[asyncio.Future[Any]] = {task, self._future}
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        if not self._future.done():
+            return task.result()
+        # The VP must end; whatever the task did meanwhile (e.g. a navigation the guard
+        # blocked failing the join) follows from that and must not replace the reason.
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+        return None
