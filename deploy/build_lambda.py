@@ -24,6 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # Distributions (pyproject.toml names) the handler's import closure needs.
 LAMBDA_DEPENDENCIES = (
     "pydantic",
+    "pydantic-settings",
     "pyjwt",
     "starlette",
     "fastapi",

@@ -8,18 +8,25 @@ script does that for every platform alike.
 
 from __future__ import annotations
 
+import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar
+from dataclasses import dataclass, replace
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, cast
 from urllib.parse import SplitResult
 
-from vp.errors import VpError
+import structlog
+
+from platforms.toolkit import AloneTimer, ChatLine, Debounce, PageScript, SeenChat, read_snapshot
+from vp.errors import JoinError, VpError
 from vp.lifecycle import Reason
 from vp.urls import HostRule
 
 if TYPE_CHECKING:  # the control plane resolves URLs without a browser (e.g. in Lambda)
-    from playwright.async_api import Page
+    from playwright.async_api import Frame, Page
+
+log = structlog.get_logger(__name__)
 
 
 # -- events a driver reports (small, frequent: dataclasses) ------------------------------
@@ -125,3 +132,218 @@ class PlatformDriver(ABC):
     async def send_chat(self, text: str) -> None:
         """Post ``text`` in the meeting chat."""
         raise ChatUnsupported(f"{self.name} has no meeting chat")
+
+
+# -- what a join snapshot says (platform decisions return these) ----------------------------
+class Phase(StrEnum):
+    PREJOIN = "prejoin"  # on the way in: the driver has something to click or type
+    LOBBY = "lobby"  # held in a waiting room
+    ADMITTED = "admitted"  # in the meeting
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """The meeting refused the VP (a contract 2 failure reason)."""
+
+    reason: Reason
+    detail: str
+
+    def error(self) -> JoinError:
+        return JoinError(self.detail, reason=self.reason)
+
+
+JoinState = Phase | Refused
+
+J = TypeVar("J")  # a platform's join snapshot (TypedDict)
+M = TypeVar("M")  # a platform's meeting snapshot (TypedDict)
+
+
+@dataclass(frozen=True, slots=True)
+class MeetingContext:
+    """What the meeting decisions know besides the snapshot."""
+
+    me: str  # the VP's display name on this platform
+    own_names: frozenset[str]  # every name the VP may be shown under
+    meeting_url: str = ""  # the page's URL when the VP was admitted
+
+
+def _no_chat(_snap: object, _ctx: MeetingContext) -> list[ChatLine]:
+    return []
+
+
+def _alone_when_no_others(_snap: object, others: tuple[str, ...] | None) -> bool | None:
+    return None if others is None else not others
+
+
+def missing_ui(
+    in_meeting: Callable[[M], bool], over: MeetingOver
+) -> Callable[[M | None], MeetingOver | None]:
+    """A ``gone_signal``: ``over`` while the snapshot (if any) does not show the meeting."""
+    return lambda snap: over if snap is None or not in_meeting(snap) else None
+
+
+@dataclass(frozen=True, slots=True)
+class MeetingRules(Generic[M]):
+    """A platform's pure meeting decisions (its ``decisions`` module's ``RULES``)."""
+
+    # A strong sign the meeting is over for the VP (debounced over the driver's end_polls).
+    end_signal: Callable[[M | None, MeetingContext], MeetingOver | None]
+    # The meeting UI missing (debounced over the longer gone_polls).
+    gone_signal: Callable[[M | None], MeetingOver | None]
+    # Whether the snapshot shows the meeting (people, speaker and chat are read then).
+    in_meeting: Callable[[M], bool]
+    # The other participants shown (None: the page does not say).
+    others: Callable[[M, MeetingContext], tuple[str, ...] | None]
+    # The active speaker shown, the VP and placeholders excluded.
+    speaker: Callable[[M, MeetingContext], str | None]
+    chat_lines: Callable[[M, MeetingContext], list[ChatLine]] = _no_chat
+    # Alone (None: unknown), given the snapshot and others().
+    alone: Callable[[M, tuple[str, ...] | None], bool | None] = _alone_when_no_others
+
+
+class PolledDriver(PlatformDriver, Generic[J, M]):
+    """A driver that reads one snapshot of the page per poll and decides with pure functions.
+
+    The loops live here, once: :meth:`join` reads join snapshots until the platform's
+    :meth:`join_state` says admitted (reporting the lobby, raising a refusal, otherwise letting
+    :meth:`prejoin_step` act), and :meth:`watch` reads meeting snapshots, debounces the end
+    (:attr:`rules` ``end_signal`` over :attr:`end_polls`, ``gone_signal`` over
+    :attr:`gone_polls`), reports participants, the speaker and new chat lines, and leaves when
+    alone. A platform supplies its page script, its pure decisions (:attr:`rules` and
+    :meth:`join_state`) and its own steps (:meth:`prejoin_step`, :meth:`housekeeping`).
+    """
+
+    script: ClassVar[PageScript]
+    rules: ClassVar[MeetingRules[Any]]
+    join_poll_s: ClassVar[float] = 0.25
+    lobby_poll_s: ClassVar[float] = 0.25
+    end_polls: ClassVar[int] = 2  # an end screen / URL must hold this many polls
+    gone_polls: ClassVar[int] = 3  # the meeting UI missing this many polls in a row
+    people_polls: ClassVar[int] = 1  # a new roster must hold this many polls
+    alone_at_start: ClassVar[bool] = False
+
+    def __init__(self, page: Page, settings: DriverSettings, emit: EventSink) -> None:
+        super().__init__(page, settings, emit)
+        self.me = self.display_name(settings.name)
+        self.context = MeetingContext(self.me, frozenset({self.me, settings.name.strip()}))
+        self.seen_chat = SeenChat()
+        self._in_lobby = False
+        self._names: tuple[str, ...] | None = None
+        self._speaker: str | None = None
+        self._people = Debounce[tuple[str, ...]](self.people_polls)
+
+    # -- page access ---------------------------------------------------------------------
+    @property
+    def ui(self) -> Page | Frame:
+        """Where the client's DOM lives (a frame on some platforms)."""
+        return self.page
+
+    async def call(self, name: str, arg: Any = None) -> Any:
+        """Call ``name`` of the page script; None while the page navigates."""
+        return await read_snapshot(self.ui, self.script.fn(name), arg)
+
+    async def read_join(self) -> J | None:
+        return cast("J | None", await self.call("joinState"))
+
+    async def read_meeting(self) -> M | None:
+        return cast("M | None", await self.call("meetingState"))
+
+    # -- join ----------------------------------------------------------------------------
+    async def open(self, url: str) -> None:
+        await self.page.goto(url, wait_until="domcontentloaded")
+
+    @abstractmethod
+    def join_state(self, snap: J) -> JoinState:
+        """Where the join stands (the platform's pure decision, with the driver's context)."""
+
+    @abstractmethod
+    async def prejoin_step(self, snap: J) -> float | None:
+        """One pre-join action; returns how long to wait before the next poll (None: a poll)."""
+
+    async def settle_in(self) -> None:
+        """After admission, before JOINED: dismiss notices, mute, open panels."""
+
+    async def join(self, url: str) -> None:
+        await self.open(url)
+        while True:
+            snap = await self.read_join()
+            if snap is None:  # navigating: redirects, landing pages
+                await asyncio.sleep(self.join_poll_s)
+                continue
+            state = self.join_state(snap)
+            if isinstance(state, Refused):
+                raise state.error()
+            if state is Phase.LOBBY:
+                if not self._in_lobby:
+                    self._in_lobby = True
+                    log.info("driver.waiting_room", platform=self.name)
+                    self.emit(WaitingRoom())
+                await asyncio.sleep(self.lobby_poll_s)
+                continue
+            self._in_lobby = False
+            if state is Phase.ADMITTED:
+                break
+            wait = await self.prejoin_step(snap)
+            await asyncio.sleep(self.join_poll_s if wait is None else wait)
+        log.info("driver.admitted", platform=self.name)
+        self.context = replace(self.context, meeting_url=self.page.url)
+        await self.settle_in()
+        # Who is here before JOINED, so the call starts with the right speaker. Chat is left
+        # to watch(): the clients show only what was said since the VP joined.
+        meeting = await self.read_meeting()
+        if meeting is not None and self.rules.in_meeting(meeting):
+            self.note_people(self.rules.others(meeting, self.context), force=True)
+            self.note_speaker(meeting)
+
+    # -- watch ---------------------------------------------------------------------------
+    async def housekeeping(self, snap: M) -> None:
+        """Keep the meeting usable (popups, audio, panels): at most a few clicks per poll."""
+
+    def note_people(self, names: tuple[str, ...] | None, force: bool = False) -> None:
+        if names is None:
+            return
+        held = names if force else self._people.see(names)
+        if held is not None and held != self._names:
+            self._names = held
+            self.emit(ParticipantsChanged(held))
+
+    def note_speaker(self, snap: M) -> None:
+        speaker = self.rules.speaker(snap, self.context)
+        if speaker and speaker != self._speaker:
+            self._speaker = speaker
+            self.emit(SpeakerChanged(speaker))
+
+    def note_chat(self, snap: M) -> None:
+        for line in self.seen_chat.new_lines(self.rules.chat_lines(snap, self.context)):
+            if not line.mine:
+                self.emit(ChatReceived(line.sender, line.text))
+
+    async def own_chat_keys(self, text: str) -> list[str]:
+        """Keys of the VP's own chat lines now showing ``text`` (confirms a send)."""
+        snap = await self.read_meeting()
+        lines = self.rules.chat_lines(snap, self.context) if snap is not None else []
+        want = " ".join(text.split())
+        return [x.key for x in lines if x.mine and " ".join(x.text.split()) == want]
+
+    async def watch(self) -> MeetingOver:
+        ends = Debounce[MeetingOver](self.end_polls)
+        # Missing UI is one condition, whatever the page says about why on each poll.
+        gone = Debounce[MeetingOver](self.gone_polls, key=lambda _over: "gone")
+        alone = AloneTimer(self.settings.alone_timeout, alone_at_start=self.alone_at_start)
+        rules = self.rules
+        while True:
+            snap = await self.read_meeting()
+            signal = rules.end_signal(snap, self.context)
+            over = ends.see(signal) or gone.see(rules.gone_signal(snap))
+            if over is not None:
+                return over
+            if snap is not None and rules.in_meeting(snap):
+                others = rules.others(snap, self.context)
+                self.note_people(others)
+                self.note_speaker(snap)
+                self.note_chat(snap)
+                if signal is None:  # an end notice is not dismissed
+                    await self.housekeeping(snap)
+                if alone.update(rules.alone(snap, others)):
+                    return MeetingOver(Reason.ALONE, "no other participant")
+            await asyncio.sleep(self.settings.poll_interval)

@@ -22,10 +22,10 @@ from vp.urls import (
 
 # platform name → "module:Class"
 REGISTRY: dict[str, str] = {
-    "zoom": "platforms.zoom:ZoomDriver",
-    "teams": "platforms.teams:TeamsDriver",
-    "chime": "platforms.chime:ChimeDriver",
-    "janus": "platforms.janus:JanusDriver",
+    "zoom": "platforms.zoom.driver:ZoomDriver",
+    "teams": "platforms.teams.driver:TeamsDriver",
+    "chime": "platforms.chime.driver:ChimeDriver",
+    "janus": "platforms.janus.driver:JanusDriver",
 }
 _loaded: dict[str, type[PlatformDriver]] = {}
 

@@ -15,6 +15,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +67,14 @@ class Run:
     def final(self) -> tuple[Status, Reason | None]:
         return self.result.final.status, self.result.final.reason
 
+    def seconds_between(self, first: str, then: str) -> float:
+        """Seconds from the first ``first`` status to the first ``then`` status."""
+        lines = [json.loads(x) for x in (self.out / "status.jsonl").read_text().splitlines()]
+        ts = {}
+        for line in lines:
+            ts.setdefault(line["status"], datetime.fromisoformat(line["ts"]))
+        return (ts[then] - ts[first]).total_seconds()
+
     def chat_lines(self) -> list[dict[str, Any]]:
         path = self.out / "chat.jsonl"
         return [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
@@ -116,7 +125,9 @@ async def run_on_replica(
     participants: tuple[ParticipantSpec, ...] = (ALICE, BOB),
     passcode: str | None = PASSCODE,
     vp_passcode: str | None = None,
+    passcode_in_url: bool = True,
     during: During | None = None,
+    alongside: During | None = None,
     join_timeout: float = 30,
     max_duration: float | None = 8,
     alone_timeout: float = 120,
@@ -134,14 +145,15 @@ async def run_on_replica(
         )
     )
     url_passcode = passcode if vp_passcode is None else vp_passcode
-    url = server.meeting_url(meeting_id, url_passcode)
+    url = server.meeting_url(meeting_id, url_passcode if passcode_in_url else None)
     return await run_vp(
         url,
         platform,
         tmp_path,
         control,
-        passcode=url_passcode,
+        passcode=url_passcode or None,
         during=during,
+        alongside=alongside,
         join_timeout=join_timeout,
         max_duration=max_duration,
         alone_timeout=alone_timeout,
@@ -159,7 +171,9 @@ async def run_vp(
     join_timeout: float,
     max_duration: float | None,
     alone_timeout: float,
+    alongside: During | None = None,
 ) -> Run:
+    """Run one VP to its end; ``during`` runs once it joined, ``alongside`` from the start."""
     server = await RecordingServer().start()
     out = tmp_path / "vp"
     config = JoinConfig(
@@ -179,6 +193,7 @@ async def run_vp(
     vp = VirtualParticipant(config)
     started = time.monotonic()
     task = asyncio.create_task(vp.run())
+    helper = asyncio.create_task(alongside(vp, control)) if alongside is not None else None
     try:
         if during is not None:
             joined = asyncio.create_task(vp.joined_event.wait())
@@ -187,10 +202,14 @@ async def run_vp(
             if not task.done():
                 await during(vp, control)
         result = await asyncio.wait_for(task, (max_duration or 60) + join_timeout + 60)
+        if helper is not None:
+            await helper  # its assertions count
     finally:
         if not task.done():
             vp.stop()
             await asyncio.wait_for(task, 30)
+        if helper is not None and not helper.done():
+            helper.cancel()
         await server.aclose()
     return Run(result, out, server, control, vp, time.monotonic() - started)
 
@@ -233,6 +252,11 @@ async def test_waiting_room_then_speakers_in_order(platform, replicas, tmp_path,
     assert len(speakers) >= 3, speakers
     assert set(speakers) == {"Alice", "Bob"} and "Scribe" not in speakers
     assert all(a != b for a, b in zip(speakers, speakers[1:], strict=False)), "alternating"
+    assert run.control is not None
+    assert speakers == [r["name"] for r in run.control.reported("speaker")][: len(speakers)]
+    assert run.result.stats["capture"]["max_sources"] == 1, "one source: the mix, once"
+    start = run.server.connections[0].events[0]
+    assert start["callEvent"] == "START" and start["activeSpeaker"] == "Alice", "known at JOINED"
     ch0 = run.ch0()
     decoded = decode(ch0)
     assert count_sequence(decoded, ALICE.symbols) >= 1, "Alice's tones intact on ch0"
@@ -254,6 +278,7 @@ async def test_chat_round_trip(platform, replicas, tmp_path, monkeypatch):
         await asyncio.sleep(1.5)
         control.chat_from("Alice", "Hello from Alice — ça va?")
         await vp.post_chat("Hi, I’m the meeting assistant.")
+        await vp.post_chat("Hi, I’m the meeting assistant.")  # twice: each one confirmed
         for _ in range(50):
             if any(line["sender"] == "Alice" for line in read_chat(vp)):
                 break
@@ -274,7 +299,9 @@ async def test_chat_round_trip(platform, replicas, tmp_path, monkeypatch):
     )
     assert run.final == (Status.COMPLETED, Reason.MAX_DURATION)
     assert run.control is not None
-    assert run.control.vp_chat.count("Hi, I’m the meeting assistant.") == 1
+    assert run.control.vp_chat == ["Hi, I’m the meeting assistant."] * 2
+    assert run.statuses == ["INITIALIZING", "JOINING", "JOINED", "LEAVING", "COMPLETED"]
+    assert run.control.states[-1] == "left", "left through the client's own leave flow"
     lines = run.chat_lines()
     incoming = [(x["sender"], x["text"]) for x in lines if x["direction"] == "in"]
     assert ("Alice", "Hello from Alice — ça va?") in incoming
@@ -282,7 +309,7 @@ async def test_chat_round_trip(platform, replicas, tmp_path, monkeypatch):
     assert all(sender != "Scribe" for sender, _ in incoming), "the VP's own message is skipped"
     assert len(incoming) == len(set(incoming)), "no duplicates"
     outgoing = [x["text"] for x in lines if x["direction"] == "out"]
-    assert outgoing == ["Hi, I’m the meeting assistant."]
+    assert outgoing == ["Hi, I’m the meeting assistant."] * 2
 
 
 @pytest.mark.parametrize("platform", REPLICA_PLATFORMS)
@@ -302,6 +329,7 @@ async def test_removed_from_meeting(platform, replicas, tmp_path, monkeypatch):
     )
     assert run.final == (Status.COMPLETED, Reason.REMOVED)
     assert run.seconds < 30
+    assert run.seconds_between("JOINED", "LEAVING") < 4 + 8, "the removal noticed fast"
     assert_clean_end(run)
 
 
@@ -318,6 +346,8 @@ async def test_alone(platform, replicas, tmp_path, monkeypatch):
     )
     assert run.final == (Status.COMPLETED, Reason.ALONE)
     assert run.seconds < 30
+    assert run.vp.participants == ()
+    assert run.control is not None and run.control.states[-1] == "left", "left through the UI"
     assert_clean_end(run)
 
 
@@ -329,6 +359,71 @@ async def test_wrong_passcode(platform, replicas, tmp_path, monkeypatch):
     assert run.final == (Status.FAILED, Reason.WRONG_PASSCODE)
     assert "JOINED" not in run.statuses
     assert run.seconds < 20
+
+
+@pytest.mark.parametrize("platform", ("zoom", "teams"))
+async def test_passcode_from_settings(platform, replicas, tmp_path, monkeypatch):
+    """The link lacks the passcode: the VP's configured one gets it in, and it never lands
+    in an output file."""
+    run = await run_on_replica(
+        replicas, platform, tmp_path, monkeypatch, passcode_in_url=False, max_duration=3
+    )
+    assert run.final == (Status.COMPLETED, Reason.MAX_DURATION)
+    assert "JOINED" in run.statuses
+    for path in run.out.iterdir():
+        assert PASSCODE.encode() not in path.read_bytes(), path.name
+
+
+@pytest.mark.parametrize("platform", ("zoom", "teams"))
+async def test_passcode_needed_and_none_given(platform, replicas, tmp_path, monkeypatch):
+    run = await run_on_replica(replicas, platform, tmp_path, monkeypatch, vp_passcode="")
+    assert run.final == (Status.FAILED, Reason.WRONG_PASSCODE)
+    assert "JOINED" not in run.statuses
+    assert run.seconds < 20
+
+
+@pytest.mark.parametrize("platform", REPLICA_PLATFORMS)
+async def test_admitted_from_lobby_then_a_speaker_out_of_turn(
+    platform, replicas, tmp_path, monkeypatch
+):
+    """Held in the lobby (not taken for the meeting) until the host admits the VP; a
+    participant taking the floor out of turn is followed; then the host ends the meeting."""
+
+    async def host(vp: VirtualParticipant, control: MeetingControl | None) -> None:
+        assert control is not None
+        await wait_until(lambda: vp.lifecycle.status is Status.WAITING_ROOM, 30)
+        await asyncio.sleep(1.5)
+        assert vp.lifecycle.status is Status.WAITING_ROOM, "held in the lobby, not joined"
+        control.command("admit")
+        await wait_until(lambda: vp.active_speaker == "Alice", 20)
+        control.command("speak", name="Bob")  # Bob takes the floor out of turn
+        await wait_until(lambda: vp.active_speaker == "Bob", 5)
+        control.end()
+
+    run = await run_on_replica(
+        replicas,
+        platform,
+        tmp_path,
+        monkeypatch,
+        manual_admission=True,
+        speak_turn_s=60,
+        alongside=host,
+        max_duration=60,
+    )
+    assert run.final == (Status.COMPLETED, Reason.HOST_ENDED)
+    assert run.statuses[:4] == ["INITIALIZING", "JOINING", "WAITING_ROOM", "JOINED"]
+    assert run.statuses.count("WAITING_ROOM") == 1
+    assert run.control is not None
+    states = run.control.states
+    assert "lobby" in states and states.index("lobby") < states.index("joined")
+    assert run.speakers()[:2] == ["Alice", "Bob"]
+
+
+async def wait_until(predicate: Callable[[], bool], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.1)
 
 
 @pytest.mark.parametrize("platform", REPLICA_PLATFORMS)

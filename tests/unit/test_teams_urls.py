@@ -9,14 +9,9 @@ from urllib.parse import urlsplit
 import pytest
 
 from platforms.registry import resolve
-from platforms.teams import (
-    TeamsDriver,
-    end_signal,
-    join_error,
-    teams_display_name,
-    web_client_url,
-    with_passcode,
-)
+from platforms.teams import TeamsDriver
+from platforms.teams.decisions import end_signal, join_error
+from platforms.teams.urls import teams_display_name, web_client_url, with_passcode
 from vp.errors import InvalidUrl
 from vp.lifecycle import Reason
 
@@ -251,4 +246,4 @@ def test_lobby_and_prejoin_are_not_errors():
 )
 def test_end_signal(state, expected):
     signal = end_signal(state)
-    assert (signal[0] if signal else None) is expected
+    assert (signal.reason if signal else None) is expected

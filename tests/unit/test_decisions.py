@@ -1,0 +1,242 @@
+"""Every platform's decisions, replayed from page snapshots recorded from the replicas and a
+real Janus room (tests/unit/snapshots/record.py): join state, refusals with their contract
+reason, the end signals, the roster, the speaker, chat lines and "alone"."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from platforms.base import MeetingContext, MeetingOver, Phase, Refused
+from platforms.chime import decisions as chime
+from platforms.janus import decisions as janus
+from platforms.teams import decisions as teams
+from platforms.zoom import decisions as zoom
+from vp.lifecycle import Reason
+
+SNAPSHOTS = Path(__file__).parent / "snapshots"
+
+
+def snapshots(platform: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((SNAPSHOTS / f"{platform}.json").read_text())
+    return data
+
+
+ZOOM = snapshots("zoom")
+TEAMS = snapshots("teams")
+CHIME = snapshots("chime")
+JANUS = snapshots("janus")
+
+REFUSALS = [
+    ("join_denied", Reason.DENIED),
+    ("join_not_found", Reason.MEETING_NOT_FOUND),
+    ("join_login_required", Reason.LOGIN_REQUIRED),
+    ("join_captcha", Reason.CAPTCHA),
+]
+
+
+def ctx(url: str = "") -> MeetingContext:
+    """The VP "Scribe", admitted at ``url``."""
+    return MeetingContext("Scribe", frozenset({"Scribe"}), url)
+
+
+def reason_of(state: Any) -> Reason | None:
+    return state.reason if isinstance(state, Refused | MeetingOver) else None
+
+
+# -- Zoom ---------------------------------------------------------------------------------
+def test_zoom_join_states():
+    assert zoom.join_state(ZOOM["join_prejoin"]) is Phase.PREJOIN
+    assert zoom.join_state(ZOOM["join_lobby"]) is Phase.LOBBY
+    assert zoom.join_state(ZOOM["join_admitted"]) is Phase.ADMITTED
+
+
+@pytest.mark.parametrize(("name", "reason"), REFUSALS)
+def test_zoom_refusals(name, reason):
+    assert reason_of(zoom.join_state(ZOOM[name])) is reason
+
+
+def test_zoom_wrong_passcode_is_a_verdict_only_when_new_or_outlasting_the_retry():
+    snap = ZOOM["join_wrong_passcode"]
+    assert zoom.join_state(snap) is Phase.PREJOIN  # the driver retries with its own passcode
+    assert reason_of(zoom.passcode_rejected(snap, since_submit=0.5)) is Reason.WRONG_PASSCODE
+    answered = {**snap, "pwdError": {"marked": True}}
+    assert zoom.passcode_rejected(answered, since_submit=1.0) is None
+    assert reason_of(zoom.passcode_rejected(answered, since_submit=6.0)) is Reason.WRONG_PASSCODE
+
+
+def test_zoom_meeting():
+    snap = ZOOM["meeting"]
+    here = ctx(snap["url"])
+    assert zoom.end_signal(snap, here) is None and zoom.gone_signal(snap) is None
+    others = zoom.others(snap, here)
+    assert others == ("Alice", "Bob")
+    assert zoom.speaker(snap, here) in ("Alice", "Bob")
+    assert zoom.alone(snap, others) is False
+    lines = zoom.chat_lines(snap, here)
+    assert [(x.sender, x.text, x.mine) for x in lines] == [
+        ("Bob", "Bob was here", False),
+        ("Alice", "hello from Alice", False),
+        ("You", "hi from the VP", True),
+    ]
+    assert len({x.key for x in lines}) == 3
+    # Another host or the leave page: the page left the meeting.
+    assert reason_of(zoom.end_signal(snap, ctx("https://zoom.example/wc/1/join"))) is (
+        Reason.HOST_ENDED
+    )
+    left = {**snap, "url": "https://a/wc/leave"}
+    assert reason_of(zoom.end_signal(left, ctx("https://a/wc/1/join"))) is Reason.HOST_ENDED
+
+
+def test_zoom_ends_and_alone():
+    ended, removed, alone = ZOOM["meeting_ended"], ZOOM["meeting_removed"], ZOOM["meeting_alone"]
+    here = ctx(ended["url"])
+    assert reason_of(zoom.end_signal(ended, here)) is Reason.HOST_ENDED
+    assert reason_of(zoom.end_signal(removed, here)) is Reason.REMOVED
+    assert reason_of(zoom.gone_signal(removed)) is Reason.REMOVED
+    assert zoom.end_signal(alone, here) is None
+    assert zoom.speaker(alone, here) is None, "the VP is never the speaker"
+    assert zoom.others(alone, here) == ()
+    assert zoom.alone(alone, ()) is True
+
+
+def test_zoom_housekeeping_one_click_per_poll():
+    snap = ZOOM["meeting"]
+    assert zoom.housekeeping(snap, since_admitted=10) is None
+    assert zoom.housekeeping({**snap, "dismiss": True, "chatOpen": False}, 10) == "dismiss"
+    needs_audio = {**snap, "audioLabel": "join audio"}
+    assert zoom.housekeeping(needs_audio, since_admitted=0.5) is None, "the client may join"
+    assert zoom.housekeeping(needs_audio, since_admitted=3) == "join_audio"
+    assert zoom.housekeeping({**snap, "audioLabel": "mute my microphone"}, 3) == "stay_muted"
+    assert zoom.housekeeping({**snap, "chatOpen": False}, 3) == "open_chat"
+
+
+# -- Teams --------------------------------------------------------------------------------
+def teams_state(snap: Any, **context: Any) -> Any:
+    context = {"was_in_lobby": False, "disabled_polls": 0, "restart": False, **context}
+    return teams.join_state(snap, **context)
+
+
+def test_teams_join_states():
+    assert teams_state(TEAMS["join_prejoin"]) is Phase.PREJOIN
+    assert teams_state(TEAMS["join_lobby"]) is Phase.LOBBY
+    assert teams_state(TEAMS["join_admitted"]) is Phase.ADMITTED
+    # The Join button disabled for long after a click, no lobby text: a lobby all the same.
+    prejoin = TEAMS["join_prejoin"]
+    assert teams_state(prejoin, disabled_polls=teams.LOBBY_DISABLED_POLLS) is Phase.LOBBY
+    # Back from the lobby to an enabled Join button: the lobby dropped the VP.
+    dropped = {**prejoin, "join": {"disabled": False}, "inMeeting": False}
+    assert reason_of(teams_state(dropped, was_in_lobby=True)) is Reason.DENIED
+    # The post-Join modal keeps the Join button behind it: not a lobby, not admitted.
+    assert teams_state({**TEAMS["join_lobby"], "avModal": True}) is Phase.PREJOIN
+
+
+@pytest.mark.parametrize(
+    ("name", "reason"), [*REFUSALS, ("join_wrong_passcode", Reason.WRONG_PASSCODE)]
+)
+def test_teams_refusals(name, reason):
+    assert reason_of(teams_state(TEAMS[name])) is reason
+
+
+def test_teams_meeting():
+    snap = TEAMS["meeting"]
+    own = ctx(snap["url"])
+    assert teams.end_signal(snap) is None and teams.gone_signal(snap) is None
+    others = teams.others(snap, own)
+    assert set(others) == {"Alice", "Bob"}
+    assert teams.speaker(snap, own) in ("Alice", "Bob")
+    assert teams.alone(snap, others) is False
+    lines = teams.chat_lines(snap, own)
+    incoming = [(x.sender, x.text) for x in lines if not x.mine]
+    assert ("Bob", "Bob was here") in incoming and ("Alice", "hello from Alice") in incoming
+    assert [x.text for x in lines if x.mine] == ["hi from the VP"]
+
+
+def test_teams_ends_and_alone():
+    assert reason_of(teams.end_signal(TEAMS["meeting_ended"])) is Reason.HOST_ENDED
+    assert reason_of(teams.end_signal(TEAMS["meeting_removed"])) is Reason.REMOVED
+    alone = TEAMS["meeting_alone"]
+    assert teams.end_signal(alone) is None
+    assert teams.others(alone, ctx()) == ()
+    assert teams.alone(alone, ()) is True
+    # Controls gone without an end screen: the longer "gone" wait, removal read from the text.
+    assert reason_of(teams.gone_signal({"controls": False})) is Reason.HOST_ENDED
+    removed_text = {"controls": False, "text": "You’ve been removed from this meeting"}
+    assert reason_of(teams.gone_signal(removed_text)) is Reason.REMOVED
+
+
+# -- Chime --------------------------------------------------------------------------------
+def chime_state(snap: Any, passcode_sent: bool = False, has_passcode: bool = False) -> Any:
+    return chime.join_state(snap, passcode_sent=passcode_sent, has_passcode=has_passcode)
+
+
+def test_chime_join_states():
+    assert chime_state(CHIME["join_prejoin"]) is Phase.PREJOIN
+    assert chime_state(CHIME["join_lobby"]) is Phase.LOBBY
+    assert chime_state(CHIME["join_admitted"]) is Phase.ADMITTED
+
+
+@pytest.mark.parametrize(("name", "reason"), REFUSALS)
+def test_chime_refusals(name, reason):
+    assert reason_of(chime_state(CHIME[name])) is reason
+
+
+def test_chime_moderated_meeting_takes_the_passcode_then_waits():
+    waiting = {**CHIME["join_lobby"], "text": "The meeting won’t start until a moderator joins."}
+    assert chime_state(waiting) is Phase.LOBBY
+    assert chime_state(waiting, has_passcode=True) is Phase.PREJOIN
+    assert chime_state(waiting, passcode_sent=True, has_passcode=True) is Phase.LOBBY
+    refused = {**waiting, "text": "Incorrect moderator passcode. Try again."}
+    assert reason_of(chime_state(refused, passcode_sent=True)) is Reason.WRONG_PASSCODE
+
+
+def test_chime_meeting():
+    snap = CHIME["meeting"]
+    here = ctx(snap["url"])
+    assert chime.end_signal(snap, here) is None and chime.gone_signal(snap) is None
+    others = chime.others(snap, here)
+    assert others is not None and set(others) == {"Alice", "Bob"}
+    assert chime.speaker(snap, here) in ("Alice", "Bob")
+    assert chime.alone(snap, others) is False
+    lines = chime.chat_lines(snap, here)
+    incoming = [(x.sender, x.text) for x in lines if not x.mine]
+    assert ("Bob", "Bob was here") in incoming and ("Alice", "hello from Alice") in incoming
+    assert all(x.sender != chime.SYSTEM_SENDER for x in lines)
+    elsewhere = ctx("https://elsewhere.example/meetings/1")
+    assert reason_of(chime.end_signal(snap, elsewhere)) is Reason.HOST_ENDED
+
+
+def test_chime_ends_and_alone():
+    here = ctx(CHIME["meeting"]["url"])
+    assert reason_of(chime.end_signal(CHIME["meeting_ended"], here)) is Reason.HOST_ENDED
+    assert reason_of(chime.end_signal(CHIME["meeting_removed"], here)) is Reason.REMOVED
+    alone = CHIME["meeting_alone"]
+    assert chime.end_signal(alone, here) is None
+    assert chime.alone(alone, chime.others(alone, here)) is True
+    # Roster closed: the "Present" count (the VP included) still tells.
+    assert chime.alone({**alone, "present": None, "presentCount": 1}, None) is True
+    assert chime.alone({**alone, "present": None, "presentCount": 3}, None) is None
+
+
+# -- Janus --------------------------------------------------------------------------------
+def test_janus_join_states():
+    assert janus.join_state(JANUS["join_prejoin"], registered=False) is Phase.PREJOIN
+    assert janus.join_state(JANUS["join_admitted"], registered=True) is Phase.ADMITTED
+    refused = janus.join_state(JANUS["join_not_found"], registered=True)
+    assert reason_of(refused) is Reason.MEETING_NOT_FOUND
+
+
+def test_janus_meeting():
+    snap = JANUS["meeting"]
+    assert janus.end_signal(snap) is None and janus.gone_signal(snap) is None
+    assert snap["names"] == ["Alice"] and janus.speaker(snap) == "Alice"
+    assert janus.speaker({**snap, "names": ["Alice", "Bob"]}) is None, "no speaker display"
+    ended = JANUS["meeting_ended"]
+    over = janus.end_signal(ended) or janus.gone_signal(ended)
+    assert over is not None and over.reason in (Reason.HOST_ENDED, Reason.REMOVED)
+    destroyed = {**snap, "dialog": "The room has been destroyed", "inRoom": False}
+    assert reason_of(janus.end_signal(destroyed)) is Reason.HOST_ENDED
+    assert reason_of(janus.gone_signal(janus.NO_ROOM)) is Reason.REMOVED
