@@ -46,6 +46,7 @@ import asyncio
 import os
 import re
 import struct
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -343,12 +344,19 @@ class ArtifactUploader:
         self.interval = interval
         self._s3 = s3
         self.offsets: dict[str, int] = dict.fromkeys(STREAMED, 0)
+        # Held for a whole round: a round still running in its thread when run() is cancelled
+        # finishes before finish()'s round starts (rounds never interleave).
+        self.round_lock = threading.Lock()
         self.chunks_uploaded = 0
         self.finals_uploaded: list[str] = []
 
     def upload_new(self) -> int:
         """One round: PUT what each file gained since its last upload. Returns the number
         of chunks uploaded."""
+        with self.round_lock:
+            return self._upload_round()
+
+    def _upload_round(self) -> int:
         client = self._s3()
         uploaded = 0
         for name in STREAMED:
