@@ -9,6 +9,8 @@ Routes::
     POST   /v1/stream-token           a short-lived token for the two event streams
     GET    /v1/events?token=          server-sent events: snapshot, then every VP change
     GET    /v1/vps/{vp_id}/transcript?token=   server-sent events: transcript and chat lines
+    GET    /v1/vps/{vp_id}/artifacts  the VP's artifacts, each with a short-lived download URL
+    GET    /v1/vps/{vp_id}/artifacts/{name}?token=   one artifact's bytes (vp serve)
     GET    /openapi.json, /healthz, /  (the console), /console/*
     /v1/webhooks…, /v1/calendars…      contract 5: see :mod:`scheduler.api_hooks`
 
@@ -29,6 +31,7 @@ header and idle timeouts) are the server's: see :func:`scheduler.serve.uvicorn_c
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import re
@@ -51,6 +54,7 @@ from starlette.exceptions import HTTPException
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from scheduler.artifacts import CONTENT_TYPES, ArtifactSource, LocalArtifacts
 from scheduler.auth import Authenticator
 from scheduler.errors import (
     IdempotencyKeyReused,
@@ -60,6 +64,7 @@ from scheduler.errors import (
     Unauthorized,
 )
 from scheduler.models import VP_ID_PATTERN, LaunchRequest, VpRecord
+from scheduler.ratelimit import RateLimiter
 from scheduler.service import MAX_IDEMPOTENCY_KEY, Caller, VpService
 
 if TYPE_CHECKING:
@@ -75,7 +80,7 @@ CONSOLE_DIR = Path(__file__).with_name("console")
 _VP_ID = re.compile(VP_ID_PATTERN)
 CONSOLE_CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
-    "img-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+    "img-src 'self'; media-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
 )
 SECURITY_HEADERS = {
     "Content-Security-Policy": CONSOLE_CSP,
@@ -385,11 +390,21 @@ class Api:
     """The state the handlers share: one service, one authenticator, stream bookkeeping."""
 
     def __init__(
-        self, service: VpService, auth: Authenticator, *, out_root: Path | None = None
+        self,
+        service: VpService,
+        auth: Authenticator,
+        *,
+        out_root: Path | None = None,
+        artifacts: ArtifactSource | None = None,
     ) -> None:
         self.service = service
         self.auth = auth
         self.out_root = out_root
+        if artifacts is None and out_root is not None:
+            artifacts = LocalArtifacts(out_root)
+        self.artifacts = artifacts
+        # Listings presign (AWS) or sign tokens, downloads stream files: per owner, bounded.
+        self.artifact_limiter = RateLimiter(ARTIFACT_REQUESTS_PER_MINUTE, 60.0)
         self.slots = StreamSlots()
         self.watches = TranscriptWatches(service)
 
@@ -690,6 +705,107 @@ def _read_lines(path: Path, offset: int) -> tuple[list[tuple[str, int]], int]:
     return lines, offset + end + 1
 
 
+# -- artifacts (issue 16) -----------------------------------------------------------------------
+class ArtifactInfo(BaseModel):
+    """One artifact of a VP. ``url`` downloads it for :data:`ARTIFACT_URL_TTL` seconds (a
+    presigned S3 URL on AWS, this API's file endpoint with an artifact token locally);
+    null while the call runs on AWS (the file is still being uploaded in chunks)."""
+
+    name: str
+    size: int
+    content_type: str
+    complete: bool
+    url: str | None
+    updated_at: str | None
+
+
+class ArtifactList(BaseModel):
+    vp_id: str
+    expires_in: int
+    artifacts: list[ArtifactInfo]
+
+
+ARTIFACT_URL_TTL = 300
+ARTIFACT_REQUESTS_PER_MINUTE = 120
+
+
+def _artifact_source(api: Api) -> ArtifactSource:
+    if api.artifacts is None:
+        raise NotFound("this control plane keeps no artifacts")
+    return api.artifacts
+
+
+@router.get(
+    "/v1/vps/{vp_id}/artifacts",
+    response_model=ArtifactList,
+    operation_id="listArtifacts",
+    summary="A VP's artifacts (recording, transcript, chat, speakers, summary, statuses)",
+    responses={
+        200: {"description": "the artifacts that exist, each with a short-lived download URL"},
+        **_UNAUTHORIZED,
+        **_NOT_FOUND,
+        **_INVALID,
+        429: _error("too many artifact requests"),
+    },
+)
+async def list_artifacts(vp_id: str, caller: CallerDep, api: ApiDep) -> Response:
+    api.artifact_limiter.acquire(caller.owner)
+    record = await api.service.get(caller, _checked_vp_id(vp_id))
+    source = _artifact_source(api)
+    found = await asyncio.to_thread(source.find, record.vp_id, ended=record.terminal)
+    items = []
+    for artifact in found:
+        url = artifact.url
+        if isinstance(source, LocalArtifacts):
+            token = api.auth.issue_artifact_token(
+                caller, record.vp_id, artifact.name, ARTIFACT_URL_TTL
+            )
+            url = f"/v1/vps/{record.vp_id}/artifacts/{artifact.name}?token={token}"
+        items.append({**dataclasses.asdict(artifact), "url": url})
+    return JSONResponse({"vp_id": record.vp_id, "expires_in": ARTIFACT_URL_TTL, "artifacts": items})
+
+
+@router.get(
+    "/v1/vps/{vp_id}/artifacts/{name}",
+    operation_id="downloadArtifact",
+    summary="One artifact's bytes (vp serve; on AWS the listing's presigned URL serves it)",
+    response_class=FileResponse,
+    responses={
+        200: {
+            "description": "the file (Range requests honoured)",
+            "content": {t: {} for t in sorted(set(CONTENT_TYPES.values()))},
+        },
+        401: _error("missing or invalid artifact token / bearer token"),
+        **_NOT_FOUND,
+        429: _error("too many artifact requests"),
+    },
+)
+async def download_artifact(
+    vp_id: str,
+    name: str,
+    request: Request,
+    api: ApiDep,
+    token: Annotated[
+        str | None, Query(description="the artifact token of the listing's URL")
+    ] = None,
+) -> Response:
+    source = _artifact_source(api)
+    if token is not None:
+        caller = api.auth.artifact_caller(token, vp_id, name)
+    else:
+        caller = api.auth.caller_from_header(request.headers.get("authorization"))
+    api.artifact_limiter.acquire(caller.owner)
+    record = await api.service.get(caller, _checked_vp_id(vp_id))
+    path = source.path(record.vp_id, name) if isinstance(source, LocalArtifacts) else None
+    if path is None:
+        raise NotFound(f"no artifact {name[:64]!r}")
+    return FileResponse(
+        path,
+        media_type=CONTENT_TYPES[name],
+        headers={"Content-Disposition": f'inline; filename="{record.vp_id}-{name}"'},
+    )
+
+
 @router.get("/healthz", response_model=Health, include_in_schema=False)
 async def health() -> Response:
     return JSONResponse({"ok": True})
@@ -828,14 +944,16 @@ def create_app(
     auth: Authenticator,
     *,
     out_root: Path | None = None,
+    artifacts: ArtifactSource | None = None,
     body_limit: int = BODY_LIMIT,
     manage_service: bool = True,
     hooks: HookService | None = None,
 ) -> FastAPI:
     """The ASGI app. With ``manage_service`` its lifespan starts and closes the service
     (the launcher re-arms pending VPs at start and stops running ones at shutdown) and
-    ``hooks`` (contract 5: webhooks and calendars, see :mod:`scheduler.api_hooks`)."""
-    api = Api(service, auth, out_root=out_root)
+    ``hooks`` (contract 5: webhooks and calendars, see :mod:`scheduler.api_hooks`).
+    ``artifacts``: where VPs' artifacts are (default: the files under ``out_root``)."""
+    api = Api(service, auth, out_root=out_root, artifacts=artifacts)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

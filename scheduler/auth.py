@@ -19,6 +19,11 @@ event): the console then fetches a new token and resumes, so a revoked bearer to
 streams within one stream-token lifetime. (Query strings reach access logs; ``vp serve`` turns
 uvicorn's access log off and logs paths without them.)
 
+Artifact downloads (``vp serve``) work the same way: a listing carries, per artifact, a
+URL with an *artifact token* (audience ``vp-artifact``, :data:`ARTIFACT_TOKEN_TTL` seconds)
+naming the owner, the VP and the artifact, so an ``<audio>`` element or a download link can
+fetch it — the local counterpart of a presigned S3 URL. It opens that one file only.
+
 ``python -m scheduler.auth --secret S --sub alice [--admin] [--ttl SECONDS]`` mints a local
 token for trying the API and the console.
 """
@@ -39,6 +44,8 @@ ADMIN_GROUP = "admin"
 GROUPS_CLAIM = "cognito:groups"
 STREAM_AUDIENCE = "vp-stream"
 STREAM_TOKEN_TTL = 300
+ARTIFACT_AUDIENCE = "vp-artifact"
+ARTIFACT_TOKEN_TTL = 300
 MAX_TOKEN_LENGTH = 8192
 MAX_SUB_LENGTH = 256
 MIN_SECRET_BYTES = 32  # HS256 needs a key as long as its hash (RFC 7518 §3.2)
@@ -132,6 +139,32 @@ class Authenticator:
         if caller.admin:
             claims[GROUPS_CLAIM] = [ADMIN_GROUP]
         return jwt.encode(claims, self._secret, algorithm="HS256")
+
+    def issue_artifact_token(
+        self, caller: Caller, vp_id: str, name: str, ttl: int = ARTIFACT_TOKEN_TTL
+    ) -> str:
+        """A token that downloads artifact ``name`` of ``vp_id`` for ``caller``, only."""
+        now = int(time.time())
+        claims: dict[str, Any] = {
+            "sub": caller.owner,
+            "aud": ARTIFACT_AUDIENCE,
+            "iat": now,
+            "exp": now + ttl,
+            "vp_id": vp_id,
+            "artifact": name,
+        }
+        if caller.admin:
+            claims[GROUPS_CLAIM] = [ADMIN_GROUP]
+        return jwt.encode(claims, self._secret, algorithm="HS256")
+
+    def artifact_caller(self, token: str | None, vp_id: str, name: str) -> Caller:
+        """The Caller of an artifact token issued for exactly ``vp_id``/``name``."""
+        claims = self._decode(token or "", ARTIFACT_AUDIENCE)
+        if claims.get("vp_id") != vp_id or claims.get("artifact") != name:
+            raise Unauthorized("the token is for another artifact")
+        if float(claims["exp"]) <= time.time():
+            raise Unauthorized("the artifact token has expired")
+        return caller_from_claims(claims)
 
     def caller_from_stream_token(self, token: str | None) -> Caller:
         return self.stream_session(token)[0]

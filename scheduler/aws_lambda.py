@@ -4,7 +4,8 @@
 are not (a cancelled VP's task killed before it recorded its end).
 
 Routes (contract 4): ``POST /v1/vps``, ``GET /v1/vps``, ``GET /v1/vps/{id}``,
-``DELETE /v1/vps/{id}``; with ``VP_HOOKS_TABLE_NAME`` also the webhook routes of contract 5
+``DELETE /v1/vps/{id}``, and ``GET /v1/vps/{id}/artifacts`` (presigned S3 URLs; bucket
+``VP_ARTIFACT_BUCKET``); with ``VP_HOOKS_TABLE_NAME`` also the webhook routes of contract 5
 (``/v1/webhooks…``; delivery is :mod:`scheduler.aws_hooks`). The event is served by the
 *same* ASGI app as ``vp serve``
 (:func:`scheduler.api.create_app`) over the same service layer, so status codes, validation
@@ -41,6 +42,7 @@ from mangum import Mangum
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from scheduler.api import ApiError, create_app
+from scheduler.artifacts import S3Artifacts
 from scheduler.auth import Authenticator, caller_from_claims
 from scheduler.aws_hooks import DynamoDbCalendarStore
 from scheduler.aws_launcher import AwsLauncher
@@ -52,10 +54,12 @@ from vp import log as vplog
 
 log = structlog.get_logger(__name__)
 
-# Only the contract's four routes are served here (the event streams of `vp serve` need a
-# long-lived connection, which API Gateway + Lambda do not give).
+# Only the contract's routes (the VPs, their artifacts, webhooks and calendars) are served
+# here (the event streams of `vp serve` need a long-lived connection, which API Gateway +
+# Lambda do not give).
 _ROUTES = re.compile(
-    r"^/v1/vps(/[^/]+)?$|^/v1/webhooks(/[^/]+(/deliveries)?)?$|^/v1/calendars(/[^/]+)?$"
+    r"^/v1/vps(/[^/]+(/artifacts)?)?$"
+    r"|^/v1/webhooks(/[^/]+(/deliveries)?)?$|^/v1/calendars(/[^/]+)?$"
 )
 _claims: contextvars.ContextVar[Mapping[str, Any] | None] = contextvars.ContextVar(
     "vp_claims", default=None
@@ -81,11 +85,16 @@ class LambdaApp:
     it starts the service once, serves only the contract's routes and passes the
     authorizer's claims (``scope["aws.event"]``) to the authenticator."""
 
-    def __init__(self, service: VpService, hooks: HookService | None = None) -> None:
+    def __init__(
+        self,
+        service: VpService,
+        hooks: HookService | None = None,
+        artifacts: S3Artifacts | None = None,
+    ) -> None:
         self.service = service
         self.hooks = hooks
         self.app: ASGIApp = create_app(
-            service, ClaimsAuthenticator(), manage_service=False, hooks=hooks
+            service, ClaimsAuthenticator(), artifacts=artifacts, manage_service=False, hooks=hooks
         )
         self._started = False
         self.loop = asyncio.new_event_loop()
@@ -110,7 +119,7 @@ class LambdaApp:
             hooks = HookService(
                 DynamoDbCalendarStore.from_env(), service, settings=HookSettings(calendar_poll=0)
             )
-        return cls(service, hooks)
+        return cls(service, hooks, S3Artifacts.from_env())  # VP_ARTIFACT_BUCKET
 
     async def _start(self) -> None:
         if not self._started:

@@ -184,6 +184,9 @@ class Broker:
         limiter: LaunchLimiter | None = None,
         s3: Any = None,
         bucket: str | None = None,
+        artifact_bucket_arn: str | None = None,
+        artifact_writer_role_arn: str | None = None,
+        sts: Any = None,
         clock: Any = time.time,
         router: Any = None,
     ) -> None:
@@ -193,6 +196,9 @@ class Broker:
         self.limiter = limiter
         self.router = router
         self.bucket = bucket
+        self.artifact_bucket_arn = artifact_bucket_arn
+        self.artifact_writer_role_arn = artifact_writer_role_arn
+        self._sts = sts
         self._clock = clock
         self._ddb: Any = store._ddb  # the store's client: same table, same retries
         self._s3 = s3 if s3 is not None or not bucket else boto3.client("s3", config=_BOTO_CONFIG)
@@ -216,6 +222,8 @@ class Broker:
             limiter=DynamoDbLaunchLimiter.from_env(env),
             bucket=bucket_arn.split(":::", 1)[1] if ":::" in bucket_arn else None,
             router=router,
+            artifact_bucket_arn=env.get("VP_ARTIFACT_BUCKET_ARN") or None,
+            artifact_writer_role_arn=env.get("VP_ARTIFACT_WRITER_ROLE_ARN") or None,
         )
 
     def handle(self, event: Mapping[str, Any]) -> dict[str, Any]:
@@ -235,7 +243,47 @@ class Broker:
             return self.record_events(
                 vp_id, ticket, event.get("kind"), event.get("start"), event.get("items")
             )
+        if action == "artifact_credentials":
+            return self.artifact_credentials(vp_id, ticket)
         return {"ok": False, "error": "unknown-action"}
+
+    def artifact_credentials(self, vp_id: str, ticket: str) -> dict[str, Any]:
+        """Temporary credentials that can write only ``vps/<vp_id>/*`` of the artifact
+        bucket, for a valid ticket of *this* VP (see :mod:`scheduler.artifacts`): the
+        artifact-writer role assumed with the session tag ``vp_id`` (its policy names
+        ``vps/${aws:PrincipalTag/vp_id}/*``) and a session policy naming the same prefix."""
+        if not self.artifact_bucket_arn or not self.artifact_writer_role_arn:
+            return {"ok": False, "error": "no-artifact-bucket"}
+        if not self._ticket_valid(vp_id, ticket):
+            log.warning("vp.ticket_refused", vp_id=vp_id, action="artifact_credentials")
+            return REFUSED
+        from scheduler.artifacts import prefix, session_policy
+
+        if self._sts is None:
+            self._sts = boto3.client("sts", config=_BOTO_CONFIG)
+        response = self._sts.assume_role(
+            RoleArn=self.artifact_writer_role_arn,
+            RoleSessionName=f"vp-{vp_id}"[:64],
+            DurationSeconds=3600,  # the maximum for a role assumed by a role
+            Tags=[{"Key": "vp_id", "Value": vp_id}],
+            Policy=json.dumps(session_policy(self.artifact_bucket_arn, vp_id)),
+        )
+        creds = response["Credentials"]
+        expiration = creds["Expiration"]
+        log.info("vp.artifact_credentials_issued", vp_id=vp_id)
+        return {
+            "ok": True,
+            "bucket": self.artifact_bucket_arn.split(":::", 1)[1],
+            "prefix": prefix(vp_id),
+            "credentials": {
+                "access_key_id": creds["AccessKeyId"],
+                "secret_access_key": creds["SecretAccessKey"],
+                "session_token": creds["SessionToken"],
+                "expiration": expiration.isoformat()
+                if hasattr(expiration, "isoformat")
+                else str(expiration),
+            },
+        }
 
     def redeem(self, vp_id: str, ticket: str) -> dict[str, Any]:
         """The VP's meeting for a valid, unredeemed ticket of *this* VP; else refused."""
@@ -416,6 +464,14 @@ class BrokerClient:
             meeting_url=str(data["meeting_url"]),
             passcode=data.get("passcode"),
         )
+
+    def artifact_credentials(self) -> dict[str, Any]:
+        """``{"bucket", "prefix", "credentials"}`` for this VP's artifact uploads;
+        :class:`BrokerRefused` when refused (or the stack keeps no artifacts)."""
+        data = self._invoke({"action": "artifact_credentials"})
+        if not data.get("ok"):
+            raise BrokerRefused(str(data.get("error")))
+        return data
 
     def record_status(self, event: StatusEvent) -> dict[str, Any]:
         return self._invoke(

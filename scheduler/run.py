@@ -21,6 +21,7 @@ ticket, unusable configuration).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import sys
@@ -32,6 +33,7 @@ from typing import Any
 import structlog
 from pydantic import ValidationError
 
+from scheduler.artifacts import UPLOAD_INTERVAL_S, ArtifactUploader, BrokeredS3
 from scheduler.broker import (
     EVENT_KINDS,
     MAX_EVENT_BATCH,
@@ -172,8 +174,14 @@ def build_config(store: VpStore, vp_id: str, env: Mapping[str, str]) -> JoinConf
 
 
 async def _run_vp(
-    config: JoinConfig, sinks: list[StatusSink], join_at: datetime | None, json_output: bool
+    config: JoinConfig,
+    sinks: list[StatusSink],
+    join_at: datetime | None,
+    json_output: bool,
+    uploader: ArtifactUploader | None = None,
 ) -> int:
+    """Run the VP; with ``uploader``, its artifacts go to S3 while it runs and whole at
+    the end (the uploader's task is owned here: cancelled, awaited, then ``finish``)."""
     from vp.runner import VirtualParticipant
 
     if json_output:
@@ -182,8 +190,40 @@ async def _run_vp(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, vp.stop)
-    result = await vp.run()
+    uploading = asyncio.create_task(uploader.run(), name="artifact-upload") if uploader else None
+    try:
+        result = await vp.run()
+    finally:
+        if uploading is not None:
+            uploading.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await uploading
+    if uploader is not None:
+        await uploader.finish()
     return result.exit_code
+
+
+def artifact_uploader(
+    client: BrokerClient, config: JoinConfig, env: Mapping[str, str]
+) -> ArtifactUploader | None:
+    """The uploader of a brokered VP when the stack keeps artifacts (``VP_ARTIFACT_BUCKET``;
+    ``VP_ARTIFACT_UPLOAD_INTERVAL`` seconds between rounds, default 60)."""
+    fields = frozenset({"artifact_bucket", "artifact_upload_interval"})
+    try:
+        settings = VpSettings.from_env(env, only=fields)
+    except ValidationError:  # a bad interval: upload anyway, at the default pace
+        log.warning("vp.artifact_upload_interval_invalid")
+        settings = VpSettings.from_env(env, only=frozenset({"artifact_bucket"}))
+    if not settings.artifact_bucket:
+        return None
+    interval = settings.artifact_upload_interval or UPLOAD_INTERVAL_S
+    return ArtifactUploader(
+        config.effective_out_dir,
+        client.vp_id,
+        settings.artifact_bucket,
+        BrokeredS3(client.artifact_credentials),
+        interval=max(1.0, interval),
+    )
 
 
 async def run_stored_vp(
@@ -301,10 +341,11 @@ async def run_brokered_vp(
         sink.emit(StatusEvent(utc_now_iso(), vp_id, Status.FAILED, Reason.LAUNCH_FAILED, detail))
         print(f"vp run: invalid configuration: {bad}", file=sys.stderr)
         return EXIT_USAGE
+    uploader = artifact_uploader(client, config, env)
     forwarder = EventForwarder(client, config.effective_out_dir)
     forwarding = asyncio.create_task(forwarder.run(), name="vp-events")
     try:
-        return await _run_vp(config, [sink], meeting.join_at, json_output)
+        return await _run_vp(config, [sink], meeting.join_at, json_output, uploader)
     finally:
         forwarding.cancel()
         try:

@@ -1,5 +1,6 @@
-"""The files one call leaves in ``--out``: transcript.jsonl, chat.jsonl, recording.wav and
-summary.json (status.jsonl is written by its status sink).
+"""The files one call leaves in ``--out``: transcript.jsonl, chat.jsonl, speakers.jsonl (the
+SPEAKER_CHANGE history), recording.wav and summary.json (status.jsonl is written by its
+status sink).
 
 :class:`CallArtifacts` opens and closes the files and turns chat messages and transcript
 segments into their lines; :func:`build_summary` gathers the call's measurements for
@@ -32,11 +33,13 @@ class CallArtifacts:
         self.out_dir = out_dir
         self._transcript: JsonlWriter | None = None
         self._chat: JsonlWriter | None = None
+        self._speakers: JsonlWriter | None = None
         self._recorder: WavRecorder | None = None
 
     def open(self) -> None:
         self._transcript = JsonlWriter(self.out_dir / "transcript.jsonl")
         self._chat = JsonlWriter(self.out_dir / "chat.jsonl")
+        self._speakers = JsonlWriter(self.out_dir / "speakers.jsonl")
         self._recorder = WavRecorder(self.out_dir / "recording.wav")
 
     def record(self, stereo_frame: bytes) -> None:
@@ -57,6 +60,13 @@ class CallArtifacts:
                 }
             )
 
+    def speaker(self, name: str) -> None:
+        """A SPEAKER_CHANGE: ``t`` is seconds into recording.wav (where the console's
+        timeline puts it); the speaker holds the floor until the next line."""
+        if self._speakers is not None:
+            at = self._recorder.seconds if self._recorder is not None else 0.0
+            self._speakers.write({"ts": time.time(), "t": round(at, 3), "speaker": name})
+
     def transcript(self, segment: TranscriptSegment) -> None:
         """A final transcript segment (partials are not kept)."""
         if segment.is_partial or self._transcript is None:
@@ -74,7 +84,7 @@ class CallArtifacts:
         )
 
     def close(self) -> None:
-        for writer in (self._transcript, self._chat):
+        for writer in (self._transcript, self._chat, self._speakers):
             if writer is not None:
                 writer.close()
         if self._recorder is not None:

@@ -317,6 +317,7 @@ class VirtualParticipant:
             self.active_speaker = event.name
             if self._client is not None:
                 self._client.speaker_change(event.name)
+            self.artifacts.speaker(event.name)
         elif isinstance(event, ParticipantsChanged):
             self.participants = event.names
             if self.assistant is not None:

@@ -143,6 +143,27 @@ class VpSettings(BaseSettings):
     owner_launch_window: int | None = _env("VP_OWNER_LAUNCH_WINDOW", "seconds")
     owner_max_active: int | None = _env("VP_OWNER_MAX_ACTIVE", "active VPs per owner")
     fingerprint_key: SecretStr | None = _env("VP_FINGERPRINT_KEY", "idempotency HMAC key")
+    fingerprint_key_secret_arn: str | None = _env(
+        "VP_FINGERPRINT_KEY_SECRET_ARN", "the API's fingerprint key secret (required on AWS)"
+    )
+    # Contract 5, webhooks and calendars (scheduler/hooks.py, scheduler/aws_hooks.py): the
+    # hooks table and the delivery queue (AWS), the retry window and the URL-rule exemptions.
+    hooks_table_name: str | None = _env("VP_HOOKS_TABLE_NAME", "webhooks/calendars table (AWS)")
+    webhook_queue_url: str | None = _env("VP_WEBHOOK_QUEUE_URL", "webhook delivery queue (AWS)")
+    webhook_retry_hours: float | None = _env("VP_WEBHOOK_RETRY_HOURS", "hours (24)")
+    webhook_allowed_hosts: str | None = _env(
+        "VP_WEBHOOK_ALLOWED_HOSTS", "host[:port],… exempt from the webhook URL rules"
+    )
+    calendar_allowed_hosts: str | None = _env(
+        "VP_CALENDAR_ALLOWED_HOSTS", "host[:port],… exempt from the calendar feed URL rules"
+    )
+    # AWS only: artifacts (scheduler/artifacts.py) — the bucket the task uploads to and the API
+    # presigns from, seconds between the task's upload rounds, and the broker's bucket ARN and
+    # the writer role it assumes for a task's scoped credentials.
+    artifact_bucket: str | None = _env("VP_ARTIFACT_BUCKET", "artifact bucket (AWS)")
+    artifact_upload_interval: float | None = _env("VP_ARTIFACT_UPLOAD_INTERVAL", "seconds")
+    artifact_bucket_arn: str | None = _env("VP_ARTIFACT_BUCKET_ARN")
+    artifact_writer_role_arn: str | None = _env("VP_ARTIFACT_WRITER_ROLE_ARN")
 
     # -- the local transcriber -------------------------------------------------------------
     transcriber_jwt_secret: SecretStr | None = _env("VP_TRANSCRIBER_JWT_SECRET")

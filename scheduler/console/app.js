@@ -57,6 +57,24 @@ async function streamUrl(path) {
   return `${path}${sep}token=${encodeURIComponent(token)}`;
 }
 
+// A stored URL for people: the store masks secret parameters as "***", which a URL keeps
+// percent-encoded ("pwd=%2A%2A%2A"); show the path and parameters decoded.
+function readableUrl(raw) {
+  try {
+    const url = new URL(raw);
+    const params = [...url.searchParams].map(([k, v]) => (v === "" ? k : `${k}=${v}`));
+    let path = url.pathname;
+    try {
+      path = decodeURIComponent(path);
+    } catch (_err) {
+      // keep it encoded
+    }
+    return `${url.origin}${path}${params.length ? `?${params.join("&")}` : ""}${url.hash}`;
+  } catch (_err) {
+    return String(raw);
+  }
+}
+
 // -- the VP list -------------------------------------------------------------------------
 function renderRow(vp) {
   const row = el("tr");
@@ -66,7 +84,7 @@ function renderRow(vp) {
     el("td", vp.vp_id),
     el("td", vp.platform),
     el("td", vp.name),
-    el("td", vp.meeting_url, "meeting"),
+    el("td", readableUrl(vp.meeting_url), "meeting"),
     el("td", vp.join_at ? new Date(vp.join_at).toLocaleString() : "now"),
   );
   const status = el("td", vp.status, `status ${vp.status}`);
@@ -83,7 +101,11 @@ function renderRow(vp) {
   show.type = "button";
   show.dataset.testid = "vp-transcript";
   show.addEventListener("click", () => openTranscript(vp.vp_id));
-  actions.append(stop, " ", show);
+  const meeting = el("button", "Meeting");
+  meeting.type = "button";
+  meeting.dataset.testid = "vp-meeting";
+  meeting.addEventListener("click", () => openMeeting(vp.vp_id)); // meeting.js
+  actions.append(stop, " ", show, " ", meeting);
   row.append(actions);
   return row;
 }
@@ -100,6 +122,7 @@ function renderList() {
 function upsert(vp) {
   state.vps.set(vp.vp_id, vp);
   renderList();
+  meetingVpChanged(vp); // meeting.js
 }
 
 async function cancelVp(vpId, button) {

@@ -33,13 +33,58 @@ TICKET_FUNCTION = "vp-ticket"
 BROKER_FUNCTION = "vp-broker"
 TICKET_BUCKET = "vp-test-tickets"
 TICKET_BUCKET_ARN = f"arn:aws:s3:::{TICKET_BUCKET}"
+ARTIFACT_BUCKET = "vp-test-artifacts"
+ARTIFACT_BUCKET_ARN = f"arn:aws:s3:::{ARTIFACT_BUCKET}"
+ARTIFACT_WRITER = "vp-artifact-writer"
 
 
-def register_broker(kms_key: str, limiter: Any = None) -> Broker:
-    """The broker Lambda (as deployed: the VP table, its key, the ticket bucket)."""
-    broker = Broker(DynamoDbStore(TABLE, kms_key_id=kms_key), limiter=limiter, bucket=TICKET_BUCKET)
+def register_broker(kms_key: str, limiter: Any = None, *, artifacts: bool = False) -> Broker:
+    """The broker Lambda (as deployed: the VP table, its key, the ticket bucket; with
+    ``artifacts`` also the artifact bucket and writer role, see :func:`create_artifact_bucket`)."""
+    broker = Broker(
+        DynamoDbStore(TABLE, kms_key_id=kms_key),
+        limiter=limiter,
+        bucket=TICKET_BUCKET,
+        artifact_bucket_arn=create_artifact_bucket(kms_key) if artifacts else None,
+        artifact_writer_role_arn=f"arn:aws:iam::123456789012:role/{ARTIFACT_WRITER}"
+        if artifacts
+        else None,
+    )
     LAMBDAS[BROKER_FUNCTION] = broker.handle
     return broker
+
+
+def create_artifact_bucket(kms_key: str) -> str:
+    """The artifact bucket (SSE-KMS with the stack's key) and the writer role the broker
+    assumes, as deploy/template.yaml defines them; returns the bucket's ARN."""
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.create_bucket(Bucket=ARTIFACT_BUCKET)
+    s3.put_bucket_encryption(
+        Bucket=ARTIFACT_BUCKET,
+        ServerSideEncryptionConfiguration={
+            "Rules": [
+                {
+                    "ApplyServerSideEncryptionByDefault": {
+                        "SSEAlgorithm": "aws:kms",
+                        "KMSMasterKeyID": kms_key,
+                    }
+                }
+            ]
+        },
+    )
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"AWS": "arn:aws:iam::123456789012:role/vp-broker"},
+                "Action": ["sts:AssumeRole", "sts:TagSession"],
+            }
+        ],
+    }
+    iam = boto3.client("iam", region_name=REGION)
+    iam.create_role(RoleName=ARTIFACT_WRITER, AssumeRolePolicyDocument=json.dumps(trust))
+    return ARTIFACT_BUCKET_ARN
 
 
 def render(substitutions: dict[str, str]) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,7 +25,13 @@ from scheduler.broker import TicketIssuer
 from scheduler.dynamodb_store import DynamoDbStore
 from scheduler.models import LaunchRequest, VpRecord, VpSecrets
 from tests.aws.conftest import REGION, TABLE, create_vp_table
-from tests.aws.harness import BROKER_FUNCTION, TICKET_BUCKET, TICKET_BUCKET_ARN, register_broker
+from tests.aws.harness import (
+    ARTIFACT_BUCKET,
+    BROKER_FUNCTION,
+    TICKET_BUCKET,
+    TICKET_BUCKET_ARN,
+    register_broker,
+)
 from tests.aws.moto_adapter import FakeContainers, moto_gaps_patched
 from tests.recording_server import RecordingServer
 from vp.lifecycle import Reason, Status
@@ -51,6 +58,10 @@ def moto_server(aws_env: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]
         with moto_gaps_patched(FakeContainers(region=REGION)):
             yield endpoint
     finally:
+        # moto's backends are this process's: the next server must not find this one's table.
+        urllib.request.urlopen(
+            urllib.request.Request(f"{endpoint}/moto-api/reset", b""), timeout=10
+        )
         server.stop()
 
 
@@ -71,7 +82,7 @@ async def test_vp_run_joins_at_join_at_through_the_broker(
     key = boto3.client("kms", region_name=REGION).create_key()["KeyMetadata"]["KeyId"]
     store = DynamoDbStore(TABLE, kms_key_id=key)
     boto3.client("s3", region_name=REGION).create_bucket(Bucket=TICKET_BUCKET)
-    broker = register_broker(key)
+    broker = register_broker(key, artifacts=True)
     replica.add_meeting(
         Scenario(
             meeting_id="85012345001",
@@ -110,6 +121,9 @@ async def test_vp_run_joins_at_join_at_through_the_broker(
         "VP_MAX_DURATION": "30",
         "VP_INTRO_MESSAGE": "",
         "VP_EXIT_MESSAGE": "",
+        # Artifacts to S3 while the call runs (every 2 s here, every minute by default).
+        "VP_ARTIFACT_BUCKET": ARTIFACT_BUCKET,
+        "VP_ARTIFACT_UPLOAD_INTERVAL": "2",
     }
     try:
         proc = await asyncio.create_subprocess_exec(
@@ -154,6 +168,16 @@ async def test_vp_run_joins_at_join_at_through_the_broker(
     events = [e["callEvent"] for e in transcriber.all_events]
     assert events[0] == "START" and events[-1] == "END"
     assert PASSCODE not in logs and TOKEN not in logs and ticket not in logs
+    # Its artifacts landed under its own prefix: chunks while the call ran, then each file
+    # whole, byte for byte what it wrote.
+    s3 = boto3.client("s3", region_name=REGION)
+    listed = s3.list_objects_v2(Bucket=ARTIFACT_BUCKET)["Contents"]
+    keys = {o["Key"] for o in listed}
+    assert all(k.startswith("vps/run1/") for k in keys)
+    assert any(k.startswith("vps/run1/chunks/recording.wav/") for k in keys)
+    for name in ("recording.wav", "status.jsonl", "summary.json", "speakers.jsonl"):
+        uploaded = s3.get_object(Bucket=ARTIFACT_BUCKET, Key=f"vps/run1/{name}")["Body"].read()
+        assert uploaded == (tmp_path / "out" / name).read_bytes(), name
 
 
 async def test_a_vp_stopped_while_holding_for_join_at_never_joins(

@@ -215,7 +215,11 @@ def test_every_statement_names_its_resources() -> None:
             if "Fn::Sub" in resource and resource["Fn::Sub"].startswith("${"):
                 # a stack resource's ARN plus a fixed suffix (a table's named index, the
                 # objects under a bucket's named prefix)
-                assert re.fullmatch(r"\$\{\w+\.Arn\}/[\w/.-]+(/\*)?", resource["Fn::Sub"])
+                # (or, for the artifact writer, under the prefix its session tag names)
+                assert re.fullmatch(
+                    r"\$\{\w+\.Arn\}/[\w/.-]+(\$\{!aws:PrincipalTag/vp_id\}/)?\*?",
+                    resource["Fn::Sub"],
+                )
             elif "Fn::Sub" in resource:
                 arn = resource["Fn::Sub"]
                 fields = arn.split(":", 5)
@@ -253,7 +257,8 @@ def test_data_actions_name_this_stacks_resources() -> None:
             "CalendarFunctionLogGroup",
         },
         "kms:": {"DataKey", "TranscriberTokenSecretKmsKeyArn"},
-        "s3:": {"TicketBucket"},
+        "s3:": {"TicketBucket", "ArtifactBucket"},
+        "sts:": {"ArtifactWriterRole"},
         "lambda:": {"TicketFunction", "BrokerFunction", "CalendarFunction"},
         "events:": {"AWS::Partition"},
     }
@@ -578,6 +583,7 @@ def test_every_route_requires_the_cognito_jwt() -> None:
         "POST /v1/calendars",
         "GET /v1/calendars",
         "DELETE /v1/calendars/{calendar_id}",
+        "GET /v1/vps/{vp_id}/artifacts",
     }
     for route in routes.values():
         assert route["Properties"]["AuthorizationType"] == "JWT"
@@ -726,9 +732,10 @@ def test_the_task_role_reaches_only_the_broker() -> None:
 
 
 def test_launch_tickets_reach_the_task_only_through_the_ecs_agent() -> None:
-    readers = {role for role, s in _by_action("s3:GetObject")}
+    on_tickets = [(r, s) for r, s in _statements() if "TicketBucket" in _refs(s["Resource"])]
+    readers = {role for role, s in on_tickets if "s3:GetObject" in _listify(s["Action"])}
     assert readers == {"TaskExecutionRole"}  # the agent's role; the container never has it
-    writers = {role for role, s in _statements() if "s3:PutObject" in _listify(s["Action"])}
+    writers = {role for role, s in on_tickets if "s3:PutObject" in _listify(s["Action"])}
     assert writers == {"TicketFunctionRole"}
     bucket = _props("TicketBucket")
     assert all(bucket["PublicAccessBlockConfiguration"].values())
@@ -837,3 +844,73 @@ def test_checkov_finds_nothing_unjustified() -> None:
     }
     assert skipped == {(skip["id"], name) for name, skip in skips}
     assert report["summary"]["passed"] > 90
+
+
+# ------------------------------------------------------------------------------ artifacts
+
+
+def test_the_artifact_bucket_is_encrypted_private_tls_only_and_retained_as_configured() -> None:
+    bucket = _props("ArtifactBucket")
+    sse = bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]
+    assert sse["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "aws:kms"
+    assert _refs(sse["ServerSideEncryptionByDefault"]["KMSMasterKeyID"]) == {"DataKey"}
+    assert sse["BucketKeyEnabled"] is False  # the object ARN is the KMS context checked
+    assert all(bucket["PublicAccessBlockConfiguration"].values())
+    assert len(bucket["PublicAccessBlockConfiguration"]) == 4
+    assert bucket["OwnershipControls"]["Rules"] == [{"ObjectOwnership": "BucketOwnerEnforced"}]
+    (rule,) = bucket["LifecycleConfiguration"]["Rules"]
+    assert rule["Prefix"] == "vps/" and rule["Status"] == "Enabled"
+    assert rule["ExpirationInDays"] == {"Ref": "ArtifactRetentionDays"}
+    assert rule["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 1}
+    (policy,) = _props("ArtifactBucketPolicy")["PolicyDocument"]["Statement"]
+    assert policy["Effect"] == "Deny" and policy["Action"] == "s3:*"
+    assert policy["Condition"]["Bool"] == {"aws:SecureTransport": "false"}
+    assert {json.dumps(r) for r in policy["Resource"]} == {
+        json.dumps({"Fn::GetAtt": ["ArtifactBucket", "Arn"]}),
+        json.dumps({"Fn::Sub": "${ArtifactBucket.Arn}/*"}),
+    }
+    (container,) = _props("TaskDefinition")["ContainerDefinitions"]
+    env = {e["Name"]: e["Value"] for e in container["Environment"]}
+    assert env["VP_ARTIFACT_BUCKET"] == {"Ref": "ArtifactBucket"}
+    assert _props("ApiFunction")["Environment"]["Variables"]["VP_ARTIFACT_BUCKET"] == {
+        "Ref": "ArtifactBucket"
+    }
+
+
+def test_a_task_can_write_artifacts_only_under_its_own_vps_prefix() -> None:
+    """The task role has no S3 access; the only way to write artifacts is the writer role,
+    which only the broker can assume (with a vp_id session tag, set from the ticket it
+    checked: tests/aws/test_artifacts.py) and which reaches vps/<that tag>/ only."""
+    task = [s for role, s in _statements() if role == "TaskRole"]
+    assert not [s for s in task if any(str(a).startswith("s3:") for a in _listify(s["Action"]))]
+    on_artifacts = [
+        (role, s) for role, s in _statements() if "ArtifactBucket" in _refs(s["Resource"])
+    ]
+    writers = {role for role, s in on_artifacts if "s3:PutObject" in _listify(s["Action"])}
+    assert writers == {"ArtifactWriterRole", "ApiFunctionRole"}  # the API: salvage only
+    (write,) = [s for role, s in on_artifacts if role == "ArtifactWriterRole"]
+    assert write["Resource"] == {
+        "Fn::Sub": "${ArtifactBucket.Arn}/vps/${!aws:PrincipalTag/vp_id}/*"
+    }
+    writer_kms = [s for role, s in _statements() if role == "ArtifactWriterRole" and s is not write]
+    (kms,) = writer_kms
+    assert kms["Condition"]["StringLike"] == {
+        "kms:EncryptionContext:aws:s3:arn": {
+            "Fn::Sub": "${ArtifactBucket.Arn}/vps/${!aws:PrincipalTag/vp_id}/*"
+        }
+    }
+    writer = _props("ArtifactWriterRole")
+    assert writer["MaxSessionDuration"] == 3600
+    (trust,) = writer["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"AWS": {"Fn::GetAtt": ["BrokerFunctionRole", "Arn"]}}
+    assert trust["Condition"] == {"StringLike": {"aws:RequestTag/vp_id": "?*"}}
+    assumers = _by_action("sts:")
+    assert [role for role, _ in assumers] == ["BrokerAssumesArtifactWriter"]
+    assert _props("BrokerAssumesArtifactWriter")["Roles"] == [{"Ref": "BrokerFunctionRole"}]
+    broker_env = _props("BrokerFunction")["Environment"]["Variables"]
+    assert broker_env["VP_ARTIFACT_WRITER_ROLE_ARN"] == {
+        "Fn::GetAtt": ["ArtifactWriterRole", "Arn"]
+    }
+    # The API reads (presigns) and lists under vps/ only.
+    (listing,) = [s for role, s in on_artifacts if "s3:ListBucket" in _listify(s["Action"])]
+    assert listing["Condition"] == {"StringLike": {"s3:prefix": "vps/*"}}

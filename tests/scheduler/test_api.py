@@ -577,3 +577,51 @@ async def test_half_open_connections_do_not_starve_requests(tmp_path: Path, serv
     finally:
         for _, writer in idle:
             writer.close()
+
+
+async def test_artifacts_are_listed_and_streamed_to_their_owner_only(
+    api: Any, tmp_path: Path
+) -> None:
+    """`vp serve`: the listing names each file of the VP's output folder with a short-lived
+    download URL (an artifact token for that one file); other owners get 404, a token opens
+    only the artifact it names, listings are rate-limited, and the routes are documented."""
+    server, _ = api
+    async with server.client("alice") as alice, server.client("bob") as bob:
+        vp = (await alice.post("/v1/vps", json={"meeting_url": ZOOM})).json()
+        vp_id = vp["vp_id"]
+        folder = tmp_path / "out" / vp_id
+        folder.mkdir(parents=True)
+        (folder / "chat.jsonl").write_text('{"sender": "Alice", "text": "hi"}\n')
+        (folder / "speakers.jsonl").write_text('{"t": 1.5, "speaker": "Alice"}\n')
+        (folder / "notes.txt").write_text("not an artifact")
+        listing = await alice.get(f"/v1/vps/{vp_id}/artifacts")
+        assert listing.status_code == 200, listing.text
+        body = listing.json()
+        assert [a["name"] for a in body["artifacts"]] == ["chat.jsonl", "speakers.jsonl"]
+        chat = body["artifacts"][0]
+        assert chat["size"] == 34 and chat["content_type"] == "application/x-ndjson"
+        assert ZOOM not in listing.text and "UrLsEcReT" not in listing.text
+        async with httpx.AsyncClient(base_url=server.base_url) as anon:
+            download = await anon.get(chat["url"])  # the URL alone: no bearer header
+            assert download.status_code == 200
+            assert download.content == (folder / "chat.jsonl").read_bytes()
+            assert download.headers["content-type"].startswith("application/x-ndjson")
+            # The token names one file: not another artifact, not another VP.
+            other = chat["url"].replace("/chat.jsonl?", "/speakers.jsonl?")
+            assert (await anon.get(other)).status_code == 401
+            assert (await anon.get(chat["url"].split("?")[0])).status_code == 401
+        assert (await bob.get(f"/v1/vps/{vp_id}/artifacts")).status_code == 404
+        assert (await bob.get(f"/v1/vps/{vp_id}/artifacts/chat.jsonl")).status_code == 404
+        owner = await alice.get(f"/v1/vps/{vp_id}/artifacts/chat.jsonl")  # bearer works too
+        assert owner.status_code == 200
+        assert (await alice.get(f"/v1/vps/{vp_id}/artifacts/notes.txt")).status_code == 404
+        assert (await alice.get(f"/v1/vps/{vp_id}/artifacts/..%2Fvps.db")).status_code == 404
+        doc = (await alice.get("/openapi.json")).json()
+        assert "/v1/vps/{vp_id}/artifacts" in doc["paths"]
+        assert "/v1/vps/{vp_id}/artifacts/{name}" in doc["paths"]
+        operation = doc["paths"]["/v1/vps/{vp_id}/artifacts"]["get"]
+        assert operation["operationId"] == "listArtifacts" and "429" in operation["responses"]
+        # Rate-limited per owner.
+        codes = [(await alice.get(f"/v1/vps/{vp_id}/artifacts")).status_code for _ in range(120)]
+        assert codes[-1] == 429 and codes[0] == 200
+        assert (await bob.get(f"/v1/vps/{vp_id}/artifacts")).status_code == 404  # not bob's

@@ -5,6 +5,7 @@ transcript and chat, stop the VP; schedule and cancel; field errors; HTML is sho
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
@@ -12,7 +13,9 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import numpy as np
 import pytest
+from PIL import Image
 from playwright.async_api import Page, async_playwright, expect
 
 from platforms.replicas.server import ChatLine, ParticipantSpec, ReplicaServer, Scenario
@@ -22,6 +25,8 @@ from scheduler.sqlite_store import SqliteStore
 from tests.scheduler.conftest import RunningServer, token
 from tests.scheduler.fakes import RecordingLauncher
 from vp.browser import find_chromium
+from vp.localmeeting.meeting import LocalMeeting
+from vp.localmeeting.participant import SimulatedParticipant, speech_wav
 
 pytestmark = pytest.mark.integration
 PASSCODE = "551177"
@@ -77,7 +82,8 @@ async def run_console(page: Page, server: RunningServer, url: str) -> None:
 
     # Schedule one for later, then cancel it: it never launches.
     later = datetime.now(ZoneInfo(TZ)).replace(microsecond=0) + timedelta(minutes=30)
-    await page.fill("#meeting_url", url)
+    # With a passcode in the URL: stored masked, shown readably ("pwd=***", not "%2A%2A%2A").
+    await page.fill("#meeting_url", f"{url}{'&' if '?' in url else '?'}pwd=Pw4dInUrl")
     await page.select_option("#platform", "zoom")
     await page.fill("#join_at", later.strftime("%Y-%m-%dT%H:%M:%S"))
     await page.get_by_role("button", name="Launch virtual participant").click()
@@ -87,8 +93,11 @@ async def run_console(page: Page, server: RunningServer, url: str) -> None:
     assert vp1 is not None
     record = await server.service.get(_alice(), vp1)
     assert record.join_at == later, "local time in the browser → the same instant, with offset"
+    shown = await scheduled.locator("td.meeting").inner_text()
+    assert "pwd=***" in shown and "%2A" not in shown and "Pw4dInUrl" not in shown, shown
     await scheduled.get_by_role("button", name="Cancel").click()
     await expect(scheduled.get_by_test_id("vp-status")).to_have_text("CANCELLED")
+    await page.fill("#meeting_url", url)
 
     # Launch now, with a passcode and an HTML-looking name.
     await page.fill("#join_at", "")
@@ -152,6 +161,154 @@ async def test_console_streams_outlive_their_stream_tokens(tmp_path, serve, page
     assert await page.get_by_test_id("vp-row").count() == 1
 
 
+ALICE_SPEECH = "Good morning everyone. Let us review the budget for the next quarter."
+BOB_SPEECH = "Thank you Alice. The numbers for the second project look good to me."
+
+
+async def test_meeting_page_of_a_finished_janus_meeting(tmp_path, monkeypatch, serve, page) -> None:
+    """A real VP in a real Janus room: Alice speaks, Bob joins, Alice leaves (the Janus driver
+    names the speaker when one other person is in the room: Alice, then Bob), the VP is
+    stopped. Its meeting page shows the transcript by speaker, a two-lane timeline (checked
+    on a screenshot), the recording with a waveform, every artifact to download and the
+    status history — under the console's CSP, with no violation."""
+    async with LocalMeeting(tmp_path / "janus") as room:
+        monkeypatch.setenv("VP_ALLOWED_HOSTS", room.allowed_host)
+        alice_wav = speech_wav(tmp_path / "alice.wav", ALICE_SPEECH, tail_seconds=1.0)
+        bob_wav = speech_wav(tmp_path / "bob.wav", BOB_SPEECH, tail_seconds=1.0)
+        launcher = LocalLauncher(
+            tmp_path / "out",
+            extra_args=["--intro-message=", "--exit-message=", "--max-duration=180"],
+        )
+        service = VpService(SqliteStore(tmp_path / "vps.db"), launcher)
+        server: RunningServer = await serve(service, tmp_path / "out")
+        async with server.client("alice") as client:
+            bob = SimulatedParticipant(room.url, "Bob", bob_wav)
+            try:
+                async with SimulatedParticipant(room.url, "Alice", alice_wav):
+                    body = {"meeting_url": room.url, "platform": "janus", "name": "Scribe"}
+                    vp_id = (await client.post("/v1/vps", json=body)).json()["vp_id"]
+                    out = tmp_path / "out" / vp_id
+                    await _wait_for(lambda: _speakers(out, "Alice"), 90)
+                    await _wait_for(lambda: _segment_by(out, "Alice"), 60)
+                    await bob.join()
+                    await asyncio.sleep(1.0)
+                # Alice has left: Bob is the one other participant, so the speaker.
+                await _wait_for(lambda: _speakers(out, "Bob"), 30)
+                await _wait_for(lambda: _segment_by(out, "Bob"), 60)
+            finally:
+                await bob.aclose()
+            await client.delete(f"/v1/vps/{vp_id}")
+            await _wait_for(lambda: (out / "summary.json").exists(), 60)
+            for _ in range(100):
+                if (await client.get(f"/v1/vps/{vp_id}")).json()["status"] == "COMPLETED":
+                    break
+                await asyncio.sleep(0.2)
+
+        violations: list[str] = []
+        page.on(
+            "console",
+            lambda m: violations.append(m.text) if "Content Security Policy" in m.text else None,
+        )
+        await page.goto(f"{server.base_url}/#token={token('alice')}")
+        await expect(page.get_by_test_id("connection")).to_have_text("live")
+        await page.get_by_test_id("vp-meeting").click()
+        meeting = page.get_by_test_id("meeting-page")
+        await expect(meeting.get_by_test_id("meeting-status")).to_have_text("COMPLETED (stopped)")
+        # The transcript, grouped by speaker: Alice's turn first, then Bob's.
+        speakers = meeting.get_by_test_id("turn-speaker")
+        await expect(speakers.first).to_have_text("Alice", timeout=20_000)
+        await expect(speakers.filter(has_text="Bob")).to_have_count(1)
+        texts = await speakers.all_inner_texts()
+        assert texts.index("Alice") < texts.index("Bob")
+        assert all(a != b for a, b in zip(texts, texts[1:], strict=False)), "turns merge"
+        await expect(meeting.get_by_test_id("meeting-chat")).to_have_text("No chat messages.")
+        # Who spoke when: one lane each, in the order they first spoke.
+        lanes = meeting.get_by_test_id("timeline-lane").locator(".lane-name")
+        await expect(lanes).to_have_text(["Alice", "Bob"])
+        # The recording, playable, and its waveform.
+        audio = meeting.get_by_test_id("recording")
+        await expect(audio).to_be_visible(timeout=20_000)
+        duration = await audio.evaluate(
+            "a => a.readyState >= 1 ? a.duration : new Promise(r =>"
+            " a.addEventListener('loadedmetadata', () => r(a.duration)))"
+        )
+        wav_seconds = ((out / "recording.wav").stat().st_size - 44) / 64000
+        assert duration == pytest.approx(wav_seconds, abs=0.5) and duration > 5
+        waveform = _pixels(await meeting.get_by_test_id("waveform").screenshot())
+        assert (waveform.min(axis=2) < 200).mean() > 0.05, "the waveform is drawn"
+        # The timeline's screenshot: each lane has its bar, Alice's before Bob's.
+        timeline = _pixels(await meeting.get_by_test_id("timeline").screenshot())
+        bars = _lane_bars(timeline, lanes=2)
+        assert all(cols.size > 20 for cols in bars), [cols.size for cols in bars]
+        assert bars[0].min() < bars[1].min() and bars[0].max() <= bars[1].min() + 6
+        # Downloads: every artifact, each link serving the file.
+        names = await meeting.get_by_test_id("download").locator("a").all_inner_texts()
+        assert names == [
+            "recording.wav",
+            "transcript.jsonl",
+            "chat.jsonl",
+            "speakers.jsonl",
+            "status.jsonl",
+            "summary.json",
+        ]
+        link = meeting.get_by_test_id("download").locator("a", has_text="status.jsonl")
+        href = await link.get_attribute("href")
+        assert href is not None
+        served = await page.evaluate("u => fetch(u).then(r => r.text())", href)
+        assert served == (out / "status.jsonl").read_text()
+        # The status history.
+        history = await meeting.get_by_test_id("history-item").locator("strong").all_inner_texts()
+        assert [h.strip() for h in history] == [
+            "SCHEDULED",
+            "INITIALIZING",
+            "JOINING",
+            "JOINED",
+            "LEAVING",
+            "COMPLETED",
+        ]
+        assert violations == []
+
+
+def _speakers(out: Path, name: str) -> bool:
+    path = out / "speakers.jsonl"
+    return path.exists() and any(
+        json.loads(line)["speaker"] == name for line in path.read_text().splitlines() if line
+    )
+
+
+def _segment_by(out: Path, name: str) -> bool:
+    path = out / "transcript.jsonl"
+    return path.exists() and any(
+        json.loads(line).get("speaker") == name and json.loads(line).get("text")
+        for line in path.read_text().splitlines()
+        if line.endswith("}")
+    )
+
+
+async def _wait_for(check: Any, timeout: float) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not check():
+        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        await asyncio.sleep(0.25)
+
+
+def _pixels(png: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(np.int16)
+
+
+def _lane_bars(pixels: np.ndarray, *, lanes: int) -> list[np.ndarray]:
+    """Per lane, the x columns (in the plot area) holding a bar's colour: saturated pixels,
+    unlike the white background, the grey lane backgrounds and the black labels."""
+    height = pixels.shape[0]
+    lane = (height - 22 * height / (lanes * 26 + 22)) / lanes
+    saturation = pixels.max(axis=2) - pixels.min(axis=2)
+    found = []
+    for index in range(lanes):
+        band = saturation[int(index * lane + lane * 0.35) : int(index * lane + lane * 0.65)]
+        found.append(np.flatnonzero((band > 60).any(axis=0)))
+    return found
+
+
 def _alice() -> Caller:
     return Caller("alice")
 
@@ -164,6 +321,7 @@ def test_console_assets_are_package_data() -> None:
         "app.js",
         "style.css",
         "hooks.js",
+        "meeting.js",
     }
 
 
