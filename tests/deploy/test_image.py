@@ -312,3 +312,17 @@ async def test_vp_run_entrypoint_completes_a_vp_through_the_broker(
     assert _tones_heard(out_dir / "recording.wav") >= 1
     logs = out + err
     assert PASSCODE not in logs and TOKEN not in logs and ticket not in logs
+
+
+async def test_the_offline_transcriber_is_not_in_the_image(image: Image, tmp_path: Path) -> None:
+    """pocketsphinx (vp[local]) is left out: a VP without a transcriber URL is a usage error
+    naming the extra, before any browser starts."""
+    site = next((image.root / "opt/venv/lib").glob("python3*/site-packages"))
+    assert not (site / "pocketsphinx").exists()
+    command = ["vp", "join", "http://127.0.0.1:9/room", "--platform", "janus"]
+    env = {"VP_ALLOWED_HOSTS": "127.0.0.1:9"}
+    async with running(image, command, env, tmp_path / "vol") as box:
+        rc, _out, err = await box.wait(60)
+    assert rc == 1, err[-2000:]
+    assert "vp[local]" in err and "--transcriber-url" in err
+    assert not (tmp_path / "vol" / "tmp").exists() or not any((tmp_path / "vol" / "tmp").iterdir())
