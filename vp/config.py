@@ -6,7 +6,9 @@ import re
 import uuid
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator
+
+from vp.transcriber.engines import engine_unavailable
 
 DEFAULT_NAME = "Meeting Assistant"
 
@@ -41,7 +43,7 @@ class JoinConfig(BaseModel):
     rejoin_timeout: float = Field(default=60.0, gt=0)
     json_output: bool = False
     vp_id: str = Field(default_factory=new_vp_id, pattern=r"^[A-Za-z0-9_.-]{1,64}$")
-    engine: str = "pocketsphinx"
+    engine: str = Field(default="pocketsphinx", validate_default=True)
     # The assistant (chat). None = the default text; "" disables the message.
     intro_message: str | None = Field(default=None, max_length=1000)
     exit_message: str | None = Field(default=None, max_length=1000)
@@ -55,6 +57,17 @@ class JoinConfig(BaseModel):
     def _ws_url(cls, value: str | None) -> str | None:
         if value is not None and not re.match(r"^wss?://[^\s/]+", value):
             raise ValueError("must be a ws:// or wss:// URL")
+        return value
+
+    @field_validator("engine")
+    @classmethod
+    def _local_engine_installed(cls, value: str, info: ValidationInfo) -> str:
+        # Checked before a browser starts: the task image leaves the offline engine out, so
+        # a VP there without a transcriber URL would otherwise fail only after joining.
+        if info.data.get("transcriber_url") is None:
+            missing = engine_unavailable(value)
+            if missing:
+                raise ValueError(f"{missing}, or give a --transcriber-url")
         return value
 
     @field_validator("name")

@@ -16,6 +16,7 @@ import asyncio
 import json
 import re
 import subprocess
+import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -75,6 +76,8 @@ def moto_endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     endpoint = f"http://127.0.0.1:{port}"
+    # moto's servers in one process share their backends: start from an empty account.
+    urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST"))
     monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
     try:
         # In this process: the broker Lambda registered in moto_adapter.LAMBDAS serves the
@@ -82,6 +85,7 @@ def moto_endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
         with moto_gaps_patched(FakeContainers(region=REGION)):
             yield endpoint
     finally:
+        urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST"))
         server.stop()
 
 
@@ -308,3 +312,17 @@ async def test_vp_run_entrypoint_completes_a_vp_through_the_broker(
     assert _tones_heard(out_dir / "recording.wav") >= 1
     logs = out + err
     assert PASSCODE not in logs and TOKEN not in logs and ticket not in logs
+
+
+async def test_the_offline_transcriber_is_not_in_the_image(image: Image, tmp_path: Path) -> None:
+    """pocketsphinx (vp[local]) is left out: a VP without a transcriber URL is a usage error
+    naming the extra, before any browser starts."""
+    site = next((image.root / "opt/venv/lib").glob("python3*/site-packages"))
+    assert not (site / "pocketsphinx").exists()
+    command = ["vp", "join", "http://127.0.0.1:9/room", "--platform", "janus"]
+    env = {"VP_ALLOWED_HOSTS": "127.0.0.1:9"}
+    async with running(image, command, env, tmp_path / "vol") as box:
+        rc, _out, err = await box.wait(60)
+    assert rc == 1, err[-2000:]
+    assert "vp[local]" in err and "--transcriber-url" in err
+    assert not (tmp_path / "vol" / "tmp").exists() or not any((tmp_path / "vol" / "tmp").iterdir())

@@ -232,7 +232,9 @@ async def test_transient_toast_and_flicker_do_not_end_the_meeting(replica, tmp_p
     ended_at = time.monotonic()
     result = await asyncio.wait_for(task, 20)
     assert (result.final.status, result.final.reason) == (Status.COMPLETED, Reason.HOST_ENDED)
-    assert time.monotonic() - ended_at < 6
+    # The real end still ends the VP promptly (debounce plus leaving, ~3 s on a quiet machine;
+    # the bound leaves room for a loaded CI machine).
+    assert time.monotonic() - ended_at < 12
 
 
 async def test_replica_quirks_that_make_the_driver_honest(replica):

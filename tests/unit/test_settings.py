@@ -113,3 +113,21 @@ def test_the_formatter_joins_locations_and_never_quotes_the_input() -> None:
     assert text.startswith("passcode: Input should be a valid integer")
     assert "; nested.k: " in text and "secret-123" not in text
     assert describe_validation_error(info.value, names_only=True) == "nested, passcode"
+
+
+def test_a_local_transcriber_engine_that_is_not_installed_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import importlib.util
+
+    from vp.config import JoinConfig
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda n, *a: None if n == "pocketsphinx" else real(n, *a)
+    )
+    with pytest.raises(ValidationError) as refused:
+        JoinConfig(meeting_url="http://127.0.0.1:9/room")
+    assert "vp[local]" in describe_validation_error(refused.value)
+    # With a transcriber URL the local engine is not needed.
+    JoinConfig(meeting_url="http://127.0.0.1:9/room", transcriber_url="ws://127.0.0.1:9/ws")

@@ -7,6 +7,7 @@ for that engine, and the error names the extra to install.
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any
@@ -54,6 +55,23 @@ ENGINES: Mapping[str, EngineFactory] = MappingProxyType(
         "aws-transcribe": _aws_transcribe,
     }
 )
+
+
+# The package each engine imports, and the extra of vp that installs it.
+ENGINE_PACKAGES: Mapping[str, tuple[str, str]] = MappingProxyType(
+    {
+        "pocketsphinx": ("pocketsphinx", "local"),
+        "aws-transcribe": ("amazon_transcribe", "transcribe"),
+    }
+)
+
+
+def engine_unavailable(name: str) -> str | None:
+    """Why the engine ``name`` cannot run here (its package is not installed), or None."""
+    package, extra = ENGINE_PACKAGES.get(name, (None, ""))
+    if package is None or importlib.util.find_spec(package) is not None:
+        return None
+    return f"the {name} engine needs {package}: install vp[{extra}]"
 
 
 def create_engine(name: str, **options: Any) -> Engine:
