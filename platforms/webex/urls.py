@@ -38,13 +38,11 @@ def meeting_key(url: str) -> str | None:
     j.php / joinservice link; None when ``url`` is neither."""
     parts = urlsplit(url.strip())
     path = parts.path
-    m = _PERSONAL.fullmatch(path)
-    if m:
-        return f"meet/{m.group(1)}"
     if _JPHP.fullmatch(path) or _JOINSERVICE.fullmatch(path):
         mtid = _query(url).get("mtid")
         return mtid or None
-    return None
+    m = _PERSONAL.fullmatch(path)
+    return f"meet/{m.group(1)}" if m else None
 
 
 def password_of(url: str) -> str | None:
