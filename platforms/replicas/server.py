@@ -11,6 +11,8 @@ as the real web client (each replica lists its page routes in ``<platform>/route
     GET  /__replica/m/<id>/commands?after=N         test → page commands after seq N
     POST /__replica/m/<id>/report                   page → test reports (JSON object)
     GET  /__replica/m/<id>/audio/<index>.wav        participant <index>'s tone signal (48 kHz)
+    GET  /__replica/client-origin                   where the client frame is served from (Webex:
+                                                    a second port, so the frame is cross-origin)
 
 Commands (``{"seq", "kind", ...}``): ``chat`` {sender, text}; ``end`` (host ends the
 meeting); ``remove`` (the VP is removed); ``admit`` / ``deny`` (lobby decisions);
@@ -98,6 +100,9 @@ class Scenario(BaseModel):
     deny: bool = False  # the lobby ends in denial instead of admission
     manual_admission: bool = False  # stay in the lobby until an admit/deny command
     locked: bool = False  # Webex: the meeting is locked (guests cannot get in)
+    # Webex: newer j.php builds run the client in the main frame (preloader.html?…
+    # runInOwnPage=true) instead of #unified-webclient-iframe.
+    client_in_page: bool = False
     post_join_modal: bool = False  # Teams: "Continue without audio or video" after Join
     participants: list[ParticipantSpec] = Field(default_factory=list)
     speak_turn_s: float = 3.0  # participants speak in turn, this long each, then repeat

@@ -9,6 +9,8 @@ The flow follows shared/facts/web-clients-meet-webex.md (Webex), from LMA, AS, M
 * The web client runs in ``#unified-webclient-iframe`` (classic) or ``iframe[name=thinIframe]``
   (enterprise), cross-origin to the page: every step below runs in that frame through
   Playwright's frame handle, and the capture script runs there too (``capture_all_frames``).
+  Newer j.php builds run the client in the main frame (``preloader.html?…runInOwnPage=true``):
+  then the steps run there.
 * Password page: ``input[aria-label="Meeting password"]`` → Next (``mdc-button[type=submit]``);
   "Incorrect password" → wrong-passcode; a CAPTCHA image → captcha. The password is the URL's
   ``pwd``/``password`` when it has one, else ``--passcode``.
@@ -89,6 +91,7 @@ class WebexDriver(PolledDriver[WebexSnapshot, WebexSnapshot]):
     _browser_join_at: float | None = None
     _form_sent_at: float | None = None
     _passcode_sent = False
+    _client_in_page = False
     _panels_at: float = 0.0
 
     @classmethod
@@ -130,12 +133,19 @@ class WebexDriver(PolledDriver[WebexSnapshot, WebexSnapshot]):
         if top is None:
             return None
         client: WebexClient | None = None
-        if top["clientFrame"]:
-            frame = await self.client_frame()
-            if frame is not None:
-                client = cast(
-                    "WebexClient | None", await read_snapshot(frame, self.script.fn("client"))
-                )
+        frame = await self.client_frame() if top["clientFrame"] else None
+        if frame is not None:
+            client = cast(
+                "WebexClient | None", await read_snapshot(frame, self.script.fn("client"))
+            )
+        elif not top["clientFrame"]:
+            # Newer j.php builds run the client in the main frame (runInOwnPage=true).
+            here = cast(
+                "WebexClient | None", await read_snapshot(self.page, self.script.fn("client"))
+            )
+            if here is not None and (self._client_in_page or _is_client(here)):
+                self._client_in_page = True  # its end screens are the client's too
+                client = here
         return {"top": top, "client": client}
 
     async def read_join(self) -> WebexSnapshot | None:
@@ -268,8 +278,9 @@ class WebexDriver(PolledDriver[WebexSnapshot, WebexSnapshot]):
 
     # -- leave / chat -----------------------------------------------------------------------
     async def leave(self) -> None:
-        frame = await self.client_frame()
-        if frame is None or not await self._click(frame, LEAVE_BUTTON, 2.0):
+        await self.client_frame()  # re-found if it was replaced; else the main frame
+        frame = self.ui
+        if not await self._click(frame, LEAVE_BUTTON, 2.0):
             return
         await self._click(frame, LEAVE_CONFIRM, 2.0)
         for _ in range(12):
@@ -303,6 +314,11 @@ class WebexDriver(PolledDriver[WebexSnapshot, WebexSnapshot]):
         await send_chat_confirmed(
             "Webex", write, lambda: self.own_chat_keys(body), prepare=prepare, confirm_s=3.0
         )
+
+
+def _is_client(snap: WebexClient) -> bool:
+    """Whether the main frame shows the web client itself (any of its pages)."""
+    return any(snap[key] for key in ("password", "captcha", "nameInput", "lobby", "inMeeting"))
 
 
 def _split(selector: str) -> list[str]:

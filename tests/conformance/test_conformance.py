@@ -474,6 +474,28 @@ async def test_join_refused(platform, flag, reason, replicas, tmp_path, monkeypa
     assert run.seconds < 20
 
 
+async def test_webex_client_in_the_main_frame(replicas, tmp_path, monkeypatch):
+    """Newer j.php builds run the Webex client in the main frame instead of the cross-origin
+    iframe: the same steps, lobby, speakers, chat and removal there."""
+    run = await run_on_replica(
+        replicas,
+        "webex",
+        tmp_path,
+        monkeypatch,
+        client_in_page=True,
+        waiting_room_s=2,
+        remove_after_s=7,
+        max_duration=40,
+        chat=[ChatLine(at_s=1.0, sender="Bob", text="Bob was here")],
+    )
+    assert run.final == (Status.COMPLETED, Reason.REMOVED)
+    assert run.statuses[:4] == ["INITIALIZING", "JOINING", "WAITING_ROOM", "JOINED"]
+    assert run.speakers()[:2] == ["Alice", "Bob"]
+    assert ("Bob", "Bob was here") in [(x["sender"], x["text"]) for x in run.chat_lines()]
+    assert count_sequence(decode(run.ch0()), ALICE.symbols) >= 1
+    assert_clean_end(run)
+
+
 # -- janus: the scenarios its real client has ------------------------------------------------
 
 

@@ -5,7 +5,9 @@
  * #broadcom-center-right that no longer is the button (clicking it does nothing), the
  * "Join from this browser" control found by its text, and then the web client in
  * #unified-webclient-iframe, loaded from the client's own origin (cross-origin to this page).
- * An unknown meeting shows "Meeting not found" / "Invalid meeting" on this page.
+ * An unknown meeting shows "Meeting not found" / "Invalid meeting" on this page. With the
+ * scenario's client_in_page, the client runs in the main frame instead (newer j.php builds:
+ * preloader.html?…runInOwnPage=true).
  * Passwords are not handled here: the client frame asks for the meeting password.
  */
 (function () {
@@ -52,9 +54,16 @@
 
   let clientOrigin = null;
   let opened = false;
+  let inPage = false;
   function joinFromBrowser() {
     if (opened || !clientOrigin) return;
     opened = true;
+    if (inPage) {
+      // Newer j.php builds: the client takes over the main frame (L-wx, 2026-06-08/09).
+      const p = new URLSearchParams({ mid: meetingId, siteurl: site, runInOwnPage: 'true' });
+      location.assign(clientOrigin + '/webappng/sites/' + site + '/meeting/preloader.html?' + p.toString());
+      return;
+    }
     const q = new URLSearchParams({ mid: meetingId, siteurl: site, preload: 'false' });
     const frame = h('iframe', {
       id: 'unified-webclient-iframe',
@@ -88,6 +97,7 @@
       } catch (e) {}
     }
     await new Promise((resolve) => setTimeout(resolve, 300));
+    inPage = !!(scenario && scenario.client_in_page);
     if (!scenario || scenario.not_found) notFound();
     else landing();
   }
