@@ -173,8 +173,11 @@ def load_routes(platform: str) -> list[tuple[re.Pattern[str], str]]:
 class ReplicaServer:
     """Serves one platform's replica on 127.0.0.1 (threads; start/stop are cheap and sync)."""
 
-    def __init__(self, platform: str, port: int = 0) -> None:
+    def __init__(self, platform: str, port: int = 0, client_host: str = "127.0.0.1") -> None:
+        """``client_host``: the host name the client frame's origin uses (Webex); "localhost"
+        makes the frame cross-site as well as cross-origin (an out-of-process frame)."""
         self.platform = platform
+        self.client_host = client_host
         self.root = REPLICAS_DIR / platform
         if not (self.root / "routes.txt").is_file():
             raise FileNotFoundError(f"no replica for {platform!r} in {REPLICAS_DIR}")
@@ -205,7 +208,7 @@ class ReplicaServer:
         """The origin the client frame is served from (the page's own for most replicas)."""
         if self._client_httpd is None:
             return self.base_url
-        return f"http://127.0.0.1:{int(self._client_httpd.server_address[1])}"
+        return f"http://{self.client_host}:{int(self._client_httpd.server_address[1])}"
 
     @property
     def allowed_host(self) -> str:
@@ -213,7 +216,7 @@ class ReplicaServer:
         frame's origin where it has its own)."""
         hosts = [f"127.0.0.1:{self.port}"]
         if self._client_httpd is not None:
-            hosts.append(f"127.0.0.1:{int(self._client_httpd.server_address[1])}")
+            hosts.append(f"{self.client_host}:{int(self._client_httpd.server_address[1])}")
         return ",".join(hosts)
 
     def meeting_url(self, meeting_id: str, passcode: str | None = None) -> str:

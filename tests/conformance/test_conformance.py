@@ -496,6 +496,24 @@ async def test_webex_client_in_the_main_frame(replicas, tmp_path, monkeypatch):
     assert_clean_end(run)
 
 
+async def test_webex_client_frame_cross_site(tmp_path, monkeypatch):
+    """The client frame from another site (localhost vs 127.0.0.1): Chromium runs it out of
+    process, and the steps, the speaker and the captured audio still come through."""
+    servers = {"webex": ReplicaServer("webex", client_host="localhost").start()}
+    try:
+        run = await run_on_replica(
+            servers, "webex", tmp_path, monkeypatch, waiting_room_s=1, max_duration=10
+        )
+    finally:
+        servers["webex"].stop()
+    assert run.final == (Status.COMPLETED, Reason.MAX_DURATION)
+    assert run.speakers()[:2] == ["Alice", "Bob"]
+    assert run.result.stats["capture"]["max_sources"] == 1
+    decoded = decode(run.ch0())
+    assert count_sequence(decoded, ALICE.symbols) >= 1, "the frame's audio reached Python"
+    assert_clean_end(run)
+
+
 # -- janus: the scenarios its real client has ------------------------------------------------
 
 
