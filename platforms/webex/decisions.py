@@ -183,6 +183,17 @@ def chat_lines(s: WebexSnapshot, ctx: MeetingContext) -> list[ChatLine]:
     return lines
 
 
+_ACK_BUTTONS = re.compile(
+    r"^(ok|got it|continue without microphone and camera|continue without audio or video)$", re.I
+)
+
+
+def ack_button(s: WebexClient) -> str | None:
+    """The label of a dialog button that only answers a prompt ("No camera found" → OK, the
+    device prompt → "Continue without microphone and camera"), if one is shown."""
+    return next((b for b in s["dialogButtons"] if _ACK_BUTTONS.match(b)), None)
+
+
 def mic_on(s: WebexClient) -> bool:
     return (s["mic"] or "").strip().lower() == "mute"  # the button offers "Mute": it is on
 

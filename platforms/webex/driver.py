@@ -201,6 +201,11 @@ class WebexDriver(PolledDriver[WebexSnapshot, WebexSnapshot]):
                 self._browser_join_at = time.monotonic()
             return None
         frame = self.ui
+        ack = decisions.ack_button(client)
+        if ack is not None:
+            await self._click(frame, f'[role="dialog"] mdc-button:text-is("{ack}")', 1.0)
+            await self._click(frame, f'[role="dialog"] button:text-is("{ack}")', 1.0)
+            return None
         if client["password"]:
             passcode = self.password
             if passcode and not client["passwordError"]:

@@ -496,6 +496,16 @@ async def test_webex_client_in_the_main_frame(replicas, tmp_path, monkeypatch):
     assert_clean_end(run)
 
 
+async def test_webex_device_prompt_before_joining(replicas, tmp_path, monkeypatch):
+    """The device prompt over the preview is answered "Continue without microphone and
+    camera" (the preview takes no clicks until then), then the VP joins muted."""
+    run = await run_on_replica(
+        replicas, "webex", tmp_path, monkeypatch, post_join_modal=True, max_duration=4
+    )
+    assert run.final == (Status.COMPLETED, Reason.MAX_DURATION)
+    assert "JOINED" in run.statuses
+
+
 async def test_webex_client_frame_cross_site(tmp_path, monkeypatch):
     """The client frame from another site (localhost vs 127.0.0.1): Chromium runs it out of
     process, and the steps, the speaker and the captured audio still come through."""

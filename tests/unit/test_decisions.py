@@ -314,3 +314,11 @@ def test_webex_ends_and_alone():
     assert webex.alone({**alone, "client": {**closed, "count": None}}, None) is None
     # The client frame gone: the meeting UI is missing.
     assert reason_of(webex.gone_signal({**alone, "client": None})) is Reason.HOST_ENDED
+
+
+def test_webex_prompts_to_answer():
+    client = WEBEX["join_prejoin"]["client"]
+    assert webex.ack_button({**client, "dialogButtons": []}) is None
+    prompt = {**client, "dialogButtons": ["Continue without microphone and camera"]}
+    assert webex.ack_button(prompt) == "Continue without microphone and camera"
+    assert webex.ack_button({**client, "dialogButtons": ["Cancel", "Leave meeting"]}) is None

@@ -111,7 +111,20 @@
     show('preview', h('div', { class: 'preview' },
       h('mdc-text', { tagname: 'h2', text: 'Enter your information' }),
       name, email, h('div', { class: 'control-bar' }, mic, cam, join)));
+    if (scenario.post_join_modal) devicePrompt();
     setState('prejoin');
+  }
+
+  // The device prompt (MCR: "Continue without microphone and camera"): a modal over the
+  // preview, which takes no clicks until it is answered.
+  function devicePrompt() {
+    const shade = h('div', { class: 'modal-shade', style: 'position:fixed;inset:0;background:rgba(0,0,0,.4);z-index:4' });
+    const dialog = h('div', { class: 'dialog', role: 'dialog', 'aria-modal': 'true' },
+      h('mdc-text', { tagname: 'h2', text: 'Use your microphone and camera?' }),
+      h('p', { text: 'Allow access to join with audio and video.' }),
+      btn('Continue without microphone and camera', {}, () => { shade.remove(); dialog.remove(); }));
+    root.appendChild(shade);
+    root.appendChild(dialog);
   }
 
   function afterJoin() {
