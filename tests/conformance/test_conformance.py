@@ -506,6 +506,22 @@ async def test_webex_device_prompt_before_joining(replicas, tmp_path, monkeypatc
     assert "JOINED" in run.statuses
 
 
+async def test_webex_toast_and_flicker_do_not_end_the_meeting(replicas, tmp_path, monkeypatch):
+    async def transient(vp: VirtualParticipant, control: MeetingControl | None) -> None:
+        assert control is not None
+        await asyncio.sleep(1)
+        control.command("toast", text="Bob has been removed from the meeting.", ms=2500)
+        control.command("flicker", ms=1500)
+        await asyncio.sleep(4)
+        assert vp.lifecycle.status is Status.JOINED, "a toast or a flicker is not an end"
+        control.end()
+
+    run = await run_on_replica(
+        replicas, "webex", tmp_path, monkeypatch, during=transient, max_duration=40
+    )
+    assert run.final == (Status.COMPLETED, Reason.HOST_ENDED)
+
+
 async def test_webex_client_frame_cross_site(tmp_path, monkeypatch):
     """The client frame from another site (localhost vs 127.0.0.1): Chromium runs it out of
     process, and the steps, the speaker and the captured audio still come through."""

@@ -333,6 +333,16 @@
     else if (c.kind === 'leave') {
       const p = st.people.find((q) => q.name === c.name);
       if (p) { p.present = false; peopleChanged(); }
+    } else if (c.kind === 'toast') {
+      const ms = c.ms !== undefined ? Number(c.ms) : c.seconds !== undefined ? Number(c.seconds) * 1000 : 2500;
+      const toast = h('div', { role: 'alert', class: 'toast' }, String(c.text || 'Your network connection is unstable.'));
+      document.body.appendChild(toast);
+      setTimeout(() => toast.remove(), ms);
+    } else if (c.kind === 'flicker') {
+      // A reconnect: the meeting UI goes away for a moment and comes back.
+      const ms = c.ms !== undefined ? Number(c.ms) : c.seconds !== undefined ? Number(c.seconds) * 1000 : 1500;
+      root.style.display = 'none';
+      setTimeout(() => { root.style.display = ''; }, ms);
     } else if (c.kind === 'speak') {
       const p = st.people.find((q) => q.name === c.name && q.present);
       if (p) setSpeaker(p.index);
