@@ -55,7 +55,16 @@
   let clientOrigin = null;
   let opened = false;
   let inPage = false;
+  // The page tries the desktop app first: a webex:// launch (in a real browser a native
+  // "Open Webex?" chooser; LMA, L-prof). Each "Join from this browser" click fires it again.
+  function launchApp() {
+    try {
+      location.href = 'webex://meeting?siteurl=' + encodeURIComponent(site) + '&MTID=' + encodeURIComponent(meetingId || '');
+    } catch (e) {}
+  }
+
   function joinFromBrowser() {
+    launchApp();
     if (opened || !clientOrigin) return;
     opened = true;
     if (inPage) {
@@ -99,7 +108,10 @@
     await new Promise((resolve) => setTimeout(resolve, 300));
     inPage = !!(scenario && scenario.client_in_page);
     if (!scenario || scenario.not_found) notFound();
-    else landing();
+    else {
+      landing();
+      launchApp();
+    }
   }
   boot();
 })();
