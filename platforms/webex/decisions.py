@@ -195,11 +195,13 @@ def ack_button(s: WebexClient) -> str | None:
 
 
 def mic_on(s: WebexClient) -> bool:
-    return (s["mic"] or "").strip().lower() == "mute"  # the button offers "Mute": it is on
+    """The button offers "Mute" (also "Mute microphone"…): the microphone is on."""
+    return (s["mic"] or "").strip().lower().startswith("mute")
 
 
 def camera_on(s: WebexClient) -> bool:
-    return (s["camera"] or "").strip().lower() == "stop video"
+    """The button offers "Stop video" (AS; "Turn off camera" elsewhere): the camera is on."""
+    return re.match(r"\s*(stop video|turn off)", s["camera"] or "", re.I) is not None
 
 
 RULES: MeetingRules[WebexSnapshot] = MeetingRules(

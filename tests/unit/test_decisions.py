@@ -322,3 +322,12 @@ def test_webex_prompts_to_answer():
     prompt = {**client, "dialogButtons": ["Continue without microphone and camera"]}
     assert webex.ack_button(prompt) == "Continue without microphone and camera"
     assert webex.ack_button({**client, "dialogButtons": ["Cancel", "Leave meeting"]}) is None
+
+
+def test_webex_microphone_and_camera_states():
+    client = WEBEX["meeting"]["client"]
+    assert not webex.mic_on(client) and not webex.camera_on(client), "the VP joined muted"
+    assert webex.mic_on({**client, "mic": "Mute"}) and webex.mic_on({**client, "mic": "Mute me"})
+    assert not webex.mic_on({**client, "mic": "Unmute"})
+    assert webex.camera_on({**client, "camera": "Stop video"})
+    assert not webex.camera_on({**client, "camera": "Start video"})
