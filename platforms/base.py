@@ -91,6 +91,10 @@ class PlatformDriver(ABC):
     # remote tracks the capture script takes directly (None: all). Teams, e.g., sends one
     # mixed ``mainAudio`` track plus redundant ones that would double the audio.
     capture_track_filter_js: ClassVar[str | None] = None
+    # Capture in iframes too: the client (and the audio it plays) runs in a frame, possibly
+    # cross-origin (Webex's #unified-webclient-iframe). The capture script is an init script,
+    # so it runs in every frame; frames report through the context-wide binding.
+    capture_all_frames: ClassVar[bool] = False
 
     def __init__(self, page: Page, settings: DriverSettings, emit: EventSink) -> None:
         self.page = page

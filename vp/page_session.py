@@ -109,6 +109,7 @@ class PageSession:
         self.capture = AudioCapture(
             on_frame=self._on_frame,
             track_filter_js=meeting.driver.capture_track_filter_js,
+            all_frames=meeting.driver.capture_all_frames,
             frame_server=self.browser.frame_server,
         )
         # The meeting's origin may open the capture WebSocket to 127.0.0.1 (see vp.capture).

@@ -11,6 +11,8 @@ as the real web client (each replica lists its page routes in ``<platform>/route
     GET  /__replica/m/<id>/commands?after=N         test → page commands after seq N
     POST /__replica/m/<id>/report                   page → test reports (JSON object)
     GET  /__replica/m/<id>/audio/<index>.wav        participant <index>'s tone signal (48 kHz)
+    GET  /__replica/client-origin                   where the client frame is served from (Webex:
+                                                    a second port, so the frame is cross-origin)
 
 Commands (``{"seq", "kind", ...}``): ``chat`` {sender, text}; ``end`` (host ends the
 meeting); ``remove`` (the VP is removed); ``admit`` / ``deny`` (lobby decisions);
@@ -73,7 +75,11 @@ WEB_CLIENT_PATHS = {
     "zoom": "/wc/{id}/join{q}",  # q: ?pwd=<passcode>
     "teams": "/v2/?meetingjoin=true#/meet/{id}{q}",  # q: ?p=<passcode>&anon=true
     "chime": "/meetings/{id}",
+    "webex": "/replica/j.php?MTID={id}{q}",  # q: &pwd=<password>
 }
+# Replicas whose client runs in an iframe from a second origin (served on a second port), as
+# the real client does: Webex's #unified-webclient-iframe is cross-origin to the meeting page.
+CLIENT_ORIGIN_PLATFORMS = frozenset({"webex"})
 
 
 class ChatLine(BaseModel):
@@ -93,6 +99,10 @@ class Scenario(BaseModel):
     waiting_room_s: float | None = None  # held in the waiting room/lobby this long
     deny: bool = False  # the lobby ends in denial instead of admission
     manual_admission: bool = False  # stay in the lobby until an admit/deny command
+    locked: bool = False  # Webex: the meeting is locked (guests cannot get in)
+    # Webex: newer j.php builds run the client in the main frame (preloader.html?…
+    # runInOwnPage=true) instead of #unified-webclient-iframe.
+    client_in_page: bool = False
     post_join_modal: bool = False  # Teams: "Continue without audio or video" after Join
     participants: list[ParticipantSpec] = Field(default_factory=list)
     speak_turn_s: float = 3.0  # participants speak in turn, this long each, then repeat
@@ -163,8 +173,11 @@ def load_routes(platform: str) -> list[tuple[re.Pattern[str], str]]:
 class ReplicaServer:
     """Serves one platform's replica on 127.0.0.1 (threads; start/stop are cheap and sync)."""
 
-    def __init__(self, platform: str, port: int = 0) -> None:
+    def __init__(self, platform: str, port: int = 0, client_host: str = "127.0.0.1") -> None:
+        """``client_host``: the host name the client frame's origin uses (Webex); "localhost"
+        makes the frame cross-site as well as cross-origin (an out-of-process frame)."""
         self.platform = platform
+        self.client_host = client_host
         self.root = REPLICAS_DIR / platform
         if not (self.root / "routes.txt").is_file():
             raise FileNotFoundError(f"no replica for {platform!r} in {REPLICAS_DIR}")
@@ -175,6 +188,12 @@ class ReplicaServer:
         self._httpd = ThreadingHTTPServer(("127.0.0.1", port), self._handler_class())
         self._httpd.daemon_threads = True
         self._thread: threading.Thread | None = None
+        # The client's own origin (another port), for clients framed cross-origin.
+        self._client_httpd: ThreadingHTTPServer | None = None
+        self._client_thread: threading.Thread | None = None
+        if platform in CLIENT_ORIGIN_PLATFORMS:
+            self._client_httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+            self._client_httpd.daemon_threads = True
 
     @property
     def port(self) -> int:
@@ -185,9 +204,20 @@ class ReplicaServer:
         return f"http://127.0.0.1:{self.port}"
 
     @property
+    def client_base_url(self) -> str:
+        """The origin the client frame is served from (the page's own for most replicas)."""
+        if self._client_httpd is None:
+            return self.base_url
+        return f"http://{self.client_host}:{int(self._client_httpd.server_address[1])}"
+
+    @property
     def allowed_host(self) -> str:
-        """The ``VP_ALLOWED_HOSTS`` entry a VP needs to open this replica."""
-        return f"127.0.0.1:{self.port}"
+        """The ``VP_ALLOWED_HOSTS`` entries a VP needs to open this replica (with the client
+        frame's origin where it has its own)."""
+        hosts = [f"127.0.0.1:{self.port}"]
+        if self._client_httpd is not None:
+            hosts.append(f"{self.client_host}:{int(self._client_httpd.server_address[1])}")
+        return ",".join(hosts)
 
     def meeting_url(self, meeting_id: str, passcode: str | None = None) -> str:
         """The URL a user's invite resolves to, for a meeting on this replica."""
@@ -195,6 +225,8 @@ class ReplicaServer:
             query = f"?pwd={passcode}" if passcode else ""
         elif self.platform == "teams":
             query = f"?p={passcode}&anon=true" if passcode else "?anon=true"
+        elif self.platform == "webex":
+            query = f"&pwd={passcode}" if passcode else ""
         else:
             query = ""
         path = WEB_CLIENT_PATHS[self.platform].format(id=meeting_id, q=query)
@@ -210,6 +242,13 @@ class ReplicaServer:
             target=self._httpd.serve_forever, name=f"replica-{self.platform}", daemon=True
         )
         self._thread.start()
+        if self._client_httpd is not None:
+            self._client_thread = threading.Thread(
+                target=self._client_httpd.serve_forever,
+                name=f"replica-{self.platform}-client",
+                daemon=True,
+            )
+            self._client_thread.start()
         return self
 
     def stop(self) -> None:
@@ -217,6 +256,11 @@ class ReplicaServer:
         self._httpd.server_close()
         if self._thread is not None:
             self._thread.join(5)
+        if self._client_httpd is not None:
+            self._client_httpd.shutdown()
+            self._client_httpd.server_close()
+            if self._client_thread is not None:
+                self._client_thread.join(5)
 
     def __enter__(self) -> ReplicaServer:
         return self.start()
@@ -291,6 +335,9 @@ class ReplicaServer:
     def _get(self, req: BaseHTTPRequestHandler) -> None:
         parts = urlsplit(req.path)
         path = parts.path
+        if path == "/__replica/client-origin":
+            self._json(req, {"origin": self.client_base_url})
+            return
         if path.startswith(f"/__replica/static/{self.platform}/"):
             self._file(req, self.root / path.split("/", 4)[4])
             return

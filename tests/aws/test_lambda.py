@@ -269,7 +269,7 @@ ERROR_CASES: list[tuple[str, str, str | None, str]] = [
     ("POST", "/v1/vps", json.dumps({"meeting_url": "http://169.254.169.254/"}), "ssrf"),
     ("POST", "/v1/vps", json.dumps({"meeting_url": URL, "colour": "red"}), "extra field"),
     ("POST", "/v1/vps", json.dumps({"meeting_url": URL, "join_at": "2001-01-01T00:00Z"}), "past"),
-    ("POST", "/v1/vps", json.dumps({"meeting_url": URL, "platform": "webex"}), "platform"),
+    ("POST", "/v1/vps", json.dumps({"meeting_url": URL, "platform": "skype"}), "platform"),
     ("POST", "/v1/vps", "{not json", "malformed"),
     ("POST", "/v1/vps", "[1, 2]", "not an object"),
     ("GET", "/v1/vps/nope", None, "missing VP"),

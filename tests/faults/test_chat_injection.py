@@ -55,14 +55,15 @@ async def test_hostile_chat_is_never_evaluated_and_round_trips(
             if len(incoming(vp.out_dir)) >= len(PAYLOADS):
                 break
             await asyncio.sleep(0.2)
-        seen["pwned"] = await vp.page.evaluate("() => typeof window.__pwned")
+        # Every frame: Webex renders its chat in a cross-origin client frame.
+        seen["pwned"] = {await f.evaluate("() => typeof window.__pwned") for f in vp.page.frames}
         vp.stop()
 
     run = await run_on_replica(
         replicas, platform, tmp_path, monkeypatch, during=exchange, max_duration=120
     )
     assert run.final == (Status.COMPLETED, Reason.STOPPED)
-    assert seen["pwned"] == "undefined", "chat text was evaluated in the VP's page"
+    assert seen["pwned"] == {"undefined"}, "chat text was evaluated in the VP's page"
     assert run.control is not None
     for text in PAYLOADS:
         assert run.control.vp_chat.count(text) == 1, f"posted verbatim: {text!r}"

@@ -51,6 +51,28 @@ async def test_vp_demo_runs_offline_end_to_end(tmp_path):
     assert pids.strip() == b""
 
 
+async def test_vp_demo_on_the_webex_replica(tmp_path):
+    """``vp demo --platform webex``: offline, the replica's cross-origin client frame, Alice and
+    Bob heard, Bob's chat line read, the VP's intro and exit posted."""
+    out = tmp_path / "demo"
+    proc = await asyncio.create_subprocess_exec(
+        *(VP_BIN, "demo", "--platform", "webex", "--out", str(out), "--duration", "16"),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    stdout, stderr = await asyncio.wait_for(proc.communicate(), 240)
+    text = stdout.decode()
+    assert proc.returncode == 0, text + stderr.decode()[-3000:]
+    assert "webex replica up" in text and "[status] WAITING_ROOM" in text
+    assert "[status] JOINED" in text and "COMPLETED (max-duration)" in text
+    assert "tone signal heard intact" in text and "intact 0 time" not in text
+    chat = [json.loads(x) for x in (out / "vp" / "chat.jsonl").read_text().splitlines()]
+    assert ("Bob", "in") in {(x["sender"], x["direction"]) for x in chat}
+    assert [x["direction"] for x in chat if x["sender"] == "Scribe"] == ["out", "out"]
+    segments = [json.loads(x) for x in (out / "vp" / "transcript.jsonl").read_text().splitlines()]
+    assert "Alice" in {s["speaker"] for s in segments}
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

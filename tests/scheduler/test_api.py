@@ -187,7 +187,8 @@ async def test_invalid_requests_name_the_field_and_launch_nothing(api: Any) -> N
         ({"meeting_url": "https://zoom.us@169.254.169.254/j/1"}, "meeting_url"),
         ({"meeting_url": "file:///etc/passwd", "platform": "zoom"}, "meeting_url"),
         ({"meeting_url": "https://zoom.us/j/1" + "1" * 3000}, "meeting_url"),
-        ({"meeting_url": ZOOM, "platform": "webex"}, "platform"),
+        ({"meeting_url": ZOOM, "platform": "skype"}, "platform"),
+        ({"meeting_url": ZOOM, "platform": "webex"}, "meeting_url"),  # not a Webex host
         ({"meeting_url": ZOOM, "platform": "teams"}, "meeting_url"),
         ({"meeting_url": ZOOM, "join_at": soon.replace(tzinfo=None).isoformat()}, "join_at"),
         ({"meeting_url": ZOOM, "join_at": "2020-01-01T00:00:00Z"}, "join_at"),

@@ -408,3 +408,14 @@ def _request(url: str) -> Any:
     from scheduler.models import LaunchRequest
 
     return LaunchRequest(meeting_url=url)
+
+
+def test_the_platform_list_offers_every_registered_platform() -> None:
+    import re
+
+    from platforms.registry import platform_names
+
+    html = (Path(__file__).parents[2] / "scheduler" / "console" / "index.html").read_text()
+    select = html[html.index('<select id="platform"') : html.index("</select>")]
+    offered = set(re.findall(r'<option value="([a-z]+)">', select))
+    assert offered == set(platform_names()), "the console's platform list is the registry's"

@@ -59,6 +59,17 @@ def test_launch_request_validation_names_fields() -> None:
     assert "abc123" not in repr(berlin) and "abc123" not in berlin.model_dump_json()
 
 
+def test_launch_request_takes_webex_links() -> None:
+    """Webex links are inferred from *.webex.com (personal rooms and j.php); other hosts and
+    non-meeting paths are refused on meeting_url."""
+    room = LaunchRequest.model_validate({"meeting_url": "https://acme.webex.com/meet/jane.doe"})
+    assert room.resolved_platform == "webex"
+    jphp = "https://acme.webex.com/acme/j.php?MTID=m0f3c9b8a7e6d5c4b&pwd=s3cret"
+    assert LaunchRequest.model_validate({"meeting_url": jphp}).resolved_platform == "webex"
+    assert set(errors(meeting_url="https://acme.webex.com.evil.com/meet/jane")) == {"meeting_url"}
+    assert set(errors(meeting_url="https://acme.webex.com/", platform="webex")) == {"meeting_url"}
+
+
 def test_allowed_hosts_come_from_context_or_environment(monkeypatch) -> None:
     url = "http://127.0.0.1:8089/wc/1/join"
     assert "meeting_url" in errors(meeting_url=url, platform="zoom")

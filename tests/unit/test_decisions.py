@@ -14,6 +14,7 @@ from platforms.base import MeetingContext, MeetingOver, Phase, Refused
 from platforms.chime import decisions as chime
 from platforms.janus import decisions as janus
 from platforms.teams import decisions as teams
+from platforms.webex import decisions as webex
 from platforms.zoom import decisions as zoom
 from vp.lifecycle import Reason
 
@@ -29,6 +30,7 @@ ZOOM = snapshots("zoom")
 TEAMS = snapshots("teams")
 CHIME = snapshots("chime")
 JANUS = snapshots("janus")
+WEBEX = snapshots("webex")
 
 REFUSALS = [
     ("join_denied", Reason.DENIED),
@@ -240,3 +242,92 @@ def test_janus_meeting():
     destroyed = {**snap, "dialog": "The room has been destroyed", "inRoom": False}
     assert reason_of(janus.end_signal(destroyed)) is Reason.HOST_ENDED
     assert reason_of(janus.gone_signal(janus.NO_ROOM)) is Reason.REMOVED
+
+
+# -- Webex --------------------------------------------------------------------------------
+def webex_state(snap: Any, *, passcode_sent: bool = True, has_passcode: bool = True) -> Any:
+    return webex.join_state(snap, passcode_sent=passcode_sent, has_passcode=has_passcode)
+
+
+def test_webex_join_states():
+    assert webex_state(WEBEX["join_prejoin"]) is Phase.PREJOIN
+    assert webex_state(WEBEX["join_lobby"]) is Phase.LOBBY
+    assert webex_state(WEBEX["join_admitted"]) is Phase.ADMITTED
+    # The lobby is read in the client frame (cross-origin), not in the meeting page.
+    assert WEBEX["join_lobby"]["client"]["lobby"] and WEBEX["join_lobby"]["top"]["clientFrame"]
+
+
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [
+        ("join_denied", Reason.DENIED),
+        ("join_locked", Reason.DENIED),
+        ("join_not_found", Reason.MEETING_NOT_FOUND),
+        ("join_captcha", Reason.CAPTCHA),
+        ("join_wrong_passcode", Reason.WRONG_PASSCODE),
+    ],
+)
+def test_webex_refusals(name, reason):
+    assert reason_of(webex_state(WEBEX[name])) is reason
+
+
+def test_webex_password_page_wants_a_password_before_it_is_a_verdict():
+    wrong = WEBEX["join_wrong_passcode"]
+    assert wrong["client"]["password"] and wrong["client"]["passwordError"]
+    fresh = {**wrong, "client": {**wrong["client"], "passwordError": False, "text": ""}}
+    assert webex_state(fresh, passcode_sent=False) is Phase.PREJOIN  # type it first
+    no_password = webex_state(fresh, passcode_sent=False, has_passcode=False)
+    assert reason_of(no_password) is Reason.WRONG_PASSCODE
+
+
+def test_webex_meeting():
+    snap = WEBEX["meeting"]
+    here = ctx(snap["top"]["url"])
+    assert webex.end_signal(snap, here) is None and webex.gone_signal(snap) is None
+    others = webex.others(snap, here)
+    assert others is not None and set(others) == {"Alice", "Bob"}
+    assert webex.speaker(snap, here) in ("Alice", "Bob")
+    assert webex.alone(snap, others) is False
+    lines = webex.chat_lines(snap, here)
+    incoming = [(x.sender, x.text) for x in lines if not x.mine]
+    assert ("Bob", "Bob was here") in incoming and ("Alice", "hello from Alice") in incoming
+    assert [(x.sender, x.text) for x in lines if x.mine] == [("Scribe", "hi from the VP")]
+    assert webex.speaker({**snap, "client": {**snap["client"], "speaker": "Scribe"}}, here) is None
+
+
+def test_webex_chat_labels():
+    assert webex.sender_of("from Alice to everyone  3:31 PM") == "Alice"
+    assert webex.sender_of("from Mary Ann Lee to Everyone 10:02") == "Mary Ann Lee"
+    assert webex.sender_of("from Bob") == "Bob"
+
+
+def test_webex_ends_and_alone():
+    here = ctx(WEBEX["meeting"]["top"]["url"])
+    assert reason_of(webex.end_signal(WEBEX["meeting_ended"], here)) is Reason.HOST_ENDED
+    assert reason_of(webex.end_signal(WEBEX["meeting_removed"], here)) is Reason.REMOVED
+    alone = WEBEX["meeting_alone"]
+    assert webex.end_signal(alone, here) is None
+    assert webex.alone(alone, webex.others(alone, here)) is True
+    # Panel closed: "Participants (N)" (the VP included) still tells.
+    closed = {**alone["client"], "roster": None}
+    assert webex.alone({**alone, "client": {**closed, "count": 1}}, None) is True
+    assert webex.alone({**alone, "client": {**closed, "count": None}}, None) is None
+    # The client frame gone: the meeting UI is missing.
+    assert reason_of(webex.gone_signal({**alone, "client": None})) is Reason.HOST_ENDED
+
+
+def test_webex_prompts_to_answer():
+    client = WEBEX["join_prejoin"]["client"]
+    assert webex.ack_button({**client, "dialogButtons": []}) is None
+    prompt = {**client, "dialogButtons": ["Continue without microphone and camera"]}
+    assert webex.ack_button(prompt) == "Continue without microphone and camera"
+    assert webex.ack_button({**client, "dialogButtons": ["Cancel", "Leave meeting"]}) is None
+
+
+def test_webex_microphone_and_camera_states():
+    client = WEBEX["meeting"]["client"]
+    assert not webex.mic_on(client) and not webex.camera_on(client), "the VP joined muted"
+    assert webex.mic_on({**client, "mic": "Mute"}) and webex.mic_on({**client, "mic": "Mute me"})
+    assert not webex.mic_on({**client, "mic": "Unmute"})
+    assert webex.camera_on({**client, "camera": "Stop video"})
+    assert not webex.camera_on({**client, "camera": "Start video"})

@@ -144,7 +144,7 @@ def test_lookalikes_and_tricks_are_rejected(url, monkeypatch):
     monkeypatch.delenv("VP_ALLOWED_HOSTS", raising=False)
     with pytest.raises(InvalidUrl):
         resolve(url)
-    for platform in ("zoom", "teams", "chime"):
+    for platform in ("zoom", "teams", "chime", "webex"):
         with pytest.raises(InvalidUrl):
             resolve(url, platform)
 

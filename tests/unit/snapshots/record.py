@@ -107,7 +107,9 @@ async def record_replica(platform: str, tmp: Path) -> None:
         "alone", platform, tmp, everyone_leaves_after_s=2, alone_timeout=3, max_duration=30
     )
     await scenario("denied", platform, tmp, waiting_room_s=1, deny=True)
-    for flag in ("not_found", "login_required", "captcha"):
+    # Webex guests meet no sign-in wall; Webex meetings can be locked.
+    walls = ("locked",) if platform == "webex" else ("login_required",)
+    for flag in ("not_found", *walls, "captcha"):
         await scenario(flag, platform, tmp, **{flag: True})
     if platform != "chime":
         await scenario("wrong_passcode", platform, tmp, vp_passcode="000000")
@@ -183,7 +185,7 @@ def pick(platform: str) -> dict[str, Any]:
     chosen["join_prejoin"] = prejoin[len(prejoin) // 2]["snapshot"]
     last("join_lobby", in_("happy", "join", "lobby"))
     chosen["join_admitted"] = happy_join[-1]["snapshot"]
-    for refusal in ("denied", "not_found", "login_required", "captcha", "wrong_passcode"):
+    for refusal in ("denied", "not_found", "login_required", "locked", "captcha", "wrong_passcode"):
         last(f"join_{refusal}", in_(refusal, "join"))
     joined = [r for r in rows if in_("happy", "meeting", "joined")(r)]
     with_chat = [r for r in joined if _has_chat(r["snapshot"])]
@@ -195,6 +197,8 @@ def pick(platform: str) -> dict[str, Any]:
 
 
 def _has_chat(snap: dict[str, Any]) -> bool:
+    if isinstance(snap.get("client"), dict):  # Webex: the client frame's part
+        snap = snap["client"]
     return bool(snap.get("chat")) and bool(snap.get("speaker") or snap.get("speakers"))
 
 
@@ -216,4 +220,4 @@ async def main(platforms: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1:] or ["zoom", "teams", "chime", "janus"]))
+    asyncio.run(main(sys.argv[1:] or ["zoom", "teams", "chime", "janus", "webex"]))

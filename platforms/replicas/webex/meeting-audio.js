@@ -1,0 +1,131 @@
+/*
+ * Meeting audio for the Webex replica's client frame: the meeting's remote audio is one mixed
+ * stream (the facts record bots taking Webex as mixed tab audio, and MCR's bridge taking the
+ * frame's remote tracks), played by one <audio> element inside the cross-origin client frame.
+ *
+ * The "media server" lives in this page: each participant's tone WAV
+ * (/__replica/m/<id>/audio/<index>.wav) is decoded in an AudioContext, looped through that
+ * participant's gain (open only while they speak) into a MediaStreamAudioDestinationNode (the
+ * server-side mix), which is sent over a loopback RTCPeerConnection pair. The page receives it
+ * as a genuine remote WebRTC track (Opus) and plays it through the client's <audio> element. Levels
+ * are the WAVs' own: every gain is 0 or 1 and one participant speaks at a time.
+ */
+(function () {
+  'use strict';
+
+  function WebexMeetingAudio(meetingId, participantCount) {
+    this.meetingId = meetingId;
+    this.count = participantCount;
+    this.ctx = null;
+    this.mix = null;
+    this.buffers = [];
+    this.gains = [];
+    this.sources = [];
+    this.pcs = [];
+    this.stream = null;
+    this.speaking = -1;
+  }
+
+  WebexMeetingAudio.prototype.start = async function () {
+    const ctx = (this.ctx = new AudioContext({ sampleRate: 48000 }));
+    if (ctx.state === 'suspended') ctx.resume().catch(function () {});
+    this.mix = ctx.createMediaStreamDestination();
+    this.mix.channelCount = 1;
+    const self = this;
+    const loads = [];
+    for (let i = 0; i < this.count; i++) {
+      const gain = ctx.createGain();
+      gain.gain.value = 0;
+      gain.connect(this.mix);
+      this.gains.push(gain);
+      loads.push(
+        fetch('/__replica/m/' + encodeURIComponent(this.meetingId) + '/audio/' + i + '.wav')
+          .then(function (r) {
+            if (!r.ok) throw new Error('audio ' + i + ': HTTP ' + r.status);
+            return r.arrayBuffer();
+          })
+          .then(function (data) {
+            return ctx.decodeAudioData(data);
+          })
+          .then(function (buf) {
+            self.buffers[i] = buf;
+          })
+      );
+    }
+    await Promise.all(loads);
+    await this._connect();
+    return this.stream;
+  };
+
+  // The SFU leg: server mix -> RTCPeerConnection -> RTCPeerConnection -> remote track.
+  WebexMeetingAudio.prototype._connect = async function () {
+    const send = new RTCPeerConnection();
+    const recv = new RTCPeerConnection();
+    this.pcs = [send, recv];
+    send.onicecandidate = function (e) {
+      if (e.candidate) recv.addIceCandidate(e.candidate).catch(function () {});
+    };
+    recv.onicecandidate = function (e) {
+      if (e.candidate) send.addIceCandidate(e.candidate).catch(function () {});
+    };
+    const got = new Promise(function (resolve) {
+      recv.ontrack = function (ev) {
+        resolve(ev.streams && ev.streams[0] ? ev.streams[0] : new MediaStream([ev.track]));
+      };
+    });
+    const track = this.mix.stream.getAudioTracks()[0];
+    send.addTrack(track, this.mix.stream);
+    await send.setLocalDescription();
+    await recv.setRemoteDescription(send.localDescription);
+    await recv.setLocalDescription();
+    await send.setRemoteDescription(recv.localDescription);
+    this.stream = await got;
+  };
+
+  // DefaultAudioVideoController.bindAudioElement(): the one element that plays the meeting.
+  WebexMeetingAudio.prototype.bindAudioElement = function (el) {
+    el.srcObject = this.stream;
+    el.autoplay = true;
+    const p = el.play();
+    if (p && p.catch) p.catch(function () {});
+  };
+
+  // Open participant i's gain (and restart their signal) — or nobody's with i = -1.
+  WebexMeetingAudio.prototype.setSpeaker = function (i) {
+    if (!this.ctx || i === this.speaking) return;
+    const t = this.ctx.currentTime;
+    if (this.speaking >= 0) {
+      this.gains[this.speaking].gain.setValueAtTime(0, t);
+      const old = this.sources[this.speaking];
+      if (old) {
+        try {
+          old.stop(t + 0.01);
+        } catch (e) {}
+        this.sources[this.speaking] = null;
+      }
+    }
+    this.speaking = i;
+    if (i < 0 || !this.buffers[i]) return;
+    const src = this.ctx.createBufferSource();
+    src.buffer = this.buffers[i];
+    src.loop = true;
+    src.connect(this.gains[i]);
+    src.start(t);
+    this.sources[i] = src;
+    this.gains[i].gain.setValueAtTime(1, t);
+  };
+
+  WebexMeetingAudio.prototype.stop = function () {
+    this.setSpeaker(-1);
+    for (const pc of this.pcs) {
+      try {
+        pc.close();
+      } catch (e) {}
+    }
+    this.pcs = [];
+    if (this.ctx) this.ctx.close().catch(function () {});
+    this.ctx = null;
+  };
+
+  window.WebexMeetingAudio = WebexMeetingAudio;
+})();
