@@ -26,6 +26,7 @@ REGISTRY: dict[str, str] = {
     "teams": "platforms.teams.driver:TeamsDriver",
     "chime": "platforms.chime.driver:ChimeDriver",
     "janus": "platforms.janus.driver:JanusDriver",
+    "meet": "platforms.meet.driver:MeetDriver",
 }
 _loaded: dict[str, type[PlatformDriver]] = {}
 

@@ -59,7 +59,9 @@ def build_parser(settings: VpSettings | None = None) -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="run everything offline: Janus, a speaker, a VP")
     demo.add_argument("--out", dest="out_dir", default="demo-out")
     demo.add_argument("--duration", type=float, default=30.0)
-    demo.add_argument("--platform", default="janus", choices=["janus", "zoom", "teams", "chime"])
+    demo.add_argument(
+        "--platform", default="janus", choices=["janus", "zoom", "teams", "chime", "meet"]
+    )
 
     tr = sub.add_parser("transcriber", help="run the local reference transcriber server")
     tr.add_argument("--host", default="127.0.0.1")

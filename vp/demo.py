@@ -2,7 +2,7 @@
 
 ``--platform janus`` (default) starts Janus on loopback with a fresh AudioBridge room and a
 simulated participant (a second Chromium whose fake microphone plays espeak-ng speech followed
-by the tone test signal). ``--platform zoom|teams|chime`` serves that client's local replica
+by the tone test signal). ``--platform zoom|teams|chime|meet`` serves that client's local replica
 instead, with two participants who speak in turn through the platform's audio plumbing and
 chat. Either way a VP joins with the in-process reference transcriber, and the live transcript
 scrolls in the terminal. Everything lands under one folder; every process it started is
@@ -32,7 +32,12 @@ from vp.signal import DEFAULT_SYMBOLS, count_sequence, decode
 from vp.status import CallbackSink
 from vp.transcriber.protocol import TranscriptSegment
 
-REPLICA_MEETING_IDS = {"zoom": "85012345678", "teams": "4123456789012", "chime": "8123456789"}
+REPLICA_MEETING_IDS = {
+    "zoom": "85012345678",
+    "teams": "4123456789012",
+    "chime": "8123456789",
+    "meet": "abc-defg-hij",
+}
 REPLICA_PASSCODE = "482913"
 BOB_SPEECH = "Thanks Alice. The budget review is on track and the release is planned for March."
 DEMO_SPEECH = (

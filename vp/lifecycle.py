@@ -45,6 +45,7 @@ class Reason(StrEnum):
     DENIED = "denied"
     LOGIN_REQUIRED = "login-required"
     CAPTCHA = "captcha"
+    BLOCKED = "blocked"
     BROWSER_CRASHED = "browser-crashed"
     TRANSCRIBER_UNAVAILABLE = "transcriber-unavailable"
     LAUNCH_FAILED = "launch-failed"

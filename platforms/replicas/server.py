@@ -73,6 +73,7 @@ WEB_CLIENT_PATHS = {
     "zoom": "/wc/{id}/join{q}",  # q: ?pwd=<passcode>
     "teams": "/v2/?meetingjoin=true#/meet/{id}{q}",  # q: ?p=<passcode>&anon=true
     "chime": "/meetings/{id}",
+    "meet": "/{id}{q}",  # meet.google.com/abc-defg-hij
 }
 
 
@@ -100,6 +101,10 @@ class Scenario(BaseModel):
     remove_after_s: float | None = None
     everyone_leaves_after_s: float | None = None
     chat: list[ChatLine] = Field(default_factory=list)
+    # Google Meet: "You can't join this video call" on this many join attempts (page loads of
+    # one tab; a large number: always), and the variant with no <audio> elements.
+    blocked_joins: int = Field(default=0, ge=0)
+    audio_elements: bool = True
 
 
 @dataclass

@@ -20,7 +20,12 @@ from vp.runner import VirtualParticipant
 
 pytestmark = pytest.mark.integration
 
-MEETING_IDS = {"zoom": "85099999001", "teams": "4199999999001", "chime": "8199999001"}
+MEETING_IDS = {
+    "zoom": "85099999001",
+    "teams": "4199999999001",
+    "chime": "8199999001",
+    "meet": "xyz-abcd-efg",
+}
 
 
 async def wait_for(predicate, timeout: float = 20.0) -> None:
@@ -30,7 +35,7 @@ async def wait_for(predicate, timeout: float = 20.0) -> None:
         await asyncio.sleep(0.2)
 
 
-@pytest.mark.parametrize("platform", ["zoom", "teams", "chime"])
+@pytest.mark.parametrize("platform", ["zoom", "teams", "chime", "meet"])
 async def test_intro_question_and_leave_command(platform, tmp_path, monkeypatch):
     with ReplicaServer(platform) as replica:
         monkeypatch.setenv("VP_ALLOWED_HOSTS", replica.allowed_host)
