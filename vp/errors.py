@@ -6,7 +6,8 @@ Every error knows whether retrying could help and which contract REASON it ends 
     ├── InvalidUrl                   permanent  invalid-url
     ├── ConfigError                  permanent  (usage error, exit 1)
     ├── JoinError                    permanent  meeting-not-found | wrong-passcode | denied |
-    │                                           login-required | captcha | waiting-room-timeout
+    │                                           login-required | captcha | waiting-room-timeout |
+    │                                           blocked
     ├── BrowserCrashed               retryable  browser-crashed
     ├── TranscriberUnavailable       retryable  transcriber-unavailable
     ├── InvalidTransition            permanent  internal-error (a bug: the lifecycle refused it)

@@ -112,6 +112,7 @@ def test_every_contract_reason_is_known():
         "denied",
         "login-required",
         "captcha",
+        "blocked",
         "browser-crashed",
         "transcriber-unavailable",
         "launch-failed",

@@ -199,7 +199,7 @@
     setTimeout(function () {
       if (scenario.captcha) return captchaView();
       if (attempts <= (scenario.blocked_joins || 0)) {
-        return homeScreen('blocked', 'You can\u2019t join this video call', 'Return to home screen');
+        return homeScreen('blocked', 'You can\u2019t join this video call', null);
       }
       if (scenario.waiting_room_s !== null || scenario.manual_admission) lobby();
       else admitted();
