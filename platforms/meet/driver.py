@@ -18,6 +18,10 @@ Join
     now", "Join the call now", "Join anyway", "Ask to join anyway", "Join here too", "Switch
     here").
 
+    Every click is a real mouse click at the element (page.js ``point`` finds it and checks
+    that nothing covers it): Meet ignores synthetic clicks (Vexa), and the DOM is never
+    changed (hiding Meet's notices gets guests ejected, attendee#604).
+
 Meeting
     One snapshot per second: the speaker from the tile carrying a speaking indicator class, the
     participants from the tiles (and the People panel when open) and the avatar count, chat from
@@ -103,6 +107,24 @@ class MeetDriver(PolledDriver[MeetSnapshot, MeetSnapshot]):
 
     read_meeting = read_join
 
+    async def click(self, what: str) -> str | None:
+        """Click ``what`` (see page.js ``point``) with the real mouse: Meet ignores synthetic
+        (isTrusted=false) clicks (Vexa). Returns the label clicked, None when nothing was."""
+        point = await self.call("point", what)
+        if not point:
+            return None
+        try:
+            await self.page.mouse.click(point["x"], point["y"])
+        except PlaywrightError:
+            if self.page.is_closed():
+                raise
+            return None
+        return str(point.get("label") or what)
+
+    async def media_off(self) -> list[str]:
+        """Microphone and camera off (each clicked only while its aria-label says it is on)."""
+        return [what for what in ("microphone", "camera") if await self.click(what)]
+
     # -- join -----------------------------------------------------------------------------
     async def open(self, url: str) -> None:
         self._target = with_english(url)
@@ -139,12 +161,12 @@ class MeetDriver(PolledDriver[MeetSnapshot, MeetSnapshot]):
             await self._goto()
             return None
         if snap["dialog"] is not None:
-            label = await self.call("answerDialog")
+            label = await self.click("dialog")
             log.info("meet.dialog_answered", button=label)
             return None
         if self._join_clicks and time.monotonic() - self._last_click < JOIN_CLICK_SETTLE_S:
             return None  # give the click time to land
-        changed = bool(await self.call("mediaOff"))
+        changed = bool(await self.media_off())
         name = snap["name"]
         if name is not None and name.get("value") != self.me:
 
@@ -154,7 +176,7 @@ class MeetDriver(PolledDriver[MeetSnapshot, MeetSnapshot]):
             await type_into(self.page, focus, self.me)
             changed = True
         if not changed and snap["join"] and not snap["joinDisabled"]:
-            clicked = await self.call("clickJoin")
+            clicked = await self.click("join")
             if clicked:
                 self._join_clicks += 1
                 self._last_click = time.monotonic()
@@ -169,9 +191,9 @@ class MeetDriver(PolledDriver[MeetSnapshot, MeetSnapshot]):
                 await asyncio.sleep(self.join_poll_s)
                 continue
             if snap["dialog"] is not None:
-                await self.call("answerDialog")
+                await self.click("dialog")
             elif snap["mic"] or snap["camera"]:
-                await self.call("mediaOff")
+                await self.media_off()
             elif not snap["chatInput"]:
                 await self._open_chat(wait=False)
             else:
@@ -183,7 +205,7 @@ class MeetDriver(PolledDriver[MeetSnapshot, MeetSnapshot]):
         """Answer notices (the recording / Gemini one with "Join now"), keep the chat panel
         open (messages exist in the DOM only then)."""
         if snap["dialog"] is not None:
-            await self.call("answerDialog")
+            await self.click("dialog")
             return
         now = time.monotonic()
         if not snap["chatInput"] and now - self._last_chat_open >= CHAT_REOPEN_EVERY_S:
@@ -191,26 +213,27 @@ class MeetDriver(PolledDriver[MeetSnapshot, MeetSnapshot]):
 
     async def _open_chat(self, wait: bool = True) -> bool:
         self._last_chat_open = time.monotonic()
-        if await self.call("openChat") == "open":
+        if await self.call("chatOpen"):
             return True
+        await self.click("chat")
         if not wait:
             return False
         deadline = time.monotonic() + 5.0
         while time.monotonic() < deadline:
             await asyncio.sleep(0.2)
-            if await self.call("openChat") == "open":
+            if await self.call("chatOpen"):
                 return True
         return False
 
     # -- leave / chat ---------------------------------------------------------------------
     async def leave(self) -> None:
-        if not await self.call("hangup"):
+        if not await self.click("leave"):
             try:  # the toolbar auto-hides until the pointer moves (V-adm)
                 await self.page.mouse.move(40, 40)
                 await self.page.mouse.move(60, 80)
             except PlaywrightError:
                 return
-            if not await self.call("hangup"):
+            if not await self.click("leave"):
                 return
         for _ in range(16):
             snap = await self.read_meeting()

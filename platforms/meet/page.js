@@ -48,21 +48,33 @@
   };
   // A dialog and the button that answers it: the recording / Gemini notice is answered with its
   // own "Join now" (or data-mdc-dialog-action="ok"); dismissing it otherwise gets guests ejected.
-  const dialogAnswer = () => {
-    for (const d of dialogs()) {
+  const dialogAnswers = () => {
+    const out = [];
+    for (const d of dialogs().reverse()) { // the last one opened is on top
       const buttons = qa('button', d).filter(vis);
       const body = txt(d);
       if (/being recorded|being transcribed|gemini is taking notes|taking notes/i.test(body)) {
         const join = buttons.find((b) => /^join now$/i.test(txt(b))) ||
           buttons.find((b) => b.getAttribute('data-mdc-dialog-action') === 'ok');
-        if (join) return { kind: 'notice', label: txt(join), el: join };
+        if (join) { out.push({ kind: 'notice', label: txt(join), el: join }); continue; }
       }
       for (const t of PREJOIN_DIALOG_TEXTS) {
         const b = buttons.find((x) => txt(x) === t);
-        if (b) return { kind: 'dialog', label: t, el: b };
+        if (b) { out.push({ kind: 'dialog', label: t, el: b }); break; }
       }
     }
-    return null;
+    return out;
+  };
+  const dialogAnswer = () => dialogAnswers()[0] || null;
+  // The element's centre when a click there reaches it (nothing covers it), else null.
+  const clickPoint = (e) => {
+    if (!e || !vis(e) || e.disabled) return null;
+    e.scrollIntoView({ block: 'center', inline: 'center' });
+    const r = e.getBoundingClientRect();
+    const x = r.left + r.width / 2;
+    const y = r.top + r.height / 2;
+    const hit = document.elementFromPoint(x, y);
+    return hit && (hit === e || e.contains(hit)) ? { x, y } : null;
   };
   const tiles = () => qa('[data-participant-id]').filter((t) => {
     const label = aria(t) || txt(q('span.notranslate', t));
@@ -150,14 +162,24 @@
       };
     },
 
-    // Mic and camera off in the lobby (their aria-label says their state); returns what it did.
-    mediaOff() {
-      const done = [];
-      for (const what of ['microphone', 'camera']) {
-        const t = toggle(what);
-        if (t && t.on) { t.el.click(); done.push(what); }
+    // Where to click ``what`` with the real mouse: Meet ignores synthetic (isTrusted=false)
+    // clicks (V-join). ``what``: join, dialog, microphone, camera (only while on), chat, leave.
+    // Null when there is nothing to click or something else covers it.
+    point(what) {
+      if (what === 'dialog') {
+        for (const d of dialogAnswers()) {
+          const p = clickPoint(d.el);
+          if (p) return { x: p.x, y: p.y, label: d.label };
+        }
+        return null;
       }
-      return done;
+      let e = null;
+      if (what === 'join') e = findJoin();
+      else if (what === 'microphone' || what === 'camera') { const t = toggle(what); e = t && t.on ? t.el : null; }
+      else if (what === 'chat') e = q('button[aria-label="Chat with everyone"]');
+      else if (what === 'leave') e = qa('button[aria-label="Leave call"]').find(vis) || null;
+      const p = clickPoint(e);
+      return p && { x: p.x, y: p.y, label: aria(e) || txt(e) };
     },
 
     focusName() {
@@ -168,26 +190,8 @@
       return document.activeElement === e;
     },
 
-    clickJoin() {
-      const b = findJoin();
-      if (!b || b.disabled) return null;
-      b.click();
-      return txt(b);
-    },
-
-    answerDialog() {
-      const d = dialogAnswer();
-      if (!d) return null;
-      d.el.click();
-      return d.label;
-    },
-
-    openChat() {
-      if (qa('textarea[aria-label="Send a message"], textarea[aria-label="Send a message to everyone"]').some(vis)) return 'open';
-      const b = q('button[aria-label="Chat with everyone"]');
-      if (!b) return 'missing';
-      b.click();
-      return 'clicked';
+    chatOpen() {
+      return qa('textarea[aria-label="Send a message"], textarea[aria-label="Send a message to everyone"]').some(vis);
     },
 
     // Set the composer's value, fire input, then Enter (A-js).
@@ -209,13 +213,6 @@
       if (!ta) return false;
       ta.focus();
       return document.activeElement === ta;
-    },
-
-    hangup() {
-      const b = qa('button[aria-label="Leave call"]').find(vis);
-      if (!b) return false;
-      b.click();
-      return true;
     },
   };
 })()

@@ -28,6 +28,7 @@
  *     its "Join now" (data-mdc-dialog-action="ok") — its "Leave" leaves;
  *   - ends: .roSPhc "Your host ended the meeting for everyone" / "You've been removed from the
  *     meeting", "You left the meeting", each with "Return to home screen";
+ *   - synthetic clicks (isTrusted false) are ignored, as Vexa reports of Meet (V-join);
  *   - audio: three <audio> elements under <body> fed by a rotating pool (meet-audio.js), or
  *     none (scenario audio_elements false).
  * Replica inventions (no source gives them; kept plausible): the layout, the ids/classes not
@@ -72,6 +73,7 @@
         if (v === null || v === undefined || v === false) continue;
         if (k === 'class') el.className = v;
         else if (k === 'text') el.textContent = v;
+        else if (k === 'onclick') el.addEventListener('click', trustedOnly(v));
         else if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
         else el.setAttribute(k, v === true ? '' : String(v));
       }
@@ -82,6 +84,14 @@
       el.appendChild(typeof c === 'string' ? document.createTextNode(c) : c);
     }
     return el;
+  }
+
+  // Meet ignores synthetic (isTrusted=false) clicks (V-join: Vexa drives X11 input for it).
+  function trustedOnly(fn) {
+    return function (ev) {
+      if (!ev.isTrusted) return;
+      fn.call(this, ev);
+    };
   }
 
   function report(body) {
