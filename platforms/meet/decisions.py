@@ -25,7 +25,8 @@ _AP = "['\u2019]"
 LOBBY_RE = re.compile(
     rf"asking to be let in|you{_AP}ll join the call when someone lets you in"
     r"|please wait until a meeting host (?:brings you into|admits you to) the call"
-    r"|asking to join|your request to join(?! was denied)",
+    r"|asking to join|your request to join(?! was denied)"
+    r"|waiting for the host to join",  # the meeting has not started (A-ui waits it out)
     re.I,
 )
 DENIED_RE = re.compile(

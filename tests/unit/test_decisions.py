@@ -261,6 +261,8 @@ def test_meet_the_lobby_is_not_the_call_though_it_shows_leave_call():
     assert lobby["leaveCall"] and not meet.admitted(lobby), "the effects tile is not a person"
     # Lobby texts win over anything that looks like the call.
     assert meet.join_state({**lobby, "captions": True}) is Phase.LOBBY
+    waiting = {**MEET["join_prejoin"], "join": None, "text": "Waiting for the host to join"}
+    assert meet.join_state(waiting) is Phase.LOBBY, "a meeting not started yet is a wait"
     # The lobby's own "Return to home screen" is not a refusal (Vexa#471).
     assert "Return to home screen" in lobby["text"]
 
