@@ -90,7 +90,7 @@ async def test_intro_question_and_leave_command(platform, tmp_path, monkeypatch)
     assert server.all_events[-1]["callEvent"] == "END"
 
 
-@pytest.mark.parametrize("platform", ["zoom", "teams", "chime"])
+@pytest.mark.parametrize("platform", ["zoom", "teams", "chime", "meet"])
 async def test_a_spoken_question_is_answered_in_chat(platform, tmp_path, monkeypatch):
     """Alice *says* "OK Assistant, who is here?" (espeak-ng through the platform's audio
     plumbing); the in-process offline transcriber spots the wake phrase and the VP answers in
