@@ -162,7 +162,8 @@ class MeetDriver(PolledDriver[MeetSnapshot, MeetSnapshot]):
             return None
         if snap["dialog"] is not None:
             label = await self.click("dialog")
-            log.info("meet.dialog_answered", button=label)
+            if label is not None:
+                log.info("meet.dialog_answered", button=label)
             return None
         if self._join_clicks and time.monotonic() - self._last_click < JOIN_CLICK_SETTLE_S:
             return None  # give the click time to land
