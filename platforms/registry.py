@@ -27,6 +27,7 @@ REGISTRY: dict[str, str] = {
     "chime": "platforms.chime.driver:ChimeDriver",
     "janus": "platforms.janus.driver:JanusDriver",
     "webex": "platforms.webex.driver:WebexDriver",
+    "meet": "platforms.meet.driver:MeetDriver",
 }
 _loaded: dict[str, type[PlatformDriver]] = {}
 

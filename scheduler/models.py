@@ -62,7 +62,9 @@ class LaunchRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
 
     # platform comes first so meeting_url's validator can see it.
-    platform: str | None = Field(default=None, description="zoom, teams, chime, janus or webex")
+    platform: str | None = Field(
+        default=None, description="zoom, teams, meet, webex, chime or janus"
+    )
     meeting_url: str = Field(min_length=1, max_length=MAX_URL_LENGTH)
     name: str | None = Field(default=None, min_length=1, max_length=MAX_NAME_LENGTH)
     passcode: SecretStr | None = Field(default=None, max_length=MAX_PASSCODE_LENGTH)

@@ -60,7 +60,9 @@ def build_parser(settings: VpSettings | None = None) -> argparse.ArgumentParser:
     demo.add_argument("--out", dest="out_dir", default="demo-out")
     demo.add_argument("--duration", type=float, default=30.0)
     demo.add_argument(
-        "--platform", default="janus", choices=["janus", "zoom", "teams", "chime", "webex"]
+        "--platform",
+        default="janus",
+        choices=["janus", "zoom", "teams", "chime", "meet", "webex"],
     )
 
     tr = sub.add_parser("transcriber", help="run the local reference transcriber server")

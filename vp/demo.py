@@ -2,8 +2,8 @@
 
 ``--platform janus`` (default) starts Janus on loopback with a fresh AudioBridge room and a
 simulated participant (a second Chromium whose fake microphone plays espeak-ng speech followed
-by the tone test signal). ``--platform zoom|teams|chime|webex`` serves that client's local replica
-instead, with two participants who speak in turn through the platform's audio plumbing and
+by the tone test signal). ``--platform zoom|teams|chime|meet|webex`` serves that client's local
+replica instead, with two participants who speak in turn through the platform's audio plumbing and
 chat. Either way a VP joins with the in-process reference transcriber, and the live transcript
 scrolls in the terminal. Everything lands under one folder; every process it started is
 stopped on the way out.
@@ -37,6 +37,7 @@ REPLICA_MEETING_IDS = {
     "teams": "4123456789012",
     "chime": "8123456789",
     "webex": "m5f3a9c0e12",
+    "meet": "abc-defg-hij",
 }
 REPLICA_PASSCODE = "482913"
 BOB_SPEECH = "Thanks Alice. The budget review is on track and the release is planned for March."

@@ -34,6 +34,7 @@ PUBLIC_QUERY_KEYS = frozenset(
         *("anon", "meetingjoin", "agent", "version", "lang", "locale", "hl", "uname"),
         *("from", "launch"),
         "room",  # a Janus room number (its pin=, if any, stays secret)
+        *("authuser", "hs"),  # Google Meet: an account index and a client hint
     }
 )
 _DEFAULT_PORTS = {"http": 80, "https": 443}

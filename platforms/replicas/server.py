@@ -76,6 +76,7 @@ WEB_CLIENT_PATHS = {
     "teams": "/v2/?meetingjoin=true#/meet/{id}{q}",  # q: ?p=<passcode>&anon=true
     "chime": "/meetings/{id}",
     "webex": "/replica/j.php?MTID={id}{q}",  # q: &pwd=<password>
+    "meet": "/{id}{q}",  # meet.google.com/abc-defg-hij
 }
 # Replicas whose client runs in an iframe from a second origin (served on a second port), as
 # the real client does: Webex's #unified-webclient-iframe is cross-origin to the meeting page.
@@ -110,6 +111,10 @@ class Scenario(BaseModel):
     remove_after_s: float | None = None
     everyone_leaves_after_s: float | None = None
     chat: list[ChatLine] = Field(default_factory=list)
+    # Google Meet: "You can't join this video call" on this many join attempts (page loads of
+    # one tab; a large number: always), and the variant with no <audio> elements.
+    blocked_joins: int = Field(default=0, ge=0)
+    audio_elements: bool = True
 
 
 @dataclass

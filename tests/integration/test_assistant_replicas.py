@@ -25,6 +25,7 @@ MEETING_IDS = {
     "teams": "4199999999001",
     "chime": "8199999001",
     "webex": "m5f3a9c9001",
+    "meet": "xyz-abcd-efg",
 }
 
 
@@ -35,7 +36,7 @@ async def wait_for(predicate, timeout: float = 20.0) -> None:
         await asyncio.sleep(0.2)
 
 
-@pytest.mark.parametrize("platform", ["zoom", "teams", "chime", "webex"])
+@pytest.mark.parametrize("platform", ["zoom", "teams", "chime", "webex", "meet"])
 async def test_intro_question_and_leave_command(platform, tmp_path, monkeypatch):
     with ReplicaServer(platform) as replica:
         monkeypatch.setenv("VP_ALLOWED_HOSTS", replica.allowed_host)
@@ -90,7 +91,7 @@ async def test_intro_question_and_leave_command(platform, tmp_path, monkeypatch)
     assert server.all_events[-1]["callEvent"] == "END"
 
 
-@pytest.mark.parametrize("platform", ["zoom", "teams", "chime", "webex"])
+@pytest.mark.parametrize("platform", ["zoom", "teams", "chime", "webex", "meet"])
 async def test_a_spoken_question_is_answered_in_chat(platform, tmp_path, monkeypatch):
     """Alice *says* "OK Assistant, who is here?" (espeak-ng through the platform's audio
     plumbing); the in-process offline transcriber spots the wake phrase and the VP answers in

@@ -73,6 +73,25 @@ async def test_vp_demo_on_the_webex_replica(tmp_path):
     assert "Alice" in {s["speaker"] for s in segments}
 
 
+async def test_vp_demo_on_the_meet_replica_runs_offline_end_to_end(tmp_path):
+    """``vp demo --platform meet``: the Google Meet replica, its lobby, two speakers through
+    its three-slot audio pool, and chat, offline."""
+    out = tmp_path / "demo"
+    proc = await asyncio.create_subprocess_exec(
+        *(VP_BIN, "demo", "--platform", "meet", "--out", str(out), "--duration", "16"),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    stdout, stderr = await asyncio.wait_for(proc.communicate(), 240)
+    text = stdout.decode()
+    assert proc.returncode == 0, text + stderr.decode()[-3000:]
+    assert "[status] WAITING_ROOM" in text and "COMPLETED (max-duration)" in text
+    assert "[chat] Bob: Could someone share the agenda?" in text
+    assert "tone signal heard intact" in text and "intact 0 time" not in text
+    segments = [json.loads(x) for x in (out / "vp" / "transcript.jsonl").read_text().splitlines()]
+    assert segments and {s["speaker"] for s in segments} <= {"Alice", "Bob"}
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

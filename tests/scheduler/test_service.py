@@ -42,7 +42,12 @@ def test_launch_request_validation_names_fields() -> None:
         "meeting_url",
         "name",
     }
-    assert set(errors(meeting_url="https://zoom.us/j/1", platform="meet")) == {"platform"}
+    assert set(errors(meeting_url="https://zoom.us/j/1", platform="skype")) == {"platform"}
+    assert set(errors(meeting_url="https://zoom.us/j/1", platform="meet")) == {"meeting_url"}
+    lookup = errors(meeting_url="https://meet.google.com/lookup/abcdefgh12")
+    assert "lookup/ links cannot be joined directly" in lookup["meeting_url"]
+    meet = LaunchRequest(meeting_url="https://meet.google.com/abc-defg-hij?authuser=0")
+    assert meet.resolved_platform == "meet"
     # a join_at a few seconds in the past is within the grace; offsets are normalised to UTC
     ok = LaunchRequest.model_validate(
         {"meeting_url": "https://zoom.us/j/1", "join_at": (now - timedelta(seconds=5)).isoformat()}

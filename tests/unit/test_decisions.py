@@ -13,6 +13,7 @@ import pytest
 from platforms.base import MeetingContext, MeetingOver, Phase, Refused
 from platforms.chime import decisions as chime
 from platforms.janus import decisions as janus
+from platforms.meet import decisions as meet
 from platforms.teams import decisions as teams
 from platforms.webex import decisions as webex
 from platforms.zoom import decisions as zoom
@@ -31,6 +32,7 @@ TEAMS = snapshots("teams")
 CHIME = snapshots("chime")
 JANUS = snapshots("janus")
 WEBEX = snapshots("webex")
+MEET = snapshots("meet")
 
 REFUSALS = [
     ("join_denied", Reason.DENIED),
@@ -331,3 +333,99 @@ def test_webex_microphone_and_camera_states():
     assert not webex.mic_on({**client, "mic": "Unmute"})
     assert webex.camera_on({**client, "camera": "Stop video"})
     assert not webex.camera_on({**client, "camera": "Start video"})
+
+
+# -- Google Meet ----------------------------------------------------------------------------
+def test_meet_join_states():
+    assert meet.join_state(MEET["join_prejoin"]) is Phase.PREJOIN
+    assert meet.join_state(MEET["join_lobby"]) is Phase.LOBBY
+    assert meet.join_state(MEET["join_admitted"]) is Phase.ADMITTED
+
+
+@pytest.mark.parametrize(("name", "reason"), [*REFUSALS, ("join_blocked", Reason.BLOCKED)])
+def test_meet_refusals(name, reason):
+    assert reason_of(meet.join_state(MEET[name])) is reason
+
+
+def test_meet_the_lobby_is_not_the_call_though_it_shows_leave_call():
+    lobby = MEET["join_lobby"]
+    assert lobby["leaveCall"] and not meet.admitted(lobby), "the effects tile is not a person"
+    # Lobby texts win over anything that looks like the call.
+    assert meet.join_state({**lobby, "captions": True}) is Phase.LOBBY
+    waiting = {**MEET["join_prejoin"], "join": None, "text": "Waiting for the host to join"}
+    assert meet.join_state(waiting) is Phase.LOBBY, "a meeting not started yet is a wait"
+    # The lobby's own "Return to home screen" is not a refusal (Vexa#471).
+    assert "Return to home screen" in lobby["text"]
+
+
+def test_meet_the_sign_in_modal_is_not_a_lobby():
+    text = "Sign in with your Google account\nInstead of waiting to be let in, sign in\nGot it"
+    snap = {**MEET["join_prejoin"], "text": text, "dialog": {"kind": "dialog", "label": "Got it"}}
+    assert meet.join_state(snap) is Phase.PREJOIN
+    assert meet.join_state({**snap, "dialog": None}) is Phase.PREJOIN
+
+
+def test_meet_a_notice_after_admission_is_answered_first():
+    notice = {"kind": "notice", "label": "Join now"}
+    assert meet.join_state({**MEET["join_admitted"], "dialog": notice}) is Phase.PREJOIN
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("You can't join this video call", Reason.BLOCKED),
+        ("You can\u2019t join this meeting", Reason.BLOCKED),
+        ("There is a problem connecting to this video call", Reason.BLOCKED),
+        ("Your request to join was denied", Reason.DENIED),
+        ("You weren\u2019t allowed to join this call", Reason.DENIED),
+        ("No one responded to your request to join the call", Reason.WAITING_ROOM_TIMEOUT),
+        ("Invalid video call name.", Reason.MEETING_NOT_FOUND),
+        ("Your meeting code has expired", Reason.MEETING_NOT_FOUND),
+        ("The meeting code you entered doesn\u2019t work", Reason.MEETING_NOT_FOUND),
+    ],
+)
+def test_meet_refusal_texts(text, reason):
+    assert reason_of(meet.join_state({**MEET["join_denied"], "text": text})) is reason
+
+
+def test_meet_refusal_hosts():
+    base = MEET["join_denied"]
+    signin = {**base, "host": "accounts.google.com", "text": "Sign in"}
+    assert reason_of(meet.join_state(signin)) is Reason.LOGIN_REQUIRED
+    product = {**base, "host": "workspace.google.com", "text": "Google Meet"}
+    assert reason_of(meet.join_state(product)) is Reason.BLOCKED
+    left = {**base, "text": "You left the meeting\nReturn to home screen"}
+    assert meet.join_state(left, was_in_lobby=False) is Phase.PREJOIN
+    assert reason_of(meet.join_state(left, was_in_lobby=True)) is Reason.DENIED
+
+
+def test_meet_meeting():
+    snap = MEET["meeting"]
+    here = ctx(snap["url"])
+    assert meet.end_signal(snap, here) is None and meet.gone_signal(snap) is None
+    assert meet.in_meeting(snap)
+    others = meet.others(snap, here)
+    assert others == ("Alice", "Bob")
+    assert meet.speaker(snap, here) == "Alice"
+    assert meet.alone(snap, others) is False
+    lines = meet.chat_lines(snap, here)
+    assert [(x.sender, x.text, x.mine) for x in lines] == [
+        ("Bob", "Bob was here", False),
+        ("Scribe", "hi from the VP", True),
+        ("Alice", "hello from Alice", False),
+    ]
+    assert len({x.key for x in lines}) == 3, "keyed by data-message-id"
+    assert meet.speaker({**snap, "speaker": "Scribe"}, here) is None
+
+
+def test_meet_ends_and_alone():
+    here = ctx(MEET["meeting"]["url"])
+    assert reason_of(meet.end_signal(MEET["meeting_ended"], here)) is Reason.HOST_ENDED
+    assert reason_of(meet.end_signal(MEET["meeting_removed"], here)) is Reason.REMOVED
+    assert reason_of(meet.gone_signal(MEET["meeting_ended"])) is Reason.HOST_ENDED
+    off = {**MEET["meeting"], "host": "workspace.google.com"}
+    assert reason_of(meet.end_signal(off, here)) is Reason.HOST_ENDED
+    snap = MEET["meeting_alone"]
+    others = meet.others(snap, here)
+    assert others == () and meet.alone(snap, others) is True
+    assert meet.alone({**snap, "count": 2}, others) is False, "the avatar count says someone"

@@ -111,8 +111,10 @@ async def record_replica(platform: str, tmp: Path) -> None:
     walls = ("locked",) if platform == "webex" else ("login_required",)
     for flag in ("not_found", *walls, "captcha"):
         await scenario(flag, platform, tmp, **{flag: True})
-    if platform != "chime":
+    if platform not in ("chime", "meet"):  # no passcode in Chime or Meet links
         await scenario("wrong_passcode", platform, tmp, vp_passcode="000000")
+    if platform == "meet":  # "You can't join this video call", retried once
+        await scenario("blocked", platform, tmp, blocked_joins=99)
 
 
 async def record_janus(tmp: Path) -> None:
@@ -185,7 +187,10 @@ def pick(platform: str) -> dict[str, Any]:
     chosen["join_prejoin"] = prejoin[len(prejoin) // 2]["snapshot"]
     last("join_lobby", in_("happy", "join", "lobby"))
     chosen["join_admitted"] = happy_join[-1]["snapshot"]
-    for refusal in ("denied", "not_found", "login_required", "locked", "captcha", "wrong_passcode"):
+    refusals = (
+        "denied", "not_found", "login_required", "locked", "captcha", "wrong_passcode", "blocked",
+    )  # fmt: skip
+    for refusal in refusals:
         last(f"join_{refusal}", in_(refusal, "join"))
     joined = [r for r in rows if in_("happy", "meeting", "joined")(r)]
     with_chat = [r for r in joined if _has_chat(r["snapshot"])]
