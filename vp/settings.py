@@ -142,7 +142,6 @@ class VpSettings(BaseSettings):
     owner_launches: int | None = _env("VP_OWNER_LAUNCHES", "launches per owner per window")
     owner_launch_window: int | None = _env("VP_OWNER_LAUNCH_WINDOW", "seconds")
     owner_max_active: int | None = _env("VP_OWNER_MAX_ACTIVE", "active VPs per owner")
-    fingerprint_key: SecretStr | None = _env("VP_FINGERPRINT_KEY", "idempotency HMAC key")
     fingerprint_key_secret_arn: str | None = _env(
         "VP_FINGERPRINT_KEY_SECRET_ARN", "the API's fingerprint key secret (required on AWS)"
     )
