@@ -124,6 +124,34 @@ def _is_conditional_failure(exc: ClientError) -> bool:
     return bool(exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException")
 
 
+def _record(item: Mapping[str, Any]) -> VpRecord:
+    """The public record in a table item."""
+    data = _plain(item)
+    return VpRecord(
+        vp_id=data["vp_id"],
+        owner=data["owner"],
+        platform=data["platform"],
+        meeting_url=data["meeting_url"],
+        name=data["name"],
+        join_at=_parse_dt(data["join_at"]) if data.get("join_at") else None,
+        status=Status(data["status"]),
+        reason=Reason(data["reason"]) if data.get("reason") else None,
+        detail=data.get("detail"),
+        created_at=_parse_dt(data["created_at"]),
+        updated_at=_parse_dt(data["updated_at"]),
+        history=[
+            StatusObject(
+                ts=h["ts"],
+                vp_id=h["vp_id"],
+                status=Status(h["status"]),
+                reason=Reason(h["reason"]) if h.get("reason") else None,
+                detail=h.get("detail"),
+            )
+            for h in data.get("history") or []
+        ],
+    )
+
+
 class DynamoDbStore(VpStore):
     """:class:`VpStore` on a DynamoDB table; secrets encrypted with the KMS key ``kms_key_id``.
 
@@ -191,33 +219,6 @@ class DynamoDbStore(VpStore):
         }
         return {key: _ser(value) for key, value in plain.items()}
 
-    @staticmethod
-    def _record(item: Mapping[str, Any]) -> VpRecord:
-        data = _plain(item)
-        return VpRecord(
-            vp_id=data["vp_id"],
-            owner=data["owner"],
-            platform=data["platform"],
-            meeting_url=data["meeting_url"],
-            name=data["name"],
-            join_at=_parse_dt(data["join_at"]) if data.get("join_at") else None,
-            status=Status(data["status"]),
-            reason=Reason(data["reason"]) if data.get("reason") else None,
-            detail=data.get("detail"),
-            created_at=_parse_dt(data["created_at"]),
-            updated_at=_parse_dt(data["updated_at"]),
-            history=[
-                StatusObject(
-                    ts=h["ts"],
-                    vp_id=h["vp_id"],
-                    status=Status(h["status"]),
-                    reason=Reason(h["reason"]) if h.get("reason") else None,
-                    detail=h.get("detail"),
-                )
-                for h in data.get("history") or []
-            ],
-        )
-
     def _encrypt(self, vp_id: str, secrets: VpSecrets) -> bytes:
         plaintext = json.dumps({"meeting_url": secrets.meeting_url, "passcode": secrets.passcode})
         response = self._kms.encrypt(
@@ -258,7 +259,7 @@ class DynamoDbStore(VpStore):
         item = self._get_item(vp_id)
         if item is None or "status" not in item:
             return None
-        return self._record(item)
+        return _record(item)
 
     def _scan(self, **kwargs: Any) -> Iterator[dict[str, Any]]:
         kwargs.setdefault("TableName", self.table_name)
@@ -292,7 +293,7 @@ class DynamoDbStore(VpStore):
             found = []
             for item in items:
                 record = (
-                    self._record(item)
+                    _record(item)
                     if all(a in item for a in _REQUIRED)
                     else self.get(item["vp_id"]["S"])
                 )
@@ -307,7 +308,7 @@ class DynamoDbStore(VpStore):
             if owner is not None:
                 kwargs["FilterExpression"] += " AND #owner = :owner"
                 kwargs["ExpressionAttributeValues"] = {":owner": {"S": owner}}
-            found = [self._record(i) for i in self._scan(**kwargs)]
+            found = [_record(i) for i in self._scan(**kwargs)]
         return sorted(found, key=lambda r: r.created_at, reverse=True)
 
     def list_active(self) -> builtins.list[VpRecord]:
@@ -318,7 +319,7 @@ class DynamoDbStore(VpStore):
             FilterExpression=f"attribute_exists(#status) AND NOT #status IN ({', '.join(values)})",
             ExpressionAttributeValues=values,
         )
-        return [self._record(i) for i in items]
+        return [_record(i) for i in items]
 
     def get_secrets(self, vp_id: str) -> VpSecrets | None:
         item = self._get_item(vp_id, ("status", "secrets"))
@@ -416,7 +417,7 @@ class DynamoDbStore(VpStore):
             item = self._get_item(vp_id)
             if item is None or "status" not in item:
                 raise NotFound(f"no VP {vp_id}")
-            current = self._record(item)
+            current = _record(item)
             if expected is not None and current.status is not expected:
                 raise StaleTransition(f"VP {vp_id} is {current.status}, not {expected}")
             try:
@@ -464,7 +465,7 @@ class DynamoDbStore(VpStore):
                 if _is_conditional_failure(exc):
                     continue  # another writer won the race: re-read and re-validate
                 raise
-            return self._record(response["Attributes"])
+            return _record(response["Attributes"])
         raise StaleTransition(f"VP {vp_id} changed {MAX_WRITE_RACES} times under this write")
 
     def set_launch_handle(self, vp_id: str, handle: str) -> None:

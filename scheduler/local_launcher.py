@@ -72,6 +72,23 @@ CHILD_ENV_PREFIXES = ("LC_",)
 MAX_STATUS_LINE = 64 * 1024
 
 
+def child_env(
+    source: Mapping[str, str], extra: Mapping[str, str], meeting_url: str, passcode: str | None
+) -> dict[str, str]:
+    """A VP child's environment: the allow-listed part of ``source``, ``extra`` as given, and
+    its meeting (never argv)."""
+    env = {
+        key: value
+        for key, value in source.items()
+        if key in CHILD_ENV_NAMES or key.startswith(CHILD_ENV_PREFIXES)
+    }
+    env.update(extra)
+    env["VP_MEETING_URL"] = meeting_url
+    if passcode:
+        env["VP_PASSCODE"] = passcode
+    return env
+
+
 def default_vp_command() -> list[str]:
     """``python -m vp.cli`` of this interpreter, so the child runs the same code."""
     return [sys.executable, "-m", "vp.cli"]
@@ -308,19 +325,6 @@ class LocalLauncher(Launcher):
         prefix = [self._setpriv, "--pdeathsig", "TERM"] if self._setpriv else []
         return [*prefix, *self.vp_command, *args]
 
-    def _child_env(self, meeting_url: str, passcode: str | None) -> dict[str, str]:
-        source = os.environ if self.env is None else self.env
-        env = {
-            key: value
-            for key, value in source.items()
-            if key in CHILD_ENV_NAMES or key.startswith(CHILD_ENV_PREFIXES)
-        }
-        env.update(self.extra_env)
-        env["VP_MEETING_URL"] = meeting_url
-        if passcode:
-            env["VP_PASSCODE"] = passcode
-        return env
-
     async def _run_process(self, record: VpRecord) -> None:
         vp_id = record.vp_id
         secrets = await asyncio.to_thread(self.context.store.get_secrets, vp_id)
@@ -344,7 +348,12 @@ class LocalLauncher(Launcher):
                     stdin=asyncio.subprocess.DEVNULL,
                     stdout=asyncio.subprocess.PIPE,
                     stderr=stderr,
-                    env=self._child_env(secrets.meeting_url, secrets.passcode),
+                    env=child_env(
+                        os.environ if self.env is None else self.env,
+                        self.extra_env,
+                        secrets.meeting_url,
+                        secrets.passcode,
+                    ),
                     start_new_session=True,  # a Ctrl-C of the server is ours to relay
                     umask=0o077,  # everything the VP writes is the owner's only
                     limit=MAX_STATUS_LINE,
