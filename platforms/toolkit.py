@@ -238,3 +238,41 @@ async def type_into(
     else:
         await keyboard.type(value, delay=delay_ms)
     return True
+
+
+def split_selectors(selector: str) -> list[str]:
+    """A comma list of selectors, split at top level (not inside quotes or brackets)."""
+    parts: list[str] = []
+    depth, quote, start = 0, None, 0
+    for i, ch in enumerate(selector):
+        if quote:
+            if ch == quote:
+                quote = None
+        elif ch in "\"'":
+            quote = ch
+        elif ch in "([":
+            depth += 1
+        elif ch in ")]":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            parts.append(selector[start:i].strip())
+            start = i + 1
+    parts.append(selector[start:].strip())
+    return [p for p in parts if p]
+
+
+async def first_visible(where: Page | Frame, selector: str, page: Page) -> Locator | None:
+    """The first visible match of ``selector`` in ``where`` (a comma list is tried in order,
+    five matches of each at most); None while nothing matches. Raises once ``page`` closed."""
+    from playwright.async_api import Error as PlaywrightError
+
+    for part in split_selectors(selector):
+        loc = where.locator(part)
+        try:
+            for i in range(min(await loc.count(), 5)):
+                if await loc.nth(i).is_visible():
+                    return loc.nth(i)
+        except PlaywrightError:
+            if page.is_closed():
+                raise
+    return None

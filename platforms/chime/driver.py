@@ -47,7 +47,7 @@ from platforms.chime import decisions
 from platforms.chime.decisions import ChimeSnapshot
 from platforms.chime.urls import HOST_RULES
 from platforms.chime.urls import web_client_url as chime_web_client_url
-from platforms.toolkit import PageScript, send_chat_confirmed, type_into
+from platforms.toolkit import PageScript, first_visible, send_chat_confirmed, type_into
 from vp.errors import VpError
 from vp.urls import HostRule
 
@@ -108,18 +108,7 @@ class ChimeDriver(PolledDriver[ChimeSnapshot, ChimeSnapshot]):
 
     async def _visible(self, selector: str) -> Locator | None:
         """The first visible match of ``selector`` (a comma list is tried in order)."""
-        for part in _split_selector(selector):
-            loc = self.page.locator(part)
-            try:
-                count = await loc.count()
-                for i in range(min(count, 5)):
-                    item = loc.nth(i)
-                    if await item.is_visible():
-                        return item
-            except PlaywrightError:
-                if self.page.is_closed():
-                    raise
-        return None
+        return await first_visible(self.page, selector, self.page)
 
     async def _click(self, selector: str, timeout: float = 2.0) -> bool:
         target = await self._visible(selector)
@@ -264,26 +253,3 @@ class ChimeDriver(PolledDriver[ChimeSnapshot, ChimeSnapshot]):
         await send_chat_confirmed(
             "Amazon Chime", write, lambda: self.own_chat_keys(body), confirm_s=3.0
         )
-
-
-def _split_selector(selector: str) -> list[str]:
-    """Split a comma list of selectors at top level (not inside quotes or brackets)."""
-    parts: list[str] = []
-    depth = 0
-    quote: str | None = None
-    start = 0
-    for i, ch in enumerate(selector):
-        if quote:
-            if ch == quote:
-                quote = None
-        elif ch in "\"'":
-            quote = ch
-        elif ch in "([":
-            depth += 1
-        elif ch in ")]":
-            depth -= 1
-        elif ch == "," and depth == 0:
-            parts.append(selector[start:i].strip())
-            start = i + 1
-    parts.append(selector[start:].strip())
-    return [p for p in parts if p]

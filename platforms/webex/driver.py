@@ -38,7 +38,13 @@ from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import Frame, Locator
 
 from platforms.base import JoinState, MeetingRules, PolledDriver
-from platforms.toolkit import PageScript, read_snapshot, send_chat_confirmed, type_into
+from platforms.toolkit import (
+    PageScript,
+    first_visible,
+    read_snapshot,
+    send_chat_confirmed,
+    type_into,
+)
 from platforms.webex import decisions
 from platforms.webex.decisions import WebexClient, WebexSnapshot, WebexTop
 from platforms.webex.urls import HOST_RULES, password_of
@@ -154,16 +160,7 @@ class WebexDriver(PolledDriver[WebexSnapshot, WebexSnapshot]):
     read_meeting = read_join
 
     async def _visible(self, where: Frame, selector: str) -> Locator | None:
-        for part in _split(selector):
-            loc = where.locator(part)
-            try:
-                for i in range(min(await loc.count(), 5)):
-                    if await loc.nth(i).is_visible():
-                        return loc.nth(i)
-            except PlaywrightError:
-                if self.page.is_closed():
-                    raise
-        return None
+        return await first_visible(where, selector, self.page)
 
     async def _click(self, where: Frame, selector: str, timeout: float = 2.0) -> bool:
         target = await self._visible(where, selector)
@@ -324,24 +321,3 @@ class WebexDriver(PolledDriver[WebexSnapshot, WebexSnapshot]):
 def _is_client(snap: WebexClient) -> bool:
     """Whether the main frame shows the web client itself (any of its pages)."""
     return any(snap[key] for key in ("password", "captcha", "nameInput", "lobby", "inMeeting"))
-
-
-def _split(selector: str) -> list[str]:
-    """A comma list of selectors, split at top level (not inside quotes or brackets)."""
-    parts: list[str] = []
-    depth, quote, start = 0, None, 0
-    for i, ch in enumerate(selector):
-        if quote:
-            if ch == quote:
-                quote = None
-        elif ch in "\"'":
-            quote = ch
-        elif ch in "([":
-            depth += 1
-        elif ch in ")]":
-            depth -= 1
-        elif ch == "," and depth == 0:
-            parts.append(selector[start:i].strip())
-            start = i + 1
-    parts.append(selector[start:].strip())
-    return [p for p in parts if p]
