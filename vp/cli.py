@@ -143,6 +143,17 @@ def _add_join(sub: Any) -> None:
         help="wake phrase for questions (repeatable; env VP_WAKE_PHRASES, '|'-separated)",
     )
     join.add_argument("--bedrock-model-id")
+    join.add_argument(
+        "--voice",
+        choices=["off", "espeak-ng", "polly"],
+        help="speak the intro and answers in the meeting (env VP_VOICE; default off)",
+    )
+    join.add_argument("--voice-id", help="espeak-ng voice (en-us) or Polly VoiceId (Joanna)")
+    join.add_argument(
+        "--polly-engine",
+        choices=["standard", "neural", "generative", "long-form"],
+        help="Polly engine (default neural)",
+    )
     join.add_argument("--json", dest="json_output", action="store_true")
 
 

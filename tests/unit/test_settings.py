@@ -41,7 +41,7 @@ def test_every_variable_the_code_reads_is_a_field_with_contract_1_names() -> Non
         for path in (ROOT / folder).rglob("*.py"):
             mentioned |= set(re.findall(r"\bVP_[A-Z_]+[A-Z]\b", path.read_text()))
     assert mentioned - constants <= variables(), mentioned - constants - variables()
-    assert len(variables()) == 45
+    assert len(variables()) == 47  # + VP_VOICE_ID, VP_POLLY_ENGINE (issue 15)
 
 
 def test_the_environment_and_a_mapping_read_alike(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -112,3 +112,17 @@ def test_the_formatter_joins_locations_and_never_quotes_the_input() -> None:
     assert text.startswith("passcode: Input should be a valid integer")
     assert "; nested.k: " in text and "secret-123" not in text
     assert describe_validation_error(info.value, names_only=True) == "nested, passcode"
+
+
+def test_voice_defaults_off_and_reads_option_then_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VP_MEETING_URL", "https://zoom.us/j/1")
+    assert _join_config(build_parser().parse_args(["join"]), VpSettings()).voice == "off"
+    monkeypatch.setenv("VP_VOICE", "polly")
+    monkeypatch.setenv("VP_VOICE_ID", "Matthew")
+    config = _join_config(build_parser().parse_args(["join"]), VpSettings())
+    assert (config.voice, config.voice_id, config.polly_engine) == ("polly", "Matthew", "neural")
+    args = build_parser().parse_args(["join", "--voice", "espeak-ng", "--voice-id", "en-gb"])
+    config = _join_config(args, VpSettings())
+    assert (config.voice, config.voice_id) == ("espeak-ng", "en-gb")
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["join", "--voice", "festival"])
