@@ -241,3 +241,87 @@ async def test_sigterm_leaves_sends_end_and_flushes(meeting, speaker, tmp_path):
     for path in out.iterdir():
         assert b"pc-should-not-leak" not in path.read_bytes()
     assert b"pc-should-not-leak" not in stderr
+
+
+# The listener measures what it hears of the room (AudioBridge mixes everyone but itself):
+# RMS of the demo page's remote stream every 50 ms, with the page's clock.
+_LISTEN_JS = """
+() => {
+  const ctx = new AudioContext();
+  const an = ctx.createAnalyser();
+  an.fftSize = 2048;
+  ctx.createMediaStreamSource(window.remoteStream).connect(an);
+  const buf = new Float32Array(an.fftSize);
+  window.__levels = [];
+  window.__listen = setInterval(() => {
+    an.getFloatTimeDomainData(buf);
+    let s = 0;
+    for (const v of buf) s += v * v;
+    window.__levels.push([Date.now() / 1000, Math.sqrt(s / buf.length)]);
+  }, 50);
+}
+"""
+
+
+def speech_seconds(pcm: np.ndarray, threshold: float = 300.0, window: int = 1600) -> float:
+    """Seconds of 100 ms windows of ``pcm`` (int16 mono 16 kHz) louder than ``threshold``."""
+    n = pcm.size // window
+    if n == 0:
+        return 0.0
+    frames = pcm[: n * window].astype(np.float64).reshape(n, window)
+    return float((np.sqrt((frames**2).mean(axis=1)) > threshold).sum() * window / 16000)
+
+
+async def test_voice_intro_is_heard_in_the_room_and_on_ch1_not_ch0(meeting, tmp_path):
+    """--voice espeak-ng: a silent listener hears the spoken intro soon after JOINED and
+    silence otherwise; ch1 of recording.wav and of the stream carry it; ch0 does not."""
+    from vp.signal import write_wav
+
+    silence = write_wav(tmp_path / "silence.wav", np.zeros(48000, np.int16), 48000)
+    server = await RecordingServer().start()
+    out = tmp_path / "vp"
+    config = JoinConfig(
+        meeting_url=meeting.url,
+        name="Scribe",
+        out_dir=out,
+        transcriber_url=server.url,
+        max_duration=16,
+        voice="espeak-ng",
+        intro_message="Hello everyone, I am Scribe, the meeting assistant.",
+        exit_message="Goodbye.",
+    )
+    async with SimulatedParticipant(meeting.url, "Bob", silence) as bob:
+        await bob.page.wait_for_function("() => !!window.remoteStream", timeout=30000)
+        await bob.page.evaluate(_LISTEN_JS)
+        vp = VirtualParticipant(config)
+        result = await vp.run()
+        levels = await bob.page.evaluate("() => window.__levels")
+    await server.aclose()
+    assert result.final.status is Status.COMPLETED, result.final
+    joined_ts = next(s["ts"] for s in statuses(out) if s["status"] == "JOINED")
+    leaving_ts = next(s["ts"] for s in statuses(out) if s["status"] == "LEAVING")
+    from datetime import datetime
+
+    joined = datetime.fromisoformat(joined_ts).timestamp()
+    leaving = datetime.fromisoformat(leaving_ts).timestamp()
+    voice = result.stats["voice"]
+    assert voice["utterances"] == 2 and voice["barge_ins"] == 0, voice  # intro and exit
+
+    # Bob hears at least a second of the intro within 20 s of JOINED ...
+    loud = [t for t, level in levels if level > 0.02]
+    intro = [t for t in loud if joined <= t <= joined + 20 and t < leaving]
+    assert len(intro) * 0.05 >= 1.0, f"heard {len(intro) * 0.05:.2f} s of the intro"
+    # ... and silence from the VP between the intro and the exit message.
+    quiet_from = intro[-1] + 1.0
+    between = [level for t, level in levels if quiet_from <= t <= leaving - 0.5]
+    assert between and max(between) < 0.01, "the VP is silent when not speaking"
+
+    recorded, _ = sf.read(str(out / "recording.wav"), dtype="int16", always_2d=True)
+    assert recorded.tobytes() == server.audio_bytes
+    spoken = speech_seconds(recorded[:, 1])
+    assert spoken >= 1.0 + 0.3, f"ch1 carries the intro and the exit ({spoken:.1f} s)"
+    # ch1's first sound comes within 20 s of the start (the recording starts at JOINED).
+    first = np.argmax(np.abs(recorded[:, 1]) > 300) / 16000
+    assert 0 < first < 20
+    # The VP does not hear itself: ch0 (Bob is silent) stays quiet while ch1 speaks.
+    assert speech_seconds(recorded[:, 0]) < 0.3
