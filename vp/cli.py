@@ -60,6 +60,9 @@ def build_parser(settings: VpSettings | None = None) -> argparse.ArgumentParser:
     demo.add_argument("--out", dest="out_dir", default="demo-out")
     demo.add_argument("--duration", type=float, default=30.0)
     demo.add_argument("--platform", default="janus", choices=["janus", "zoom", "teams", "chime"])
+    demo.add_argument(
+        "--voice", default="off", choices=["off", "espeak-ng", "polly"], help="the VP speaks"
+    )
 
     tr = sub.add_parser("transcriber", help="run the local reference transcriber server")
     tr.add_argument("--host", default="127.0.0.1")
@@ -231,7 +234,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "demo":
         from vp.demo import run_demo
 
-        return asyncio.run(run_demo(Path(args.out_dir), args.duration, args.platform))
+        return asyncio.run(run_demo(Path(args.out_dir), args.duration, args.platform, args.voice))
     if args.command == "transcriber":
         from vp.transcriber.server import serve_forever
 

@@ -22,7 +22,7 @@ from tests.recording_server import RecordingServer
 from vp.config import JoinConfig
 from vp.lifecycle import Reason, Status
 from vp.localmeeting.meeting import LocalMeeting
-from vp.localmeeting.participant import SimulatedParticipant, tone_wav
+from vp.localmeeting.participant import SimulatedParticipant, silence_wav, tone_wav
 from vp.runner import VirtualParticipant
 from vp.signal import DEFAULT_SYMBOLS, count_sequence, decode
 from vp.transcriber.protocol import MAX_FRAME_BYTES
@@ -243,26 +243,6 @@ async def test_sigterm_leaves_sends_end_and_flushes(meeting, speaker, tmp_path):
     assert b"pc-should-not-leak" not in stderr
 
 
-# The listener measures what it hears of the room (AudioBridge mixes everyone but itself):
-# RMS of the demo page's remote stream every 50 ms, with the page's clock.
-_LISTEN_JS = """
-() => {
-  const ctx = new AudioContext();
-  const an = ctx.createAnalyser();
-  an.fftSize = 2048;
-  ctx.createMediaStreamSource(window.remoteStream).connect(an);
-  const buf = new Float32Array(an.fftSize);
-  window.__levels = [];
-  window.__listen = setInterval(() => {
-    an.getFloatTimeDomainData(buf);
-    let s = 0;
-    for (const v of buf) s += v * v;
-    window.__levels.push([Date.now() / 1000, Math.sqrt(s / buf.length)]);
-  }, 50);
-}
-"""
-
-
 def speech_seconds(pcm: np.ndarray, threshold: float = 300.0, window: int = 1600) -> float:
     """Seconds of 100 ms windows of ``pcm`` (int16 mono 16 kHz) louder than ``threshold``."""
     n = pcm.size // window
@@ -275,9 +255,7 @@ def speech_seconds(pcm: np.ndarray, threshold: float = 300.0, window: int = 1600
 async def test_voice_intro_is_heard_in_the_room_and_on_ch1_not_ch0(meeting, tmp_path):
     """--voice espeak-ng: a silent listener hears the spoken intro soon after JOINED and
     silence otherwise; ch1 of recording.wav and of the stream carry it; ch0 does not."""
-    from vp.signal import write_wav
-
-    silence = write_wav(tmp_path / "silence.wav", np.zeros(48000, np.int16), 48000)
+    silence = silence_wav(tmp_path / "silence.wav")
     server = await RecordingServer().start()
     out = tmp_path / "vp"
     config = JoinConfig(
@@ -291,11 +269,10 @@ async def test_voice_intro_is_heard_in_the_room_and_on_ch1_not_ch0(meeting, tmp_
         exit_message="Goodbye.",
     )
     async with SimulatedParticipant(meeting.url, "Bob", silence) as bob:
-        await bob.page.wait_for_function("() => !!window.remoteStream", timeout=30000)
-        await bob.page.evaluate(_LISTEN_JS)
+        await bob.start_listening()
         vp = VirtualParticipant(config)
         result = await vp.run()
-        levels = await bob.page.evaluate("() => window.__levels")
+        levels = await bob.levels()
     await server.aclose()
     assert result.final.status is Status.COMPLETED, result.final
     joined_ts = next(s["ts"] for s in statuses(out) if s["status"] == "JOINED")
