@@ -238,3 +238,24 @@ async def type_into(
     else:
         await keyboard.type(value, delay=delay_ms)
     return True
+
+
+async def toggle_microphone(
+    ui: Page | Frame, on: bool, *, unmute_label: str, mute_label: str, timeout_s: float = 2.0
+) -> bool:
+    """Set the client's microphone through its own toggle button, found by its aria-label
+    (``unmute_label`` while muted, ``mute_label`` while not; case-insensitive). True once the
+    button shows the wanted state; False when there is no such button or the click does not
+    take (the host muted everyone and the client asks to unmute instead)."""
+    wanted = ui.locator(f'button[aria-label="{mute_label if on else unmute_label}" i]')
+    toggle = ui.locator(f'button[aria-label="{unmute_label if on else mute_label}" i]')
+    if await wanted.count():
+        return True
+    if not await toggle.count():
+        return False
+    await toggle.first.click(timeout=timeout_s * 1000)
+    try:
+        await wanted.first.wait_for(state="attached", timeout=timeout_s * 1000)
+    except Exception:
+        return False
+    return True

@@ -271,7 +271,23 @@ async def test_voice_intro_is_heard_in_the_room_and_on_ch1_not_ch0(meeting, tmp_
     async with SimulatedParticipant(meeting.url, "Bob", silence) as bob:
         await bob.start_listening()
         vp = VirtualParticipant(config)
+        labels: list[str] = []
+
+        async def watch_mute_button() -> None:
+            # The demo's mute toggle in the VP's page: "Unmute" while muted, "Mute" while not.
+            await vp.joined_event.wait()
+            while True:
+                try:
+                    label = await vp.page.locator("#toggleaudio").inner_text(timeout=1000)
+                except Exception:
+                    label = "?"
+                if label in ("Mute", "Unmute") and (not labels or labels[-1] != label):
+                    labels.append(label)
+                await asyncio.sleep(0.05)
+
+        watcher = asyncio.create_task(watch_mute_button())
         result = await vp.run()
+        watcher.cancel()
         levels = await bob.levels()
     await server.aclose()
     assert result.final.status is Status.COMPLETED, result.final
@@ -283,6 +299,8 @@ async def test_voice_intro_is_heard_in_the_room_and_on_ch1_not_ch0(meeting, tmp_
     leaving = datetime.fromisoformat(leaving_ts).timestamp()
     voice = result.stats["voice"]
     assert voice["utterances"] == 2 and voice["barge_ins"] == 0, voice  # intro and exit
+    # Joined muted, unmuted for the intro, muted again; then the same for the exit message.
+    assert labels[:3] == ["Unmute", "Mute", "Unmute"], labels
 
     # Bob hears at least a second of the intro within 20 s of JOINED ...
     loud = [t for t, level in levels if level > 0.02]
