@@ -67,6 +67,7 @@ class SpeakerStats:
     refused: int = 0  # the platform would not unmute
     failed: int = 0  # synthesis failed
     first_sound_latency_s: list[float] = field(default_factory=list)  # queued → first sound
+    first_sound_at: list[float] = field(default_factory=list)  # clock() of each first sound
 
 
 class Speaker:
@@ -178,7 +179,9 @@ class Speaker:
                 if self._on_pcm is not None:
                     self._on_pcm(pcm)
                 if first:
-                    self.stats.first_sound_latency_s.append(self._clock() - utterance.queued_at)
+                    now = self._clock()
+                    self.stats.first_sound_latency_s.append(now - utterance.queued_at)
+                    self.stats.first_sound_at.append(now)
                     first = False
                 self.stats.sentences += 1
                 self.stats.spoken_s += len(pcm) / 2 / SAMPLE_RATE
