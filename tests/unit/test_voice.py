@@ -273,3 +273,8 @@ def test_energy_rise_fires_on_a_rise_not_on_a_steady_level():
     assert noisy.feed(tone(0.1, 20000)) is False and noisy.feed(tone(0.1, 20000))
     idle = EnergyRise()
     assert not idle.feed(tone(0.5, 20000))  # not speaking: never fires
+    fresh = EnergyRise()
+    for _ in range(10):
+        fresh.feed(bytes(3200))  # digital silence: the meeting's audio is not there yet
+    fresh.start()
+    assert not any(fresh.feed(tone(0.1, 20000)) for _ in range(10)), "disarmed"

@@ -223,7 +223,12 @@ class EnergyRise:
     ``start()`` at the beginning of an utterance takes the level of the last ``baseline_s``
     as the baseline, so a meeting that was already noisy (music, a continuous talker) does
     not cut every utterance; a rise to ``ratio`` × baseline (and above ``floor``) sustained
-    for ``sustain_s`` is a barge-in."""
+    for ``sustain_s`` is a barge-in.
+
+    Digital silence (all-zero frames: no meeting audio yet, e.g. Zoom before it joins computer
+    audio) is not a baseline: with less than ``min_baseline_s`` of real audio before the
+    utterance, the detector stays disarmed for it (the speaker change still barges in) —
+    otherwise the meeting's audio arriving would cut the VP's intro."""
 
     def __init__(
         self,
@@ -232,11 +237,13 @@ class EnergyRise:
         ratio: float = 4.0,
         sustain_s: float = 0.2,
         baseline_s: float = 1.0,
+        min_baseline_s: float = 0.5,
     ) -> None:
         self._floor = floor
         self._ratio = ratio
         self._sustain = sustain_s
         self._baseline_s = baseline_s
+        self._min_baseline_s = min_baseline_s
         self._history: list[tuple[float, float]] = []  # (seconds, rms) of recent frames
         self._threshold: float | None = None
         self._loud_s = 0.0
@@ -244,7 +251,10 @@ class EnergyRise:
     def start(self) -> None:
         """An utterance begins: the recent level becomes the baseline."""
         total = sum(d for d, _ in self._history)
-        level = (sum(d * r * r for d, r in self._history) / total) ** 0.5 if total else 0.0
+        if total < self._min_baseline_s:
+            self._threshold = None  # no real audio to compare with: disarmed
+            return
+        level = (sum(d * r * r for d, r in self._history) / total) ** 0.5
         self._threshold = max(self._floor, self._ratio * level)
         self._loud_s = 0.0
 
@@ -259,6 +269,8 @@ class EnergyRise:
         seconds = samples.size / SAMPLE_RATE
         rms = float(np.sqrt(np.mean(samples.astype(np.float32) ** 2)))
         if self._threshold is None:
+            if rms == 0.0:
+                return False  # digital silence: no audio path yet
             self._history.append((seconds, rms))
             while sum(d for d, _ in self._history) - self._history[0][0] >= self._baseline_s:
                 self._history.pop(0)
