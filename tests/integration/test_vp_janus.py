@@ -320,3 +320,31 @@ async def test_voice_intro_is_heard_in_the_room_and_on_ch1_not_ch0(meeting, tmp_
     assert 0 < first < 20
     # The VP does not hear itself: ch0 (Bob is silent) stays quiet while ch1 speaks.
     assert speech_seconds(recorded[:, 0]) < 0.3
+
+
+async def test_voice_refused_unmute_is_reported_and_nothing_is_sent(meeting, tmp_path, monkeypatch):
+    """A platform that will not unmute the VP (host muted everyone): the intro is not sent,
+    ch1 stays silent, and the final status detail says why."""
+    from platforms.janus.driver import JanusDriver
+
+    async def refuse(self: JanusDriver, on: bool) -> bool:
+        return not on  # muting works, unmuting is refused
+
+    monkeypatch.setattr(JanusDriver, "set_microphone", refuse)
+    out = tmp_path / "vp"
+    config = JoinConfig(
+        meeting_url=meeting.url,
+        name="Scribe",
+        out_dir=out,
+        max_duration=8,
+        voice="espeak-ng",
+        exit_message="",
+    )
+    silence = silence_wav(tmp_path / "silence.wav")
+    async with SimulatedParticipant(meeting.url, "Bob", silence):
+        result = await VirtualParticipant(config).run()
+    assert result.final.status is Status.COMPLETED
+    assert "refused to unmute" in (result.final.detail or "")
+    assert result.stats["voice"]["refused"] == 1 and result.stats["voice"]["utterances"] == 0
+    recorded, _ = sf.read(str(out / "recording.wav"), dtype="int16", always_2d=True)
+    assert not recorded[:, 1].any(), "nothing spoken while muted"
