@@ -133,6 +133,7 @@ class VirtualParticipant:
         self.speaker: Speaker | None = None
         self._energy = EnergyRise()
         self._energy_armed = False
+        self._voice_refused = False  # the platform would not unmute: said in the final detail
         self._result = RunResult(
             final=StatusEvent("", config.vp_id, Status.INITIALIZING), out_dir=self.out_dir
         )
@@ -301,8 +302,6 @@ class VirtualParticipant:
 
     def _on_unmute_refused(self) -> None:
         self._voice_refused = True
-
-    _voice_refused = False
 
     async def _start_streaming(self, meeting: ResolvedMeeting) -> None:
         assert self._pipeline is not None and self.session is not None
