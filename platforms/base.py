@@ -137,6 +137,14 @@ class PlatformDriver(ABC):
         """Post ``text`` in the meeting chat."""
         raise ChatUnsupported(f"{self.name} has no meeting chat")
 
+    async def set_microphone(self, on: bool) -> bool:
+        """Unmute (``on``) or mute the VP through the client's own microphone control, just
+        before and right after it speaks; False when the platform refuses to unmute (the host
+        muted everyone, "ask to unmute"). A driver whose client has such a control overrides
+        this. The default — no control to use — is still safe: the VP's outgoing track carries
+        no samples while it is not speaking (vp/capture_js/30-voice.js)."""
+        return True
+
 
 # -- what a join snapshot says (platform decisions return these) ----------------------------
 class Phase(StrEnum):

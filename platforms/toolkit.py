@@ -276,3 +276,31 @@ async def first_visible(where: Page | Frame, selector: str, page: Page) -> Locat
             if page.is_closed():
                 raise
     return None
+
+
+async def toggle_microphone(
+    ui: Page | Frame, on: bool, *, unmute_label: str, mute_label: str, timeout_s: float = 5.0
+) -> bool:
+    """Set the client's microphone through its own toggle button, found by its aria-label
+    (``unmute_label`` while muted, ``mute_label`` while not; case-insensitive). True once the
+    button shows the wanted state; False when there is no such button or the click does not
+    take (the host muted everyone and the client asks to unmute instead)."""
+    wanted = ui.locator(f'button[aria-label="{mute_label if on else unmute_label}" i]')
+    toggle = ui.locator(f'button[aria-label="{unmute_label if on else mute_label}" i]')
+    # The control may not be there yet (Zoom shows it once computer audio is joined, which
+    # housekeeping does right after admission): wait for one of the two, briefly.
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if await wanted.count():
+            return True
+        if await toggle.count():
+            break
+        if time.monotonic() >= deadline:
+            return False
+        await asyncio.sleep(0.1)
+    await toggle.first.click(timeout=timeout_s * 1000)
+    try:
+        await wanted.first.wait_for(state="attached", timeout=timeout_s * 1000)
+    except Exception:
+        return False
+    return True

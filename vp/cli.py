@@ -64,6 +64,9 @@ def build_parser(settings: VpSettings | None = None) -> argparse.ArgumentParser:
         default="janus",
         choices=["janus", "zoom", "teams", "chime", "meet", "webex"],
     )
+    demo.add_argument(
+        "--voice", default="off", choices=["off", "espeak-ng", "polly"], help="the VP speaks"
+    )
 
     tr = sub.add_parser("transcriber", help="run the local reference transcriber server")
     tr.add_argument("--host", default="127.0.0.1")
@@ -160,6 +163,17 @@ def _add_join(sub: Any) -> None:
         help="wake phrase for questions (repeatable; env VP_WAKE_PHRASES, '|'-separated)",
     )
     join.add_argument("--bedrock-model-id")
+    join.add_argument(
+        "--voice",
+        choices=["off", "espeak-ng", "polly"],
+        help="speak the intro and answers in the meeting (env VP_VOICE; default off)",
+    )
+    join.add_argument("--voice-id", help="espeak-ng voice (en-us) or Polly VoiceId (Joanna)")
+    join.add_argument(
+        "--polly-engine",
+        choices=["standard", "neural", "generative", "long-form"],
+        help="Polly engine (default neural)",
+    )
     join.add_argument("--json", dest="json_output", action="store_true")
 
 
@@ -245,7 +259,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "demo":
         from vp.demo import run_demo
 
-        return asyncio.run(run_demo(Path(args.out_dir), args.duration, args.platform))
+        return asyncio.run(run_demo(Path(args.out_dir), args.duration, args.platform, args.voice))
     if args.command == "transcriber":
         from vp.transcriber.server import serve_forever
 

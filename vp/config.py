@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import uuid
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator
 
@@ -51,6 +52,11 @@ class JoinConfig(BaseModel):
     assistant_engine: str = "local"
     wake_phrases: tuple[str, ...] = ("OK Assistant", "Okay, Assistant")
     bedrock_model_id: str | None = None
+    # The VP's voice (contract 1 --voice): off, or the engine that speaks its intro, answers
+    # and exit message. voice_id: espeak-ng's voice (en-us) or Polly's VoiceId (Joanna).
+    voice: Literal["off", "espeak-ng", "polly"] = "off"
+    voice_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_+-]{1,64}$")
+    polly_engine: Literal["standard", "neural", "generative", "long-form"] = "neural"
 
     @field_validator("transcriber_url")
     @classmethod

@@ -26,7 +26,11 @@ from vp import log as vplog
 from vp.config import JoinConfig
 from vp.lifecycle import StatusEvent
 from vp.localmeeting.meeting import LocalMeeting
-from vp.localmeeting.participant import SimulatedParticipant, speech_then_tones_wav
+from vp.localmeeting.participant import (
+    SimulatedParticipant,
+    silence_wav,
+    speech_then_tones_wav,
+)
 from vp.runner import VirtualParticipant
 from vp.signal import DEFAULT_SYMBOLS, count_sequence, decode
 from vp.status import CallbackSink
@@ -52,7 +56,9 @@ def _say(text: str) -> None:
     print(text, flush=True)
 
 
-async def run_demo(out_dir: Path, duration: float = 30.0, platform: str = "janus") -> int:
+async def run_demo(
+    out_dir: Path, duration: float = 30.0, platform: str = "janus", voice: str = "off"
+) -> int:
     out_dir = out_dir.resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
     log_file = open(out_dir / "vp.log", "a", encoding="utf-8")
@@ -61,26 +67,37 @@ async def run_demo(out_dir: Path, duration: float = 30.0, platform: str = "janus
     _say(f"vp demo: everything goes to {out_dir}")
     try:
         if platform == "janus":
-            code = await _janus_demo(out_dir, duration)
+            code = await _janus_demo(out_dir, duration, voice)
         else:
-            code = await _replica_demo(out_dir, duration, platform)
+            code = await _replica_demo(out_dir, duration, platform, voice)
     finally:
         log_file.close()
     _say(f"vp demo: done in {time.monotonic() - started:.1f} s; files in {out_dir}")
     return code
 
 
-async def _janus_demo(out_dir: Path, duration: float) -> int:
+async def _janus_demo(out_dir: Path, duration: float, voice: str) -> int:
     async with LocalMeeting(out_dir / "janus") as meeting:
         _say(f"  janus up, room {meeting.room_id} at {meeting.url}")
         os.environ["VP_ALLOWED_HOSTS"] = meeting.allowed_host
         audio = speech_then_tones_wav(out_dir / "participant.wav", DEMO_SPEECH)
         async with SimulatedParticipant(meeting.url, "Alice", audio):
             _say("  Alice joined and is speaking (espeak-ng speech, then tones)")
-            return await _run_vp(meeting.url, out_dir / "vp", duration, "janus", None)
+            if voice == "off":
+                return await _run_vp(meeting.url, out_dir / "vp", duration, "janus", None)
+            # A listener in the room, to show (and measure) that the VP's voice is heard.
+            quiet = silence_wav(out_dir / "listener.wav")
+            async with SimulatedParticipant(meeting.url, "Listener", quiet) as listener:
+                await listener.start_listening()
+                _say(f"  Listener joined (open {meeting.url} in a browser to hear it too)")
+                code = await _run_vp(meeting.url, out_dir / "vp", duration, "janus", None, voice)
+                levels = await listener.levels()
+            heard = sum(0.05 for _t, level in levels if level > 0.02)
+            _say(f"  Listener heard sound in {heard:.1f} s of the room (Alice's and the VP's)")
+            return code
 
 
-async def _replica_demo(out_dir: Path, duration: float, platform: str) -> int:
+async def _replica_demo(out_dir: Path, duration: float, platform: str, voice: str) -> int:
     from platforms.replicas.server import ChatLine, ParticipantSpec, ReplicaServer, Scenario
 
     with ReplicaServer(platform) as server:
@@ -101,11 +118,16 @@ async def _replica_demo(out_dir: Path, duration: float, platform: str) -> int:
         )
         url = server.meeting_url(meeting_id, REPLICA_PASSCODE)
         _say(f"  {platform} replica up at {url} (Alice and Bob speak in turn)")
-        return await _run_vp(url, out_dir / "vp", duration, platform, REPLICA_PASSCODE)
+        return await _run_vp(url, out_dir / "vp", duration, platform, REPLICA_PASSCODE, voice)
 
 
 async def _run_vp(
-    url: str, out_dir: Path, duration: float, platform: str, passcode: str | None
+    url: str,
+    out_dir: Path,
+    duration: float,
+    platform: str,
+    passcode: str | None,
+    voice: str = "off",
 ) -> int:
     def on_status(event: StatusEvent) -> None:
         reason = f" ({event.reason})" if event.reason else ""
@@ -123,6 +145,7 @@ async def _run_vp(
         out_dir=out_dir,
         max_duration=duration,
         join_timeout=60,
+        voice=voice,
     )
     vp = VirtualParticipant(config, sinks=[CallbackSink(on_status)], on_segment=on_segment)
     loop = asyncio.get_running_loop()
@@ -148,6 +171,12 @@ async def _run_vp(
             symbols, DEFAULT_SYMBOLS if platform == "janus" else (0, 3, 1, 4, 2, 5)
         )
         _say(f"  tone signal heard intact {heard} time(s) in recording.wav ch0")
+    spoken = stats.get("voice")
+    if spoken:
+        _say(
+            f"  voice: {spoken['utterances']} utterance(s), {spoken['spoken_s']:.1f} s spoken "
+            "(recording.wav ch1)"
+        )
     chat = out_dir / "chat.jsonl"
     if chat.exists():
         for line in chat.read_text().splitlines():

@@ -109,6 +109,12 @@ class AudioPipeline:
             merged = merged[overflow:]
         self._voice = merged
 
+    def clear_voice(self) -> int:
+        """Drop the VP's queued voice (a barge-in cut it short); returns the samples dropped."""
+        dropped = int(self._voice.size)
+        self._voice = np.zeros(0, dtype=np.int16)
+        return dropped
+
     def fill_stall(self) -> int:
         """Emit silence if capture has stalled; returns the samples filled. Called by run()."""
         if self._started_at is None:

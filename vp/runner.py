@@ -18,6 +18,7 @@ transcriber, close files and the browser, then the terminal status.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import time
 from collections.abc import Awaitable, Callable
@@ -58,6 +59,9 @@ from vp.transcriber.engines import create_engine as create_transcriber_engine
 from vp.transcriber.protocol import TranscriptSegment
 from vp.transcriber.server import LocalTranscriber
 from vp.urls import url_secrets
+from vp.voice.page import PageVoiceOutput
+from vp.voice.speaker import EnergyRise, Speaker
+from vp.voice.synthesis import SpeechSynthesizer, create_synthesizer
 
 log = structlog.get_logger(__name__)
 
@@ -125,6 +129,11 @@ class VirtualParticipant:
         self._client: TranscriberClient | None = None
         self._local_transcriber: LocalTranscriber | None = None
         self._capture_health: CaptureHealth | None = None
+        # The VP's voice (None with --voice off: nothing of it runs, nothing costs).
+        self.speaker: Speaker | None = None
+        self._energy = EnergyRise()
+        self._energy_armed = False
+        self._voice_refused = False  # the platform would not unmute: said in the final detail
         self._result = RunResult(
             final=StatusEvent("", config.vp_id, Status.INITIALIZING), out_dir=self.out_dir
         )
@@ -238,6 +247,8 @@ class VirtualParticipant:
         self.joined_event.set()
         await self._start_streaming(meeting)
         self.session.watch()
+        if cfg.voice != "off":
+            self._start_voice(meeting)
         if meeting.driver.supports_chat:
             self.assistant = build_assistant(
                 cfg,
@@ -264,6 +275,33 @@ class VirtualParticipant:
 
     async def _assistant_post(self, text: str, assistant: bool) -> None:
         await self.post_chat(text, assistant=assistant)
+        if assistant and self.speaker is not None and self.assistant is not None:
+            prefix = self.assistant.settings.prefix
+            self.speaker.say(text.removeprefix(prefix), "answer")
+
+    # -- voice -------------------------------------------------------------------------
+    def _start_voice(self, meeting: ResolvedMeeting) -> None:
+        """The speaker, and the intro spoken right after JOINED (chat or not)."""
+        assert self.session is not None and self._pipeline is not None
+        pipeline = self._pipeline
+        self.speaker = Speaker(
+            build_synthesizer(self.config),
+            PageVoiceOutput(self.session),
+            on_pcm=pipeline.push_voice,
+            on_cut=pipeline.clear_voice,
+            on_refused=self._on_unmute_refused,
+        )
+        self._owner.spawn(self.speaker.run(), "speaker")
+        intro = self._render(self.config.intro_message, DEFAULT_INTRO)
+        if intro:
+            self.speaker.say(intro, "intro")
+
+    def _render(self, template: str | None, default: str) -> str | None:
+        settings = AssistantSettings(vp_name=self.config.name, invited_by=self.config.invited_by)
+        return settings.render(default if template is None else template)
+
+    def _on_unmute_refused(self) -> None:
+        self._voice_refused = True
 
     async def _start_streaming(self, meeting: ResolvedMeeting) -> None:
         assert self._pipeline is not None and self.session is not None
@@ -301,6 +339,18 @@ class VirtualParticipant:
         self.audio.on_frame()
         if self._pipeline is not None:
             self._pipeline.push_meeting(frame.pcm)
+        speaker = self.speaker
+        if speaker is not None:
+            # Barge-in by sound: ch0 is the meeting without the VP, so a rise while the VP
+            # speaks is someone talking over it.
+            if speaker.speaking != self._energy_armed:
+                self._energy_armed = speaker.speaking
+                if speaker.speaking:
+                    self._energy.start()
+                else:
+                    self._energy.stop()
+            if self._energy.feed(frame.pcm):
+                speaker.barge_in()
 
     def _send_frame(self, frame: bytes) -> None:
         if self._client is not None:
@@ -312,8 +362,10 @@ class VirtualParticipant:
             if self.lifecycle.status is Status.JOINING:
                 self._advance(Status.WAITING_ROOM)
         elif isinstance(event, SpeakerChanged):
-            if event.name == self.config.name or event.name == self.active_speaker:
+            if self._is_me(event.name) or event.name == self.active_speaker:
                 return
+            if self.speaker is not None:
+                self.speaker.barge_in()  # someone else talks while the VP speaks
             self.active_speaker = event.name
             if self._client is not None:
                 self._client.speaker_change(event.name)
@@ -327,6 +379,11 @@ class VirtualParticipant:
             self.artifacts.chat(event.sender, event.text, direction="in")
             if self.assistant is not None:
                 self.assistant.on_chat(event.sender, event.text)
+
+    def _is_me(self, name: str) -> bool:
+        me = self.config.name
+        driver = self.meeting.driver if self.meeting is not None else None
+        return name == me or (driver is not None and name == driver.display_name(me))
 
     async def post_chat(self, text: str, *, assistant: bool = False) -> None:
         """Post ``text`` in the meeting chat and record it in chat.jsonl."""
@@ -372,11 +429,18 @@ class VirtualParticipant:
             return self.lifecycle.history[-1]
         rejoins = session.rejoins if session is not None else []
         detail = with_losses(detail, rejoins=rejoins, audio=self.audio, client=self._client)
+        if self._voice_refused:
+            note = "the platform refused to unmute the VP (answers stayed in chat)"
+            detail = f"{detail}; {note}" if detail else note
         return self._finish(reason, detail)
 
     async def _leave(self, reason: Reason, detail: str | None) -> None:
         """LEAVING: say goodbye when still in the meeting, then leave through the UI."""
         self._advance(Status.LEAVING, reason if reason in COMPLETED_REASONS else None, detail)
+        speaking_exit = False
+        if self.speaker is not None and reason in _STILL_IN_MEETING:
+            exit_text = self._render(self.config.exit_message, DEFAULT_EXIT)
+            speaking_exit = bool(exit_text) and self.speaker.say(exit_text or "", "exit")
         if self.assistant is not None and reason in _STILL_IN_MEETING:
             try:
                 await asyncio.wait_for(self.assistant.say_goodbye(), LEAVE_TIMEOUT)
@@ -384,6 +448,8 @@ class VirtualParticipant:
                 log.warning("vp.exit_message_failed", error=type(exc).__name__)
         if self.assistant is not None:
             await self.assistant.aclose()
+        if speaking_exit and self.speaker is not None:
+            await self.speaker.drain(LEAVE_TIMEOUT)
         driver = self.session.driver if self.session is not None else None
         if driver is not None and reason is not Reason.BROWSER_CRASHED:
             try:
@@ -404,6 +470,8 @@ class VirtualParticipant:
             blocked=session.blocked if session is not None else [],
             join_latency_s=None if joined_at is None else joined_at - self._result.started_at,
         )
+        if self.speaker is not None:
+            stats["voice"] = dataclasses.asdict(self.speaker.stats)
         self._result.stats = stats
         self.artifacts.write_summary(stats)
 
@@ -413,6 +481,18 @@ _STILL_IN_MEETING = frozenset(
     {Reason.ALONE, Reason.END_COMMAND, Reason.MAX_DURATION, Reason.STOPPED}
     | {Reason.TRANSCRIBER_UNAVAILABLE, Reason.INTERNAL_ERROR}
 )
+
+
+def build_synthesizer(cfg: JoinConfig) -> SpeechSynthesizer:
+    """The speech engine of a VP whose voice is on (``cfg.voice`` not ``off``)."""
+    options: dict[str, Any] = {}
+    if cfg.voice == "espeak-ng" and cfg.voice_id:
+        options["voice"] = cfg.voice_id
+    elif cfg.voice == "polly":
+        options["engine"] = cfg.polly_engine
+        if cfg.voice_id:
+            options["voice_id"] = cfg.voice_id
+    return create_synthesizer(cfg.voice, **options)
 
 
 def build_assistant(

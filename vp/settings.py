@@ -54,6 +54,9 @@ JOIN_FIELDS = (
     "assistant_engine",
     "wake_phrases",
     "bedrock_model_id",
+    "voice",
+    "voice_id",
+    "polly_engine",
 )
 MEETING_FIELDS = frozenset({"meeting_url", "platform", "name", "passcode", "vp_id"})
 _KEEP_EMPTY = frozenset({"VP_INTRO_MESSAGE", "VP_EXIT_MESSAGE"})  # '' disables the message
@@ -121,6 +124,8 @@ class VpSettings(BaseSettings):
     bedrock_model_id: str | None = _env("VP_BEDROCK_MODEL_ID")
     allowed_hosts: str | None = _env("VP_ALLOWED_HOSTS", "host[:port],… added to the allow-list")
     voice: Literal["off", "espeak-ng", "polly"] | None = _env("VP_VOICE", "contract 1 --voice")
+    voice_id: str | None = _env("VP_VOICE_ID", "espeak-ng voice or Polly VoiceId")
+    polly_engine: str | None = _env("VP_POLLY_ENGINE", "standard|neural|generative|long-form")
 
     # -- the process ----------------------------------------------------------------------
     log_level: str = Field(default="INFO", validation_alias=AliasChoices("VP_LOG_LEVEL"))

@@ -47,7 +47,13 @@ from platforms.chime import decisions
 from platforms.chime.decisions import ChimeSnapshot
 from platforms.chime.urls import HOST_RULES
 from platforms.chime.urls import web_client_url as chime_web_client_url
-from platforms.toolkit import PageScript, first_visible, send_chat_confirmed, type_into
+from platforms.toolkit import (
+    PageScript,
+    first_visible,
+    send_chat_confirmed,
+    toggle_microphone,
+    type_into,
+)
 from vp.errors import VpError
 from vp.urls import HostRule
 
@@ -90,6 +96,7 @@ class ChimeDriver(PolledDriver[ChimeSnapshot, ChimeSnapshot]):
     _name_sent_at: float | None = None
     _device_sent_at: float | None = None
     _passcode_sent = False
+    _mic_wanted = False  # True while the VP speaks: housekeeping leaves the mic on
 
     @classmethod
     def web_client_url(cls, url: str) -> str:
@@ -202,7 +209,7 @@ class ChimeDriver(PolledDriver[ChimeSnapshot, ChimeSnapshot]):
         ):
             return True
         acted = False
-        if decisions.mic_on(snap):
+        if decisions.mic_on(snap) and not self._mic_wanted:
             acted |= await self._click(MIC_BUTTON, 1.0)
         if decisions.camera_on(snap):
             acted |= await self._click(VIDEO_BUTTON, 1.0)
@@ -214,6 +221,13 @@ class ChimeDriver(PolledDriver[ChimeSnapshot, ChimeSnapshot]):
             if snap["rosterToggle"] and snap["present"] is None:
                 acted |= await self._click(ROSTER_OPEN, 1.0)
         return acted
+
+    async def set_microphone(self, on: bool) -> bool:
+        """The control bar's ``button#audio`` ("Unmute my microphone" / "Mute my microphone")."""
+        self._mic_wanted = on
+        return await toggle_microphone(
+            self.ui, on, unmute_label="Unmute my microphone", mute_label="Mute my microphone"
+        )
 
     # -- watch ----------------------------------------------------------------------------
     async def housekeeping(self, snap: ChimeSnapshot) -> None:

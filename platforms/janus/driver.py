@@ -80,6 +80,24 @@ class JanusDriver(PolledDriver[JanusSnapshot, JanusSnapshot]):
             self._started = True
         return None
 
+    async def settle_in(self) -> None:
+        # Joined muted: the demo publishes unmuted; the VP unmutes only while it speaks.
+        await self.set_microphone(False)
+
+    # -- microphone -----------------------------------------------------------------------
+    async def set_microphone(self, on: bool) -> bool:
+        """The demo's ``#toggleaudio`` ("Mute" while unmuted, "Unmute" while muted), which
+        sends AudioBridge ``configure muted``. It shows once the room's audio is set up."""
+        toggle = self.page.locator("#toggleaudio")
+        try:
+            await toggle.wait_for(state="visible", timeout=5_000)
+            label = (await toggle.inner_text()).strip()
+        except Exception:
+            return False
+        if label == ("Unmute" if on else "Mute"):
+            await toggle.click()
+        return True
+
     # -- leave ----------------------------------------------------------------------------
     async def leave(self) -> None:
         # "Stop" destroys the Janus session, which leaves the room.

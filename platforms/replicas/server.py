@@ -326,10 +326,10 @@ class ReplicaServer:
     def _json(self, req: BaseHTTPRequestHandler, value: Any) -> None:
         self._send(req, 200, json.dumps(value).encode(), "application/json")
 
-    def _file(self, req: BaseHTTPRequestHandler, path: Path) -> None:
+    def _file(self, req: BaseHTTPRequestHandler, path: Path, root: Path | None = None) -> None:
         try:
             resolved = path.resolve()
-            resolved.relative_to(self.root.resolve())
+            resolved.relative_to((root or self.root).resolve())
             body = resolved.read_bytes()
         except (OSError, ValueError):
             self._send(req, HTTPStatus.NOT_FOUND, b"not found\n")
@@ -345,6 +345,9 @@ class ReplicaServer:
             return
         if path.startswith(f"/__replica/static/{self.platform}/"):
             self._file(req, self.root / path.split("/", 4)[4])
+            return
+        if path == "/__replica/common/uplink.js":  # shared by every replica (the VP's uplink)
+            self._file(req, REPLICAS_DIR / "common" / "uplink.js", REPLICAS_DIR / "common")
             return
         match = re.fullmatch(r"/__replica/m/([^/]+)/(scenario|commands|audio/(\d+)\.wav)", path)
         if match:

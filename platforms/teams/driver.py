@@ -47,7 +47,7 @@ from platforms.teams import decisions
 from platforms.teams.decisions import TeamsJoinSnapshot, TeamsMeetingSnapshot, norm
 from platforms.teams.urls import HOST_RULES, NAVIGATION_RULES, teams_display_name, with_passcode
 from platforms.teams.urls import web_client_url as teams_web_client_url
-from platforms.toolkit import PageScript, send_chat_confirmed, type_into
+from platforms.toolkit import PageScript, send_chat_confirmed, toggle_microphone, type_into
 from vp.errors import JoinError, VpError
 from vp.lifecycle import Reason
 from vp.urls import HostRule
@@ -187,6 +187,12 @@ class TeamsDriver(PolledDriver[TeamsJoinSnapshot, TeamsMeetingSnapshot]):
 
     async def settle_in(self) -> None:
         await self.call("micOff")  # best effort: the pre-join toggle should have done it
+
+    async def set_microphone(self, on: bool) -> bool:
+        """The meeting bar's ``#microphone-button`` ("Unmute mic" / "Mute mic")."""
+        return await toggle_microphone(
+            self.ui, on, unmute_label="Unmute mic", mute_label="Mute mic"
+        )
 
     # -- watch ----------------------------------------------------------------------------
     async def read_meeting(self) -> TeamsMeetingSnapshot:

@@ -31,7 +31,7 @@ from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import Frame, Page
 
 from platforms.base import DriverSettings, EventSink, JoinState, MeetingRules, PolledDriver
-from platforms.toolkit import PageScript, send_chat_confirmed, type_into
+from platforms.toolkit import PageScript, send_chat_confirmed, toggle_microphone, type_into
 from platforms.zoom import decisions
 from platforms.zoom.decisions import ZoomJoinSnapshot, ZoomMeetingSnapshot
 from platforms.zoom.urls import HOST_RULES, REPLICA_PATH, web_client_url
@@ -231,6 +231,15 @@ class ZoomDriver(PolledDriver[ZoomJoinSnapshot, ZoomMeetingSnapshot]):
             await self._click(*HOUSEKEEPING_CLICKS[action])
         except PlaywrightError as exc:
             log.debug("zoom.housekeeping_failed", error=type(exc).__name__)
+
+    # -- microphone -----------------------------------------------------------------------
+    async def set_microphone(self, on: bool) -> bool:
+        """The footer's audio button ("unmute my microphone" / "mute my microphone"; the
+        replica, like Zoom, joins computer audio muted)."""
+        await self._wake_footer()
+        return await toggle_microphone(
+            self.ui, on, unmute_label="unmute my microphone", mute_label="mute my microphone"
+        )
 
     # -- leave ----------------------------------------------------------------------------
     async def leave(self) -> None:

@@ -35,6 +35,7 @@ ASL = ROOT / "stepfunctions" / "virtual_participant.asl.json"
 # The only actions that may use Resource "*": AWS defines them without resource types.
 STAR_ACTIONS = {
     "ecr:GetAuthorizationToken",
+    "polly:SynthesizeSpeech",  # no resource-level permissions; only with Voice=polly
     # CloudWatch Logs delivery for Step Functions logging (vended logs)
     "logs:CreateLogDelivery",
     "logs:GetLogDelivery",
@@ -715,7 +716,16 @@ def test_no_table_read_without_leading_keys_and_no_open_decrypt_for_the_task() -
 def test_the_task_role_reaches_only_the_broker() -> None:
     statements = [s for role, s in _statements() if role == "TaskRole"]
     actions = {str(a) for s in statements for a in _listify(s["Action"])}
-    assert actions == {"lambda:InvokeFunction", "bedrock:InvokeModel"}
+    assert actions == {"lambda:InvokeFunction", "bedrock:InvokeModel", "polly:SynthesizeSpeech"}
+    # Polly only when the stack's voice is polly (UsePolly), like Bedrock (UseBedrock).
+    (policy,) = _props("TaskRole")["Policies"]
+    conditions = {
+        st["Fn::If"][0]: st["Fn::If"][1]["Action"]
+        for st in policy["PolicyDocument"]["Statement"]
+        if "Fn::If" in st
+    }
+    assert conditions == {"UseBedrock": "bedrock:InvokeModel", "UsePolly": "polly:SynthesizeSpeech"}
+    assert TPL["Conditions"]["UsePolly"] == {"Fn::Equals": [{"Ref": "Voice"}, "polly"]}
     (invoke,) = [s for s in statements if s["Action"] == "lambda:InvokeFunction"]
     assert invoke["Resource"] == {"Fn::GetAtt": ["BrokerFunction", "Arn"]}
     # Who may invoke what: the task only the broker, the workflow only the ticket minter.

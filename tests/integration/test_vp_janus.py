@@ -22,7 +22,7 @@ from tests.recording_server import RecordingServer
 from vp.config import JoinConfig
 from vp.lifecycle import Reason, Status
 from vp.localmeeting.meeting import LocalMeeting
-from vp.localmeeting.participant import SimulatedParticipant, tone_wav
+from vp.localmeeting.participant import SimulatedParticipant, silence_wav, tone_wav
 from vp.runner import VirtualParticipant
 from vp.signal import DEFAULT_SYMBOLS, count_sequence, decode
 from vp.transcriber.protocol import MAX_FRAME_BYTES
@@ -241,3 +241,110 @@ async def test_sigterm_leaves_sends_end_and_flushes(meeting, speaker, tmp_path):
     for path in out.iterdir():
         assert b"pc-should-not-leak" not in path.read_bytes()
     assert b"pc-should-not-leak" not in stderr
+
+
+def speech_seconds(pcm: np.ndarray, threshold: float = 300.0, window: int = 1600) -> float:
+    """Seconds of 100 ms windows of ``pcm`` (int16 mono 16 kHz) louder than ``threshold``."""
+    n = pcm.size // window
+    if n == 0:
+        return 0.0
+    frames = pcm[: n * window].astype(np.float64).reshape(n, window)
+    return float((np.sqrt((frames**2).mean(axis=1)) > threshold).sum() * window / 16000)
+
+
+async def test_voice_intro_is_heard_in_the_room_and_on_ch1_not_ch0(meeting, tmp_path):
+    """--voice espeak-ng: a silent listener hears the spoken intro soon after JOINED and
+    silence otherwise; ch1 of recording.wav and of the stream carry it; ch0 does not."""
+    silence = silence_wav(tmp_path / "silence.wav")
+    server = await RecordingServer().start()
+    out = tmp_path / "vp"
+    config = JoinConfig(
+        meeting_url=meeting.url,
+        name="Scribe",
+        out_dir=out,
+        transcriber_url=server.url,
+        max_duration=16,
+        voice="espeak-ng",
+        intro_message="Hello everyone, I am Scribe, the meeting assistant.",
+        exit_message="Goodbye.",
+    )
+    async with SimulatedParticipant(meeting.url, "Bob", silence) as bob:
+        await bob.start_listening()
+        vp = VirtualParticipant(config)
+        labels: list[str] = []
+
+        async def watch_mute_button() -> None:
+            # The demo's mute toggle in the VP's page: "Unmute" while muted, "Mute" while not.
+            await vp.joined_event.wait()
+            while True:
+                try:
+                    label = await vp.page.locator("#toggleaudio").inner_text(timeout=1000)
+                except Exception:
+                    label = "?"
+                if label in ("Mute", "Unmute") and (not labels or labels[-1] != label):
+                    labels.append(label)
+                await asyncio.sleep(0.05)
+
+        watcher = asyncio.create_task(watch_mute_button())
+        result = await vp.run()
+        watcher.cancel()
+        levels = await bob.levels()
+    await server.aclose()
+    assert result.final.status is Status.COMPLETED, result.final
+    joined_ts = next(s["ts"] for s in statuses(out) if s["status"] == "JOINED")
+    leaving_ts = next(s["ts"] for s in statuses(out) if s["status"] == "LEAVING")
+    from datetime import datetime
+
+    joined = datetime.fromisoformat(joined_ts).timestamp()
+    leaving = datetime.fromisoformat(leaving_ts).timestamp()
+    voice = result.stats["voice"]
+    assert voice["utterances"] == 2 and voice["barge_ins"] == 0, voice  # intro and exit
+    # Joined muted, unmuted for the intro, muted again; then the same for the exit message.
+    assert labels[:3] == ["Unmute", "Mute", "Unmute"], labels
+
+    # Bob hears at least a second of the intro within 20 s of JOINED ...
+    loud = [t for t, level in levels if level > 0.02]
+    intro = [t for t in loud if joined <= t <= joined + 20 and t < leaving]
+    assert len(intro) * 0.05 >= 1.0, f"heard {len(intro) * 0.05:.2f} s of the intro"
+    # ... and silence from the VP between the intro and the exit message.
+    quiet_from = intro[-1] + 1.0
+    between = [level for t, level in levels if quiet_from <= t <= leaving - 0.5]
+    assert between and max(between) < 0.01, "the VP is silent when not speaking"
+
+    recorded, _ = sf.read(str(out / "recording.wav"), dtype="int16", always_2d=True)
+    assert recorded.tobytes() == server.audio_bytes
+    spoken = speech_seconds(recorded[:, 1])
+    assert spoken >= 1.0 + 0.3, f"ch1 carries the intro and the exit ({spoken:.1f} s)"
+    # ch1's first sound comes within 20 s of the start (the recording starts at JOINED).
+    first = np.argmax(np.abs(recorded[:, 1]) > 300) / 16000
+    assert 0 < first < 20
+    # The VP does not hear itself: ch0 (Bob is silent) stays quiet while ch1 speaks.
+    assert speech_seconds(recorded[:, 0]) < 0.3
+
+
+async def test_voice_refused_unmute_is_reported_and_nothing_is_sent(meeting, tmp_path, monkeypatch):
+    """A platform that will not unmute the VP (host muted everyone): the intro is not sent,
+    ch1 stays silent, and the final status detail says why."""
+    from platforms.janus.driver import JanusDriver
+
+    async def refuse(self: JanusDriver, on: bool) -> bool:
+        return not on  # muting works, unmuting is refused
+
+    monkeypatch.setattr(JanusDriver, "set_microphone", refuse)
+    out = tmp_path / "vp"
+    config = JoinConfig(
+        meeting_url=meeting.url,
+        name="Scribe",
+        out_dir=out,
+        max_duration=8,
+        voice="espeak-ng",
+        exit_message="",
+    )
+    silence = silence_wav(tmp_path / "silence.wav")
+    async with SimulatedParticipant(meeting.url, "Bob", silence):
+        result = await VirtualParticipant(config).run()
+    assert result.final.status is Status.COMPLETED
+    assert "refused to unmute" in (result.final.detail or "")
+    assert result.stats["voice"]["refused"] == 1 and result.stats["voice"]["utterances"] == 0
+    recorded, _ = sf.read(str(out / "recording.wav"), dtype="int16", always_2d=True)
+    assert not recorded[:, 1].any(), "nothing spoken while muted"

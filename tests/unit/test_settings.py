@@ -41,8 +41,8 @@ def test_every_variable_the_code_reads_is_a_field_with_contract_1_names() -> Non
         for path in (ROOT / folder).rglob("*.py"):
             mentioned |= set(re.findall(r"\bVP_[A-Z_]+[A-Z]\b", path.read_text()))
     assert mentioned - constants <= variables(), mentioned - constants - variables()
-    # 45 + the four artifact variables + the six of webhooks and calendars (issue 16)
-    assert len(variables()) == 54
+    # 45 + four artifact + six webhook/calendar variables (issue 16) + two voice (issue 15)
+    assert len(variables()) == 56
 
 
 def test_the_environment_and_a_mapping_read_alike(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -131,3 +131,17 @@ def test_a_local_transcriber_engine_that_is_not_installed_is_refused(
     assert "vp[local]" in describe_validation_error(refused.value)
     # With a transcriber URL the local engine is not needed.
     JoinConfig(meeting_url="http://127.0.0.1:9/room", transcriber_url="ws://127.0.0.1:9/ws")
+
+
+def test_voice_defaults_off_and_reads_option_then_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VP_MEETING_URL", "https://zoom.us/j/1")
+    assert _join_config(build_parser().parse_args(["join"]), VpSettings()).voice == "off"
+    monkeypatch.setenv("VP_VOICE", "polly")
+    monkeypatch.setenv("VP_VOICE_ID", "Matthew")
+    config = _join_config(build_parser().parse_args(["join"]), VpSettings())
+    assert (config.voice, config.voice_id, config.polly_engine) == ("polly", "Matthew", "neural")
+    args = build_parser().parse_args(["join", "--voice", "espeak-ng", "--voice-id", "en-gb"])
+    config = _join_config(args, VpSettings())
+    assert (config.voice, config.voice_id) == ("espeak-ng", "en-gb")
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["join", "--voice", "festival"])

@@ -181,6 +181,35 @@ _LEAVE_JS = """
 """
 
 
+# RMS of the demo page's remote (mixed room) stream every 50 ms, stamped with the page's clock.
+_LISTEN_JS = """
+() => {
+  if (window.__vpLevels) return;
+  const ctx = new AudioContext();
+  const an = ctx.createAnalyser();
+  an.fftSize = 2048;
+  ctx.createMediaStreamSource(window.remoteStream).connect(an);
+  const buf = new Float32Array(an.fftSize);
+  window.__vpLevels = [];
+  setInterval(() => {
+    an.getFloatTimeDomainData(buf);
+    let s = 0;
+    for (const v of buf) s += v * v;
+    if (window.__vpLevels.length < 20000) {
+      window.__vpLevels.push([Date.now() / 1000, Math.sqrt(s / buf.length)]);
+    }
+  }, 50);
+}
+"""
+
+
+def silence_wav(path: Path | str, seconds: float = 1.0) -> Path:
+    """A silent fake-capture file, for a participant who only listens."""
+    return write_wav(
+        path, np.zeros(round(seconds * FAKE_CAPTURE_RATE), np.int16), FAKE_CAPTURE_RATE
+    )
+
+
 class SimulatedParticipant:
     """A participant that speaks ``audio_file`` (looped) into an AudioBridge demo room.
 
@@ -268,6 +297,21 @@ class SimulatedParticipant:
         raise ParticipantError(
             f"{self.display_name} not publishing after {self.join_timeout:.0f}s (last: {state})"
         )
+
+    async def start_listening(self) -> None:
+        """Measure what this participant hears of the room (AudioBridge mixes everyone but
+        itself): the level of the demo page's remote stream every 50 ms (:meth:`levels`)."""
+        if self._page is None:
+            raise RuntimeError(f"{self.display_name} has not joined")
+        await self._page.wait_for_function("() => !!window.remoteStream", timeout=30_000)
+        await self._page.evaluate(_LISTEN_JS)
+
+    async def levels(self) -> list[tuple[float, float]]:
+        """``(unix time, RMS 0..1)`` of what was heard since :meth:`start_listening`."""
+        if self._page is None:
+            return []
+        raw = await self._page.evaluate("() => window.__vpLevels || []")
+        return [(float(t), float(level)) for t, level in raw]
 
     async def leave(self) -> None:
         """Leave the room (destroy the Janus session, close the page); Chromium keeps running."""

@@ -90,6 +90,7 @@
     return el;
   }
 
+  window.__replicaUplink = { micOn: () => st.view === 'meeting' && !st.muted, report: (b) => report(b) };
   function report(body) {
     if (!base) return;
     fetch(base + '/report', {

@@ -267,6 +267,7 @@
     lobbyDecision: null, // 'admit' | 'deny' once a command arrived
   };
 
+  window.__replicaUplink = { micOn: () => state.phase === 'joined' && !!state.mic, report: (o) => report(o) };
   function report(obj) {
     if (!M) return;
     fetch(`/__replica/m/${encodeURIComponent(M.id)}/report`, {

@@ -131,6 +131,7 @@
       keepalive: true,
     }).catch(() => {});
   }
+  window.__replicaUplink = { micOn: () => S.audioJoined && !S.micMuted, report };
   function reportState(state) {
     report({ kind: 'state', state });
   }
