@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator
 
-from vp.transcriber.engines import engine_unavailable
+from vp.transcriber.engine_packages import engine_unavailable
 
 DEFAULT_NAME = "Meeting Assistant"
 

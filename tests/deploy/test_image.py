@@ -32,7 +32,13 @@ from scheduler.broker import TicketIssuer
 from scheduler.dynamodb_store import DynamoDbStore
 from scheduler.models import LaunchRequest, VpRecord, VpSecrets
 from tests.aws.conftest import REGION, TABLE, create_vp_table
-from tests.aws.harness import BROKER_FUNCTION, TICKET_BUCKET, TICKET_BUCKET_ARN, register_broker
+from tests.aws.harness import (
+    ARTIFACT_BUCKET,
+    BROKER_FUNCTION,
+    TICKET_BUCKET,
+    TICKET_BUCKET_ARN,
+    register_broker,
+)
 from tests.aws.moto_adapter import FakeContainers, moto_gaps_patched
 from tests.deploy.image import ROOT, Image, build_image, running
 from tests.recording_server import RecordingServer
@@ -251,7 +257,7 @@ async def test_vp_run_entrypoint_completes_a_vp_through_the_broker(
     key = boto3.client("kms", region_name=REGION).create_key()["KeyMetadata"]["KeyId"]
     store = DynamoDbStore(TABLE, kms_key_id=key)
     boto3.client("s3", region_name=REGION).create_bucket(Bucket=TICKET_BUCKET)
-    register_broker(key)
+    register_broker(key, artifacts=True)
     request = LaunchRequest(meeting_url=meeting.url, platform="janus", name="Scribe")
     store.create(VpRecord.new("img1", "alice", request), VpSecrets(meeting.url, PASSCODE))
     store.transition("img1", Status.INITIALIZING)  # the state machine's conditional mark
@@ -272,11 +278,14 @@ async def test_vp_run_entrypoint_completes_a_vp_through_the_broker(
         "VP_BEDROCK_MODEL_ID": "",
         "AWS_DEFAULT_REGION": REGION,
         "VP_TRANSCRIBER_TOKEN": TOKEN,  # a Secrets entry: ECS resolves it into the env
+        "VP_VOICE": "off",
+        "VP_ARTIFACT_BUCKET": ARTIFACT_BUCKET,
     }
     names = [e["Name"] for e in container["Environment"]] + [
         s["Name"] for s in container.get("Secrets", [])
     ]
-    assert set(names) == set(values), "the test sets what the task definition sets"
+    # VP_VOICE_ID is set only when the stack's voice is polly (AWS::NoValue otherwise).
+    assert set(names) - {"VP_VOICE_ID"} == set(values), "the test sets what the task sets"
     env = {
         **values,
         "VP_ID": "img1",  # the state machine's container override
@@ -310,6 +319,10 @@ async def test_vp_run_entrypoint_completes_a_vp_through_the_broker(
     ]  # fmt: skip
     (out_dir,) = (tmp_path / "vol" / "vp-out").iterdir()
     assert _tones_heard(out_dir / "recording.wav") >= 1
+    # The artifacts left the task: the final recording in S3 is the one on the task's disk.
+    s3 = boto3.client("s3", region_name=REGION)
+    uploaded = s3.get_object(Bucket=ARTIFACT_BUCKET, Key="vps/img1/recording.wav")["Body"].read()
+    assert uploaded == (out_dir / "recording.wav").read_bytes()
     logs = out + err
     assert PASSCODE not in logs and TOKEN not in logs and ticket not in logs
 

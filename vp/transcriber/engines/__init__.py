@@ -7,12 +7,12 @@ for that engine, and the error names the extra to install.
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any
 
 from vp.errors import ConfigError
+from vp.transcriber.engine_packages import ENGINE_PACKAGES, engine_unavailable
 from vp.transcriber.engines.base import (
     Engine,
     EngineError,
@@ -22,6 +22,7 @@ from vp.transcriber.engines.base import (
 
 __all__ = [
     "DEFAULT_ENGINE",
+    "ENGINE_PACKAGES",
     "ENGINES",
     "Engine",
     "EngineError",
@@ -29,6 +30,7 @@ __all__ = [
     "EngineResult",
     "EngineStream",
     "create_engine",
+    "engine_unavailable",
 ]
 
 EngineFactory = Callable[..., Engine]
@@ -55,23 +57,6 @@ ENGINES: Mapping[str, EngineFactory] = MappingProxyType(
         "aws-transcribe": _aws_transcribe,
     }
 )
-
-
-# The package each engine imports, and the extra of vp that installs it.
-ENGINE_PACKAGES: Mapping[str, tuple[str, str]] = MappingProxyType(
-    {
-        "pocketsphinx": ("pocketsphinx", "local"),
-        "aws-transcribe": ("amazon_transcribe", "transcribe"),
-    }
-)
-
-
-def engine_unavailable(name: str) -> str | None:
-    """Why the engine ``name`` cannot run here (its package is not installed), or None."""
-    package, extra = ENGINE_PACKAGES.get(name, (None, ""))
-    if package is None or importlib.util.find_spec(package) is not None:
-        return None
-    return f"the {name} engine needs {package}: install vp[{extra}]"
 
 
 def create_engine(name: str, **options: Any) -> Engine:
