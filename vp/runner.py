@@ -42,7 +42,7 @@ from vp import log as vplog
 from vp.artifacts import CallArtifacts, build_summary, with_losses
 from vp.assistant.assistant import DEFAULT_EXIT, DEFAULT_INTRO, AssistantSettings, MeetingAssistant
 from vp.assistant.engines import create_engine
-from vp.audio_health import AudioHealth
+from vp.audio_health import AudioHealth, SilenceAction, SilenceMonitor
 from vp.browser import BrowserHost
 from vp.call_end import CallEnd
 from vp.capture import CaptureFrame, CaptureHealth
@@ -63,6 +63,7 @@ log = structlog.get_logger(__name__)
 
 LEAVE_TIMEOUT = 5.0
 END_TIMEOUT = 5.0
+SILENCE_POLL_S = 1.0  # capture health: how often the silence monitor is polled
 
 
 @dataclass
@@ -118,6 +119,7 @@ class VirtualParticipant:
         self.meeting: ResolvedMeeting | None = None
         self.assistant: MeetingAssistant | None = None
         self.audio = AudioHealth()
+        self.silence: SilenceMonitor | None = None  # from the start of recording.wav
         self.artifacts = CallArtifacts(self.out_dir)
         # set up in run()
         self.session: PageSession | None = None
@@ -273,10 +275,12 @@ class VirtualParticipant:
             cfg, self.active_speaker, self._on_segment
         )
         self._pipeline.start()
+        self.silence = SilenceMonitor(cfg.capture_silence_s)
         self.session.capture.start()
         self._owner.spawn(self._run_client(), "transcriber-client")
         self._owner.spawn(self._pipeline.run(), "pipeline-stall-watchdog")
         self._owner.spawn(self.audio.watch(self._current_capture_health), "audio-health")
+        self._owner.spawn(self._watch_silence(self.silence), "capture-silence")
         if cfg.max_duration is not None:
             self._owner.spawn(self._max_duration(cfg.max_duration), "max-duration")
         log.info("vp.streaming", meeting=meeting.public_url, call_id=cfg.effective_call_id)
@@ -284,6 +288,33 @@ class VirtualParticipant:
     def _current_capture_health(self) -> CaptureHealth | None:
         capture = self.session.capture if self.session is not None else None
         return capture.health() if capture is not None else None
+
+    async def _watch_silence(self, monitor: SilenceMonitor) -> None:
+        """Capture health (contract 1): act on :class:`SilenceMonitor`'s decisions."""
+        while True:
+            await asyncio.sleep(SILENCE_POLL_S)
+            health = self._current_capture_health()
+            action = monitor.poll(health.seconds_since_sound if health is not None else None)
+            if action is SilenceAction.RAISE:
+                interval = monitor.degraded[-1]
+                log.warning("vp.capture_degraded", start_s=round(interval.start_s, 3))
+                self.artifacts.event(
+                    "vp.capture_degraded", start_s=round(interval.start_s, 3), cause=interval.cause
+                )
+                await self._reattach_capture()
+            elif action is SilenceAction.REJOIN and self.session is not None:
+                self.session.lost(self.session.generation, "the capture stayed silent")
+            elif action is SilenceAction.RECOVERED:
+                log.info("vp.capture_recovered", end_s=round(monitor.degraded[-1].end_s or 0, 3))
+
+    async def _reattach_capture(self) -> None:
+        session = self.session
+        if session is None or session.capture is None or session.page is None:
+            return
+        try:
+            await asyncio.wait_for(session.capture.reattach(session.page), 5)
+        except Exception as exc:  # a page navigating or hung: the rejoin step follows
+            log.warning("vp.capture_reattach_failed", error=type(exc).__name__)
 
     async def _run_client(self) -> None:
         assert self._client is not None
@@ -315,6 +346,8 @@ class VirtualParticipant:
             if event.name == self.config.name or event.name == self.active_speaker:
                 return
             self.active_speaker = event.name
+            if self.silence is not None:
+                self.silence.speaker_shown()
             if self._client is not None:
                 self._client.speaker_change(event.name)
             self.artifacts.speaker(event.name)
@@ -372,6 +405,7 @@ class VirtualParticipant:
             return self.lifecycle.history[-1]
         rejoins = session.rejoins if session is not None else []
         detail = with_losses(detail, rejoins=rejoins, audio=self.audio, client=self._client)
+        detail = with_degraded(detail, self.silence)
         return self._finish(reason, detail)
 
     async def _leave(self, reason: Reason, detail: str | None) -> None:
@@ -404,8 +438,25 @@ class VirtualParticipant:
             blocked=session.blocked if session is not None else [],
             join_latency_s=None if joined_at is None else joined_at - self._result.started_at,
         )
+        if self.silence is not None:
+            self.silence.at_end()
+        degraded = self.silence.degraded if self.silence is not None else []
+        stats.setdefault("capture", {})["degraded"] = [d.to_dict() for d in degraded]
         self._result.stats = stats
         self.artifacts.write_summary(stats)
+
+
+def with_degraded(detail: str | None, silence: SilenceMonitor | None) -> str | None:
+    """The terminal detail, plus a warning when capture was degraded (contract 1)."""
+    if silence is None or not silence.degraded:
+        return detail
+    silence.at_end()
+    first = silence.degraded[0]
+    note = (
+        f"warning: capture degraded {len(silence.degraded)} time(s), first at "
+        f"{first.start_s:.1f} s ({first.cause})"
+    )
+    return f"{detail}; {note}" if detail else note
 
 
 # Reasons to end after which the VP is still in the meeting and can say goodbye in chat.
