@@ -139,6 +139,7 @@ async def run_on_replica(
     join_timeout: float = 30,
     max_duration: float | None = 8,
     alone_timeout: float = 120,
+    capture_silence_s: float = 10.0,
     **scenario: Any,
 ) -> Run:
     server = replica(replicas, platform)
@@ -165,6 +166,7 @@ async def run_on_replica(
         join_timeout=join_timeout,
         max_duration=max_duration,
         alone_timeout=alone_timeout,
+        capture_silence_s=capture_silence_s,
     )
 
 
@@ -180,6 +182,7 @@ async def run_vp(
     max_duration: float | None,
     alone_timeout: float,
     alongside: During | None = None,
+    capture_silence_s: float = 10.0,
 ) -> Run:
     """Run one VP to its end; ``during`` runs once it joined, ``alongside`` from the start."""
     server = await RecordingServer().start()
@@ -195,6 +198,7 @@ async def run_vp(
         join_timeout=join_timeout,
         max_duration=max_duration,
         alone_timeout=alone_timeout,
+        capture_silence_s=capture_silence_s,
         intro_message="",  # the assistant's own messages are tested in tests/assistant
         exit_message="",
     )
@@ -264,6 +268,8 @@ async def test_waiting_room_then_speakers_in_order(platform, replicas, tmp_path,
     assert speakers == [r["name"] for r in run.control.reported("speaker")][: len(speakers)]
     max_sources = MAX_SOURCES.get(platform, 1)
     assert 1 <= run.result.stats["capture"]["max_sources"] <= max_sources, "each source once"
+    assert run.result.stats["capture"]["degraded"] == [], "capture health: no false alarm"
+    assert not (run.out / "events.jsonl").read_text(), "no vp.capture_degraded event"
     start = run.server.connections[0].events[0]
     assert start["callEvent"] == "START" and start["activeSpeaker"] == "Alice", "known at JOINED"
     ch0 = run.ch0()
@@ -277,6 +283,46 @@ async def test_waiting_room_then_speakers_in_order(platform, replicas, tmp_path,
     rms = np.sqrt((blocks**2).mean(axis=1))
     tone_rms = float(np.median(rms[rms > 0.05]))
     assert 0.12 < tone_rms < 0.37, f"tone RMS {tone_rms:.3f}: one copy of each speaker"
+    assert_clean_end(run)
+
+
+@pytest.mark.parametrize("platform", REPLICA_PLATFORMS)
+async def test_speaking_but_silent_is_reported_then_recovered_by_a_rejoin(
+    platform, replicas, tmp_path, monkeypatch
+):
+    """Capture health: the UI shows Alice and Bob speaking in turn while their audio is silent
+    (until the page is reloaded). With the threshold at 4 s: the alarm within 4 s (+ a turn
+    and a poll) of the first speaker shown, re-attach (no help), the rejoin 4 s later, and
+    sound back after it closes the interval."""
+    silent = tuple(p.model_copy(update={"silent_loads": 1}) for p in (ALICE, BOB))
+    run = await run_on_replica(
+        replicas,
+        platform,
+        tmp_path,
+        monkeypatch,
+        participants=silent,
+        speak_turn_s=2,
+        capture_silence_s=4,
+        max_duration=30,
+    )
+    assert run.final == (Status.COMPLETED, Reason.MAX_DURATION)
+    degraded = run.result.stats["capture"]["degraded"]
+    assert len(degraded) == 1, degraded
+    interval = degraded[0]
+    assert 4 <= interval["start_s"] <= 12, interval
+    assert interval["end_s"] is not None and interval["end_s"] > interval["start_s"] + 4
+    assert "speaking" in interval["cause"]
+    events = [json.loads(x) for x in (run.out / "events.jsonl").read_text().splitlines()]
+    assert [(e["type"], e["start_s"]) for e in events] == [
+        ("vp.capture_degraded", interval["start_s"])
+    ]
+    assert isinstance(events[0]["ts"], float) and events[0]["cause"] == interval["cause"]
+    rejoins = run.result.stats["browser"]["rejoins"]
+    assert [r["cause"] for r in rejoins] == ["the capture stayed silent"]
+    assert run.control is not None and run.control.audio_loads[0] >= 2, "the page was reloaded"
+    # After the rejoin the tones are heard (the interval closed on them).
+    assert count_sequence(decode(run.ch0()), ALICE.symbols) >= 1
+    assert "capture degraded 1 time(s)" in (run.result.final.detail or "")
     assert_clean_end(run)
 
 
