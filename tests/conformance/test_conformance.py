@@ -489,6 +489,8 @@ async def test_denied_from_lobby(platform, replicas, tmp_path, monkeypatch):
     assert run.final == (Status.FAILED, Reason.DENIED)
     assert "WAITING_ROOM" in run.statuses
     assert run.seconds < 20
+    detail = run.result.final.detail or ""
+    assert " says \u201c" in detail, f"the platform's own words: {detail!r}"
 
 
 @pytest.mark.parametrize("platform", REPLICA_PLATFORMS)
@@ -522,6 +524,10 @@ async def test_join_refused(platform, flag, reason, replicas, tmp_path, monkeypa
     assert run.final == (Status.FAILED, reason)
     assert "JOINED" not in run.statuses
     assert run.seconds < 20
+    detail = run.result.final.detail or ""
+    assert detail.strip(), "every refusal says why"
+    if flag in ("not_found", "locked"):
+        assert " says \u201c" in detail, f"the platform's own words: {detail!r}"
 
 
 async def test_webex_client_in_the_main_frame(replicas, tmp_path, monkeypatch):
