@@ -341,7 +341,8 @@ class VirtualParticipant:
     def _on_driver_event(self, event: DriverEvent) -> None:
         if isinstance(event, WaitingRoom):
             if self.lifecycle.status is Status.JOINING:
-                self._advance(Status.WAITING_ROOM)
+                # The lobby's own words ("Asking to be let in…"), when the driver read them.
+                self._advance(Status.WAITING_ROOM, detail=event.text or None)
         elif isinstance(event, SpeakerChanged):
             if event.name == self.config.name or event.name == self.active_speaker:
                 return

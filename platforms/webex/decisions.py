@@ -85,6 +85,11 @@ class WebexSnapshot(TypedDict):
     client: WebexClient | None
 
 
+def page_text(s: WebexSnapshot) -> str:
+    """The top page's and the client frame's text."""
+    return _texts(s)
+
+
 def _texts(s: WebexSnapshot) -> str:
     client = s["client"]
     return s["top"]["text"] + "\n" + (client["text"] if client else "")

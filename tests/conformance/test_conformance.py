@@ -260,6 +260,9 @@ async def test_waiting_room_then_speakers_in_order(platform, replicas, tmp_path,
     )
     assert run.final == (Status.COMPLETED, Reason.MAX_DURATION)
     assert run.statuses[:4] == ["INITIALIZING", "JOINING", "WAITING_ROOM", "JOINED"]
+    lines = (run.out / "status.jsonl").read_text().splitlines()
+    lobby = next(json.loads(x) for x in lines if json.loads(x)["status"] == "WAITING_ROOM")
+    assert lobby["detail"], "the lobby in the platform's own words"
     speakers = run.speakers()
     assert len(speakers) >= 3, speakers
     assert set(speakers) == {"Alice", "Bob"} and "Scribe" not in speakers
