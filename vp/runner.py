@@ -47,6 +47,7 @@ from vp.browser import BrowserHost
 from vp.call_end import CallEnd
 from vp.capture import CaptureFrame, CaptureHealth
 from vp.config import JoinConfig
+from vp.consent import Consent
 from vp.errors import InvalidUrl, VpError
 from vp.lifecycle import COMPLETED_REASONS, Lifecycle, Reason, Status, StatusEvent
 from vp.page_session import BrowserProvider, PageSession, first_line
@@ -120,6 +121,7 @@ class VirtualParticipant:
         self.assistant: MeetingAssistant | None = None
         self.audio = AudioHealth()
         self.silence: SilenceMonitor | None = None  # from the start of recording.wav
+        self.consent: Consent | None = None  # /norecord opt-outs, from the start of recording
         self.artifacts = CallArtifacts(self.out_dir)
         # set up in run()
         self.session: PageSession | None = None
@@ -276,6 +278,8 @@ class VirtualParticipant:
         )
         self._pipeline.start()
         self.silence = SilenceMonitor(cfg.capture_silence_s)
+        self.consent = Consent(cfg.name)
+        self.consent.speaker(self.active_speaker)
         self.session.capture.start()
         self._owner.spawn(self._run_client(), "transcriber-client")
         self._owner.spawn(self._pipeline.run(), "pipeline-stall-watchdog")
@@ -331,6 +335,10 @@ class VirtualParticipant:
     def _on_capture_frame(self, frame: CaptureFrame) -> None:
         self.audio.on_frame()
         if self._pipeline is not None:
+            if self.consent is not None and self.consent.silencing():
+                # An opted-out participant is speaking (or just was): ch0 is silence.
+                self._pipeline.push_meeting(bytes(len(frame.pcm)))
+                return
             self._pipeline.push_meeting(frame.pcm)
 
     def _send_frame(self, frame: bytes) -> None:
@@ -349,6 +357,8 @@ class VirtualParticipant:
             self.active_speaker = event.name
             if self.silence is not None:
                 self.silence.speaker_shown()
+            if self.consent is not None:
+                self.consent.speaker(event.name)
             if self._client is not None:
                 self._client.speaker_change(event.name)
             self.artifacts.speaker(event.name)
@@ -359,6 +369,9 @@ class VirtualParticipant:
             log.info("meeting.participants", count=len(event.names))
         elif isinstance(event, ChatReceived):
             self.artifacts.chat(event.sender, event.text, direction="in")
+            confirm = self.consent.on_chat(event.sender, event.text) if self.consent else None
+            if confirm is not None:
+                self._owner.spawn(self._confirm_consent(confirm), "consent-confirm")
             if self.assistant is not None:
                 self.assistant.on_chat(event.sender, event.text)
 
@@ -370,7 +383,15 @@ class VirtualParticipant:
         await driver.send_chat(text)
         self.artifacts.chat(self.config.name, text, direction="out", assistant=assistant)
 
+    async def _confirm_consent(self, text: str) -> None:
+        try:
+            await self.post_chat(text)
+        except Exception as exc:  # the chat may be gone (leaving): the opt-out stands anyway
+            log.warning("vp.consent_confirm_failed", error=type(exc).__name__)
+
     def _on_segment(self, segment: TranscriptSegment) -> None:
+        if self.consent is not None and segment.speaker in self.consent.opted_out:
+            return  # never attributed to a participant who opted out
         self.artifacts.transcript(segment)
         if not segment.is_partial and segment.channel == "CALLER" and self.assistant is not None:
             self.assistant.on_transcript(segment.speaker, segment.transcript)
@@ -443,6 +464,9 @@ class VirtualParticipant:
             self.silence.at_end()
         degraded = self.silence.degraded if self.silence is not None else []
         stats.setdefault("capture", {})["degraded"] = [d.to_dict() for d in degraded]
+        if self.consent is not None:
+            self.consent.at_end()
+        stats["redactions"] = [r.to_dict() for r in self.consent.redactions] if self.consent else []
         self._result.stats = stats
         self.artifacts.write_summary(stats)
 

@@ -329,6 +329,37 @@ async def test_speaking_but_silent_is_reported_then_recovered_by_a_rejoin(
     assert_clean_end(run)
 
 
+async def test_norecord_silences_the_participant_and_record_brings_them_back(
+    replicas, tmp_path, monkeypatch
+):
+    """Consent on one replica: Alice's /norecord silences her turns on ch0 (Bob's intact),
+    the VP confirms naming her, summary.json lists the redactions; /record undoes it."""
+
+    async def consent(vp: VirtualParticipant, control: MeetingControl | None) -> None:
+        assert control is not None
+        control.chat_from("Bob", "/norecord Alice")  # nobody opts someone else out
+        control.chat_from("Alice", "/norecord")
+        await wait_until(lambda: any("Alice: you will not" in t for t in control.vp_chat), 10)
+        await asyncio.sleep(9)
+        control.chat_from("Alice", "/record")
+        await wait_until(lambda: any("Alice: you are recorded" in t for t in control.vp_chat), 10)
+
+    run = await run_on_replica(
+        replicas, "zoom", tmp_path, monkeypatch, during=consent, speak_turn_s=3, max_duration=24
+    )
+    assert run.final == (Status.COMPLETED, Reason.MAX_DURATION)
+    redactions = run.result.stats["redactions"]
+    assert redactions and {r["participant"] for r in redactions} == {"Alice"}, redactions
+    assert all(r["end_s"] is not None and r["end_s"] > r["start_s"] for r in redactions)
+    ch0 = run.ch0()
+    for r in redactions:  # silence inside each redaction, on ch0
+        inside = ch0[int(r["start_s"] * 16000) + 1600 : int(r["end_s"] * 16000)]
+        assert inside.size == 0 or int(np.abs(inside).max()) == 0, r
+    decoded = decode(ch0)
+    assert count_sequence(decoded, BOB.symbols) >= 1, "Bob intact"
+    assert count_sequence(decoded, ALICE.symbols) >= 1, "Alice back after /record"
+
+
 @pytest.mark.parametrize("platform", REPLICA_PLATFORMS)
 async def test_chat_round_trip(platform, replicas, tmp_path, monkeypatch):
     async def chat(vp: VirtualParticipant, control: MeetingControl | None) -> None:
