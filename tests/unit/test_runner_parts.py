@@ -169,3 +169,20 @@ def test_no_alarm_for_ordinary_silence_speech_heard_or_an_indicator_catching_up(
     monitor.speaker_shown()
     assert _run(monitor, clock, 200.0, sound_at=[130.0]) == []
     assert monitor.degraded == []
+
+
+def test_the_degraded_event_line_is_what_the_webhook_plumbing_reads(tmp_path) -> None:
+    """events.jsonl as the VP writes it becomes a vp.capture_degraded webhook event."""
+    import json
+
+    from scheduler.webhooks import line_event
+    from vp.artifacts import CallArtifacts
+
+    artifacts = CallArtifacts(tmp_path)
+    artifacts.open()
+    artifacts.event("vp.capture_degraded", start_s=12.5, cause=CAUSE_SILENT)
+    artifacts.close()
+    (line,) = (tmp_path / "events.jsonl").read_text().splitlines()
+    event = line_event("events", json.loads(line))
+    assert event is not None and event.type == "vp.capture_degraded"
+    assert event.data == {"start_s": 12.5, "cause": CAUSE_SILENT}
