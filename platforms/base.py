@@ -9,6 +9,7 @@ script does that for every platform alike.
 from __future__ import annotations
 
 import asyncio
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -18,7 +19,15 @@ from urllib.parse import SplitResult
 
 import structlog
 
-from platforms.toolkit import AloneTimer, ChatLine, Debounce, PageScript, SeenChat, read_snapshot
+from platforms.toolkit import (
+    AloneTimer,
+    ChatLine,
+    Debounce,
+    PageScript,
+    SeenChat,
+    platform_said,
+    read_snapshot,
+)
 from vp.errors import JoinError, VpError
 from vp.lifecycle import Reason
 from vp.urls import HostRule
@@ -32,7 +41,10 @@ log = structlog.get_logger(__name__)
 # -- events a driver reports (small, frequent: dataclasses) ------------------------------
 @dataclass(frozen=True, slots=True)
 class WaitingRoom:
-    """The VP is held in a waiting room or lobby."""
+    """The VP is held in a waiting room or lobby; ``text``: what the lobby says, in the
+    platform's own words ("" when unknown), for the WAITING_ROOM status detail."""
+
+    text: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,6 +245,8 @@ class PolledDriver(PlatformDriver, Generic[J, M]):
     gone_polls: ClassVar[int] = 3  # the meeting UI missing this many polls in a row
     people_polls: ClassVar[int] = 1  # a new roster must hold this many polls
     alone_at_start: ClassVar[bool] = False
+    # The lobby's own words in the join snapshot's text (quoted in the WAITING_ROOM detail).
+    lobby_said: ClassVar[str | re.Pattern[str] | None] = None
 
     def __init__(self, page: Page, settings: DriverSettings, emit: EventSink) -> None:
         super().__init__(page, settings, emit)
@@ -268,6 +282,14 @@ class PolledDriver(PlatformDriver, Generic[J, M]):
     def join_state(self, snap: J) -> JoinState:
         """Where the join stands (the platform's pure decision, with the driver's context)."""
 
+    def lobby_words(self, snap: J) -> str:
+        """What the lobby says ("" when unknown): the line of the snapshot's ``text``
+        matching :attr:`lobby_said`."""
+        text = snap.get("text") if isinstance(snap, dict) else None
+        if self.lobby_said is None or not isinstance(text, str):
+            return ""
+        return platform_said(self.lobby_said, text)
+
     @abstractmethod
     async def prejoin_step(self, snap: J) -> float | None:
         """One pre-join action; returns how long to wait before the next poll (None: a poll)."""
@@ -289,7 +311,7 @@ class PolledDriver(PlatformDriver, Generic[J, M]):
                 if not self._in_lobby:
                     self._in_lobby = True
                     log.info("driver.waiting_room", platform=self.name)
-                    self.emit(WaitingRoom())
+                    self.emit(WaitingRoom(self.lobby_words(snap)))
                 await asyncio.sleep(self.lobby_poll_s)
                 continue
             self._in_lobby = False

@@ -18,6 +18,7 @@ stream of snapshots into events the same way on every platform:
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections import Counter, OrderedDict
 from collections.abc import Awaitable, Callable, Hashable, Iterable
@@ -304,3 +305,27 @@ async def toggle_microphone(
     except Exception:
         return False
     return True
+
+
+# -- refusals in the platform's own words (issue 17 part 3) -----------------------------
+def platform_said(pattern: str | re.Pattern[str], *texts: str | None, limit: int = 200) -> str:
+    """The line of the page's text where ``pattern`` matches (case-insensitive for a string
+    pattern), whitespace collapsed: what the platform itself said. "" when no single line
+    matches (a match across lines, or a refusal read from the URL or an element)."""
+    compiled = pattern if isinstance(pattern, re.Pattern) else re.compile(pattern, re.I)
+    for text in texts:
+        for line in (text or "").splitlines():
+            if compiled.search(line):
+                return " ".join(line.split())[:limit]
+    return ""
+
+
+def refusal_detail(summary: str, platform: str, said: str = "", organiser: str = "") -> str:
+    """A refusal's status detail: our summary, the platform's words, and what the organiser
+    can change (where the facts tell it)."""
+    detail = summary
+    if said:
+        detail += f"; {platform} says \u201c{said}\u201d"
+    if organiser:
+        detail += f"; the organiser can {organiser}"
+    return detail

@@ -34,12 +34,14 @@ class CallArtifacts:
         self._transcript: JsonlWriter | None = None
         self._chat: JsonlWriter | None = None
         self._speakers: JsonlWriter | None = None
+        self._events: JsonlWriter | None = None
         self._recorder: WavRecorder | None = None
 
     def open(self) -> None:
         self._transcript = JsonlWriter(self.out_dir / "transcript.jsonl")
         self._chat = JsonlWriter(self.out_dir / "chat.jsonl")
         self._speakers = JsonlWriter(self.out_dir / "speakers.jsonl")
+        self._events = JsonlWriter(self.out_dir / "events.jsonl")
         self._recorder = WavRecorder(self.out_dir / "recording.wav")
 
     def record(self, stereo_frame: bytes) -> None:
@@ -59,6 +61,12 @@ class CallArtifacts:
                     "assistant": assistant,
                 }
             )
+
+    def event(self, kind: str, **fields: Any) -> None:
+        """One line of events.jsonl (``vp.capture_degraded``: ``start_s``, ``cause``), which
+        the control plane turns into webhook events (scheduler.webhooks.line_event)."""
+        if self._events is not None:
+            self._events.write({"type": kind, **fields, "ts": time.time()})
 
     def speaker(self, name: str) -> None:
         """A SPEAKER_CHANGE: ``t`` is seconds into recording.wav (where the console's
@@ -84,7 +92,7 @@ class CallArtifacts:
         )
 
     def close(self) -> None:
-        for writer in (self._transcript, self._chat, self._speakers):
+        for writer in (self._transcript, self._chat, self._speakers, self._events):
             if writer is not None:
                 writer.close()
         if self._recorder is not None:

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import json
 import re
 import secrets
@@ -365,6 +366,16 @@ class AudioCapture:
     @property
     def started(self) -> bool:
         return self._started
+
+    async def reattach(self, page: Page) -> None:
+        """Rebuild the page's capture graph from its current sources (capture health: the UI
+        shows speech the capture does not hear), in every frame the script runs in."""
+        for frame in page.frames:
+            with contextlib.suppress(Exception):  # a frame navigating or cross-process gone
+                await frame.evaluate(
+                    "() => { const a = window[Symbol.for('vp.capture.v1')];"
+                    " return a && a.reattach ? a.reattach() : null; }"
+                )
 
     # -- the binding -------------------------------------------------------------------------
 

@@ -42,6 +42,9 @@ class JoinConfig(BaseModel):
     # Chromium is relaunched and rejoined once, within rejoin_timeout s.
     hang_timeout: float = Field(default=15.0, gt=0)
     rejoin_timeout: float = Field(default=60.0, gt=0)
+    # Capture health (contract 1): the UI shows a participant speaking and the capture hears
+    # nothing this long -> a capture.degraded interval (tests shorten it).
+    capture_silence_s: float = Field(default=10.0, gt=0)
     json_output: bool = False
     vp_id: str = Field(default_factory=new_vp_id, pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     engine: str = Field(default="pocketsphinx", validate_default=True)

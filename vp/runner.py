@@ -43,11 +43,12 @@ from vp import log as vplog
 from vp.artifacts import CallArtifacts, build_summary, with_losses
 from vp.assistant.assistant import DEFAULT_EXIT, DEFAULT_INTRO, AssistantSettings, MeetingAssistant
 from vp.assistant.engines import create_engine
-from vp.audio_health import AudioHealth
+from vp.audio_health import AudioHealth, SilenceAction, SilenceMonitor
 from vp.browser import BrowserHost
 from vp.call_end import CallEnd
 from vp.capture import CaptureFrame, CaptureHealth
 from vp.config import JoinConfig
+from vp.consent import Consent
 from vp.errors import InvalidUrl, VpError
 from vp.lifecycle import COMPLETED_REASONS, Lifecycle, Reason, Status, StatusEvent
 from vp.page_session import BrowserProvider, PageSession, first_line
@@ -67,6 +68,7 @@ log = structlog.get_logger(__name__)
 
 LEAVE_TIMEOUT = 5.0
 END_TIMEOUT = 5.0
+SILENCE_POLL_S = 1.0  # capture health: how often the silence monitor is polled
 
 
 @dataclass
@@ -122,6 +124,8 @@ class VirtualParticipant:
         self.meeting: ResolvedMeeting | None = None
         self.assistant: MeetingAssistant | None = None
         self.audio = AudioHealth()
+        self.silence: SilenceMonitor | None = None  # from the start of recording.wav
+        self.consent: Consent | None = None  # /norecord opt-outs, from the start of recording
         self.artifacts = CallArtifacts(self.out_dir)
         # set up in run()
         self.session: PageSession | None = None
@@ -311,10 +315,14 @@ class VirtualParticipant:
             cfg, self.active_speaker, self._on_segment
         )
         self._pipeline.start()
+        self.silence = SilenceMonitor(cfg.capture_silence_s)
+        self.consent = Consent(cfg.name)
+        self.consent.speaker(self.active_speaker)
         self.session.capture.start()
         self._owner.spawn(self._run_client(), "transcriber-client")
         self._owner.spawn(self._pipeline.run(), "pipeline-stall-watchdog")
         self._owner.spawn(self.audio.watch(self._current_capture_health), "audio-health")
+        self._owner.spawn(self._watch_silence(self.silence), "capture-silence")
         if cfg.max_duration is not None:
             self._owner.spawn(self._max_duration(cfg.max_duration), "max-duration")
         log.info("vp.streaming", meeting=meeting.public_url, call_id=cfg.effective_call_id)
@@ -322,6 +330,33 @@ class VirtualParticipant:
     def _current_capture_health(self) -> CaptureHealth | None:
         capture = self.session.capture if self.session is not None else None
         return capture.health() if capture is not None else None
+
+    async def _watch_silence(self, monitor: SilenceMonitor) -> None:
+        """Capture health (contract 1): act on :class:`SilenceMonitor`'s decisions."""
+        while True:
+            await asyncio.sleep(SILENCE_POLL_S)
+            health = self._current_capture_health()
+            action = monitor.poll(health.seconds_since_sound if health is not None else None)
+            if action is SilenceAction.RAISE:
+                interval = monitor.degraded[-1]
+                log.warning("vp.capture_degraded", start_s=round(interval.start_s, 3))
+                self.artifacts.event(
+                    "vp.capture_degraded", start_s=round(interval.start_s, 3), cause=interval.cause
+                )
+                await self._reattach_capture()
+            elif action is SilenceAction.REJOIN and self.session is not None:
+                self.session.lost(self.session.generation, "the capture stayed silent")
+            elif action is SilenceAction.RECOVERED:
+                log.info("vp.capture_recovered", end_s=round(monitor.degraded[-1].end_s or 0, 3))
+
+    async def _reattach_capture(self) -> None:
+        session = self.session
+        if session is None or session.capture is None or session.page is None:
+            return
+        try:
+            await asyncio.wait_for(session.capture.reattach(session.page), 5)
+        except Exception as exc:  # a page navigating or hung: the rejoin step follows
+            log.warning("vp.capture_reattach_failed", error=type(exc).__name__)
 
     async def _run_client(self) -> None:
         assert self._client is not None
@@ -338,6 +373,10 @@ class VirtualParticipant:
     def _on_capture_frame(self, frame: CaptureFrame) -> None:
         self.audio.on_frame()
         if self._pipeline is not None:
+            if self.consent is not None and self.consent.silencing():
+                # An opted-out participant is speaking (or just was): ch0 is silence.
+                self._pipeline.push_meeting(bytes(len(frame.pcm)))
+                return
             self._pipeline.push_meeting(frame.pcm)
         speaker = self.speaker
         if speaker is not None:
@@ -360,13 +399,18 @@ class VirtualParticipant:
     def _on_driver_event(self, event: DriverEvent) -> None:
         if isinstance(event, WaitingRoom):
             if self.lifecycle.status is Status.JOINING:
-                self._advance(Status.WAITING_ROOM)
+                # The lobby's own words ("Asking to be let in…"), when the driver read them.
+                self._advance(Status.WAITING_ROOM, detail=event.text or None)
         elif isinstance(event, SpeakerChanged):
             if self._is_me(event.name) or event.name == self.active_speaker:
                 return
             if self.speaker is not None:
                 self.speaker.barge_in()  # someone else talks while the VP speaks
             self.active_speaker = event.name
+            if self.silence is not None:
+                self.silence.speaker_shown()
+            if self.consent is not None:
+                self.consent.speaker(event.name)
             if self._client is not None:
                 self._client.speaker_change(event.name)
             self.artifacts.speaker(event.name)
@@ -377,6 +421,9 @@ class VirtualParticipant:
             log.info("meeting.participants", count=len(event.names))
         elif isinstance(event, ChatReceived):
             self.artifacts.chat(event.sender, event.text, direction="in")
+            confirm = self.consent.on_chat(event.sender, event.text) if self.consent else None
+            if confirm is not None:
+                self._owner.spawn(self._confirm_consent(confirm), "consent-confirm")
             if self.assistant is not None:
                 self.assistant.on_chat(event.sender, event.text)
 
@@ -393,7 +440,15 @@ class VirtualParticipant:
         await driver.send_chat(text)
         self.artifacts.chat(self.config.name, text, direction="out", assistant=assistant)
 
+    async def _confirm_consent(self, text: str) -> None:
+        try:
+            await self.post_chat(text)
+        except Exception as exc:  # the chat may be gone (leaving): the opt-out stands anyway
+            log.warning("vp.consent_confirm_failed", error=type(exc).__name__)
+
     def _on_segment(self, segment: TranscriptSegment) -> None:
+        if self.consent is not None and segment.speaker in self.consent.opted_out:
+            return  # never attributed to a participant who opted out
         self.artifacts.transcript(segment)
         if not segment.is_partial and segment.channel == "CALLER" and self.assistant is not None:
             self.assistant.on_transcript(segment.speaker, segment.transcript)
@@ -432,6 +487,7 @@ class VirtualParticipant:
         if self._voice_refused:
             note = "the platform refused to unmute the VP (answers stayed in chat)"
             detail = f"{detail}; {note}" if detail else note
+        detail = with_degraded(detail, self.silence)
         return self._finish(reason, detail)
 
     async def _leave(self, reason: Reason, detail: str | None) -> None:
@@ -472,8 +528,28 @@ class VirtualParticipant:
         )
         if self.speaker is not None:
             stats["voice"] = dataclasses.asdict(self.speaker.stats)
+        if self.silence is not None:
+            self.silence.at_end()
+        degraded = self.silence.degraded if self.silence is not None else []
+        stats.setdefault("capture", {})["degraded"] = [d.to_dict() for d in degraded]
+        if self.consent is not None:
+            self.consent.at_end()
+        stats["redactions"] = [r.to_dict() for r in self.consent.redactions] if self.consent else []
         self._result.stats = stats
         self.artifacts.write_summary(stats)
+
+
+def with_degraded(detail: str | None, silence: SilenceMonitor | None) -> str | None:
+    """The terminal detail, plus a warning when capture was degraded (contract 1)."""
+    if silence is None or not silence.degraded:
+        return detail
+    silence.at_end()
+    first = silence.degraded[0]
+    note = (
+        f"warning: capture degraded {len(silence.degraded)} time(s), first at "
+        f"{first.start_s:.1f} s ({first.cause})"
+    )
+    return f"{detail}; {note}" if detail else note
 
 
 # Reasons to end after which the VP is still in the meeting and can say goodbye in chat.

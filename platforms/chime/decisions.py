@@ -22,8 +22,10 @@ from platforms.base import (
     Refused,
     missing_ui,
 )
-from platforms.toolkit import ChatLine
+from platforms.toolkit import ChatLine, platform_said, refusal_detail
 from vp.lifecycle import Reason
+
+C = "Amazon Chime"  # the platform's name in refusal details
 
 SYSTEM_SENDER = "Amazon Chime"
 
@@ -112,13 +114,20 @@ def refusal(s: ChimeSnapshot, passcode_sent: bool) -> Refused | None:
     # Pages that let a guest go on (name, device setup, lobby) may still offer "Sign in".
     guest_path = s["name"] or s["deviceJoin"] or WAITING.search(text)
     if LOGIN_REQUIRED.search(text) and not guest_path:
-        return Refused(Reason.LOGIN_REQUIRED, "the meeting requires signing in")
+        said = platform_said(LOGIN_REQUIRED, text)
+        detail = refusal_detail("the meeting requires signing in", C, said)
+        return Refused(Reason.LOGIN_REQUIRED, detail)
     if DENIED.search(text):
-        return Refused(Reason.DENIED, "the request to join was denied")
+        said = platform_said(DENIED, text)
+        return Refused(Reason.DENIED, refusal_detail("the request to join was denied", C, said))
     if passcode_sent and WRONG_PASSCODE.search(text):
-        return Refused(Reason.WRONG_PASSCODE, "the moderator passcode was refused")
+        said = platform_said(WRONG_PASSCODE, text)
+        detail = refusal_detail("the moderator passcode was refused", C, said)
+        return Refused(Reason.WRONG_PASSCODE, detail)
     if NOT_FOUND.search(text):
-        return Refused(Reason.MEETING_NOT_FOUND, "the meeting was not found")
+        said = platform_said(NOT_FOUND, text)
+        detail = refusal_detail("the meeting was not found", C, said)
+        return Refused(Reason.MEETING_NOT_FOUND, detail)
     return None
 
 

@@ -82,6 +82,7 @@ LEAVE_CONFIRM = (
 
 
 class ChimeDriver(PolledDriver[ChimeSnapshot, ChimeSnapshot]):
+    lobby_said = decisions.WAITING
     name: ClassVar[str] = "chime"
     host_rules: ClassVar[tuple[HostRule, ...]] = HOST_RULES
     supports_chat: ClassVar[bool] = True

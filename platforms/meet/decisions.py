@@ -18,8 +18,10 @@ from typing import TypedDict
 from urllib.parse import urlsplit
 
 from platforms.base import JoinState, MeetingContext, MeetingOver, MeetingRules, Phase, Refused
-from platforms.toolkit import ChatLine
+from platforms.toolkit import ChatLine, platform_said, refusal_detail
 from vp.lifecycle import Reason
+
+M = "Google Meet"  # the platform's name in refusal details
 
 _AP = "['\u2019]"
 LOBBY_RE = re.compile(
@@ -96,7 +98,9 @@ def refusal(s: MeetSnapshot, *, was_in_lobby: bool = False) -> Refused | None:
     if host in LOGIN_HOSTS or s["signIn"]:
         return Refused(Reason.LOGIN_REQUIRED, "the meeting requires a Google account")
     if NOT_FOUND_RE.search(text):
-        return Refused(Reason.MEETING_NOT_FOUND, "Google Meet does not know this meeting code")
+        said = platform_said(NOT_FOUND_RE, text)
+        detail = refusal_detail("Google Meet does not know this meeting code", M, said)
+        return Refused(Reason.MEETING_NOT_FOUND, detail)
     if host in BLOCK_HOSTS or BLOCKED_RE.search(text):
         return Refused(
             Reason.BLOCKED,
@@ -104,9 +108,13 @@ def refusal(s: MeetSnapshot, *, was_in_lobby: bool = False) -> Refused | None:
             " bot detection or an organisation that blocks anonymous guests",
         )
     if NO_RESPONSE_RE.search(text):
-        return Refused(Reason.WAITING_ROOM_TIMEOUT, "no one admitted the VP from the lobby")
+        said = platform_said(NO_RESPONSE_RE, text)
+        detail = refusal_detail("no one admitted the VP from the lobby", M, said)
+        return Refused(Reason.WAITING_ROOM_TIMEOUT, detail)
     if DENIED_RE.search(text) or (was_in_lobby and DENIED_AFTER_LOBBY_RE.search(text)):
-        return Refused(Reason.DENIED, "the VP was denied entry to the meeting")
+        said = platform_said(DENIED_RE, text) or platform_said(DENIED_AFTER_LOBBY_RE, text)
+        detail = refusal_detail("the VP was denied entry to the meeting", M, said)
+        return Refused(Reason.DENIED, detail)
     return None
 
 

@@ -71,6 +71,7 @@ JOIN_CLICK_SETTLE_S = 3.0
 
 
 class MeetDriver(PolledDriver[MeetSnapshot, MeetSnapshot]):
+    lobby_said = decisions.LOBBY_RE
     name: ClassVar[str] = "meet"
     host_rules: ClassVar[tuple[HostRule, ...]] = HOST_RULES
     navigation_rules: ClassVar[tuple[HostRule, ...]] = NAVIGATION_RULES

@@ -68,6 +68,10 @@ class ParticipantSpec(BaseModel):
     pause_s: float = Field(
         default=0.0, ge=0, le=30
     )  # silence after the tones, before the loop repeats
+    # Capture health: the first this-many page loads get a silent track of the same length
+    # (the indicator shows them speaking while their audio is silent); later loads (after the
+    # VP reloads and rejoins) get the real one. A large number: silent for good.
+    silent_loads: int = Field(default=0, ge=0)
 
 
 # The web-client URL of a meeting on each replica (the path the real client uses).
@@ -125,6 +129,14 @@ class MeetingControl:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     commands: list[dict[str, Any]] = field(default_factory=list)
     reports: list[dict[str, Any]] = field(default_factory=list)
+    audio_loads: dict[int, int] = field(default_factory=dict)  # participant index -> fetches
+
+    def audio_load(self, index: int) -> int:
+        """Count one fetch of participant ``index``'s audio; returns how many came before."""
+        with self._lock:
+            before = self.audio_loads.get(index, 0)
+            self.audio_loads[index] = before + 1
+            return before
 
     def command(self, kind: str, **fields: Any) -> None:
         with self._lock:
@@ -188,7 +200,7 @@ class ReplicaServer:
             raise FileNotFoundError(f"no replica for {platform!r} in {REPLICAS_DIR}")
         self.routes = load_routes(platform)
         self.meetings: dict[str, MeetingControl] = {}
-        self._audio_cache: dict[tuple[tuple[int, ...], str | None, float], bytes] = {}
+        self._audio_cache: dict[tuple[tuple[int, ...], str | None, float, bool], bytes] = {}
         self._audio_lock = threading.Lock()
         self._httpd = ThreadingHTTPServer(("127.0.0.1", port), self._handler_class())
         self._httpd.daemon_threads = True
@@ -273,10 +285,10 @@ class ReplicaServer:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def participant_wav(self, spec: ParticipantSpec) -> bytes:
+    def participant_wav(self, spec: ParticipantSpec, *, silent: bool = False) -> bytes:
         """The participant's audio: [speech, a pause,] their tone sequence[, a pause]; 48 kHz
-        mono. The page loops it."""
-        key = (tuple(spec.symbols), spec.speech, spec.pause_s)
+        mono. The page loops it. ``silent``: zeros of the same length."""
+        key = (tuple(spec.symbols), spec.speech, spec.pause_s, silent)
         with self._audio_lock:
             cached = self._audio_cache.get(key)
             if cached is None:
@@ -286,6 +298,8 @@ class ReplicaServer:
                     parts[:0] = [speech, np.zeros(AUDIO_RATE // 2, dtype=np.int16)]
                 if spec.pause_s:
                     parts.append(np.zeros(round(spec.pause_s * AUDIO_RATE), dtype=np.int16))
+                if silent:
+                    parts = [np.zeros_like(part) for part in parts]
                 buf = io.BytesIO()
                 sf.write(buf, np.concatenate(parts), AUDIO_RATE, format="WAV", subtype="PCM_16")
                 cached = self._audio_cache[key] = buf.getvalue()
@@ -365,7 +379,9 @@ class ReplicaServer:
                 if index >= len(people):
                     self._send(req, HTTPStatus.NOT_FOUND, b"no such participant\n")
                 else:
-                    wav = self.participant_wav(people[index])
+                    spec = people[index]
+                    silent = control.audio_load(index) < spec.silent_loads
+                    wav = self.participant_wav(spec, silent=silent)
                     self._send(req, 200, wav, "audio/wav")
             return
         for pattern, filename in self.routes:

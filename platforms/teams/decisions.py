@@ -14,9 +14,11 @@ from typing import Any, TypedDict
 from urllib.parse import urlsplit
 
 from platforms.base import JoinState, MeetingContext, MeetingOver, MeetingRules, Phase, Refused
-from platforms.toolkit import ChatLine
+from platforms.toolkit import ChatLine, platform_said, refusal_detail
 from vp.errors import JoinError
 from vp.lifecycle import Reason
+
+T = "Teams"  # the platform's name in refusal details
 
 # Join clicked, Join button disabled this many polls with no lobby text: a lobby all the same (MB)
 LOBBY_DISABLED_POLLS = 20
@@ -73,17 +75,29 @@ def join_error(state: Mapping[str, Any]) -> JoinError | None:
     if state.get("captcha") or CAPTCHA_RE.search(text):
         return JoinError("Teams asks to verify a real person (captcha)", reason=Reason.CAPTCHA)
     if LOGIN_HOSTS.match(host) or state.get("loginField") or LOGIN_RE.search(text):
-        return JoinError("the meeting requires signing in", reason=Reason.LOGIN_REQUIRED)
+        detail = refusal_detail(
+            "the meeting requires signing in (anonymous join is disabled)",
+            T,
+            platform_said(LOGIN_RE, text),
+            "ask the Teams admin to let anonymous users join meetings",
+        )
+        return JoinError(detail, reason=Reason.LOGIN_REQUIRED)
     if LOBBY_TIMEOUT_RE.search(retry) or LOBBY_TIMEOUT_RE.search(text):
         return JoinError(
             "no one admitted the VP from the lobby", reason=Reason.WAITING_ROOM_TIMEOUT
         )
     if DENIED_RE.search(retry) or DENIED_RE.search(text):
-        return JoinError("the VP was denied access from the lobby", reason=Reason.DENIED)
+        said = platform_said(DENIED_RE, retry, text)
+        detail = refusal_detail("the VP was denied access from the lobby", T, said)
+        return JoinError(detail, reason=Reason.DENIED)
     if WRONG_PASSCODE_RE.search(text):
-        return JoinError("the meeting passcode is wrong", reason=Reason.WRONG_PASSCODE)
+        said = platform_said(WRONG_PASSCODE_RE, text)
+        detail = refusal_detail("the meeting passcode is wrong", T, said)
+        return JoinError(detail, reason=Reason.WRONG_PASSCODE)
     if NOT_FOUND_RE.search(text):
-        return JoinError("the meeting link is invalid", reason=Reason.MEETING_NOT_FOUND)
+        said = platform_said(NOT_FOUND_RE, text)
+        detail = refusal_detail("the meeting link is invalid", T, said)
+        return JoinError(detail, reason=Reason.MEETING_NOT_FOUND)
     if state.get("e2ee"):
         return JoinError(
             "the meeting cannot be joined from the web", reason=Reason.MEETING_NOT_FOUND

@@ -68,6 +68,7 @@ EDITORS = [
 
 
 class TeamsDriver(PolledDriver[TeamsJoinSnapshot, TeamsMeetingSnapshot]):
+    lobby_said = decisions.LOBBY_RE
     name: ClassVar[str] = "teams"
     host_rules: ClassVar[tuple[HostRule, ...]] = HOST_RULES
     navigation_rules: ClassVar[tuple[HostRule, ...]] = NAVIGATION_RULES

@@ -20,8 +20,10 @@ from platforms.base import (
     Refused,
     missing_ui,
 )
-from platforms.toolkit import ChatLine
+from platforms.toolkit import ChatLine, platform_said, refusal_detail
 from vp.lifecycle import Reason
+
+W = "Webex"  # the platform's name in refusal details
 
 _Q = "['’]"
 NOT_FOUND = re.compile(r"meeting not found|invalid meeting|meeting unavailable", re.I)
@@ -83,6 +85,11 @@ class WebexSnapshot(TypedDict):
     client: WebexClient | None
 
 
+def page_text(s: WebexSnapshot) -> str:
+    """The top page's and the client frame's text."""
+    return _texts(s)
+
+
 def _texts(s: WebexSnapshot) -> str:
     client = s["client"]
     return s["top"]["text"] + "\n" + (client["text"] if client else "")
@@ -96,14 +103,22 @@ def join_state(s: WebexSnapshot, *, passcode_sent: bool, has_passcode: bool) -> 
     if client is not None and client["captcha"]:
         return Refused(Reason.CAPTCHA, "a CAPTCHA on the password page")
     if NOT_FOUND.search(text):
-        return Refused(Reason.MEETING_NOT_FOUND, "the meeting was not found")
+        said = platform_said(NOT_FOUND, text)
+        detail = refusal_detail("the meeting was not found", W, said)
+        return Refused(Reason.MEETING_NOT_FOUND, detail)
     if LOCKED.search(text):
-        return Refused(Reason.DENIED, "the meeting is locked")
+        said = platform_said(LOCKED, text)
+        detail = refusal_detail("the meeting is locked", W, said, "unlock the meeting")
+        return Refused(Reason.DENIED, detail)
     if DENIED.search(text):
-        return Refused(Reason.DENIED, "the host denied the request to join")
+        said = platform_said(DENIED, text)
+        detail = refusal_detail("the host denied the request to join", W, said)
+        return Refused(Reason.DENIED, detail)
     if client is not None and client["password"]:
         if passcode_sent and (client["passwordError"] or INCORRECT_PASSWORD.search(text)):
-            return Refused(Reason.WRONG_PASSCODE, "the meeting password was refused")
+            said = platform_said(INCORRECT_PASSWORD, text)
+            detail = refusal_detail("the meeting password was refused", W, said)
+            return Refused(Reason.WRONG_PASSCODE, detail)
         if not has_passcode:
             return Refused(Reason.WRONG_PASSCODE, "the meeting needs a password and none was given")
         return Phase.PREJOIN

@@ -41,6 +41,7 @@ from platforms.base import JoinState, MeetingRules, PolledDriver
 from platforms.toolkit import (
     PageScript,
     first_visible,
+    platform_said,
     read_snapshot,
     send_chat_confirmed,
     type_into,
@@ -91,6 +92,7 @@ class WebexDriver(PolledDriver[WebexSnapshot, WebexSnapshot]):
     rules: ClassVar[MeetingRules[Any]] = decisions.RULES
     end_polls: ClassVar[int] = 2
     gone_polls: ClassVar[int] = 3
+    lobby_said = decisions.LOBBY
 
     _frame: Frame | None = None
     _url: str = ""
@@ -99,6 +101,10 @@ class WebexDriver(PolledDriver[WebexSnapshot, WebexSnapshot]):
     _passcode_sent = False
     _client_in_page = False
     _panels_at: float = 0.0
+
+    def lobby_words(self, snap: WebexSnapshot) -> str:
+        """The lobby's words are in the client frame's text (and the top page's)."""
+        return platform_said(decisions.LOBBY, decisions.page_text(snap))
 
     @classmethod
     def web_client_url(cls, url: str) -> str:

@@ -22,8 +22,10 @@ from platforms.base import (
     Refused,
     missing_ui,
 )
-from platforms.toolkit import ChatLine
+from platforms.toolkit import ChatLine, platform_said, refusal_detail
 from vp.lifecycle import Reason
+
+Z = "Zoom"  # the platform's name in refusal details
 
 _LOBBY_RE = (
     r"please wait, the meeting host will let you in soon|host has joined\. we[’']ve let them know"
@@ -132,13 +134,22 @@ def refusal(s: ZoomJoinSnapshot) -> Refused | None:
     if s["captchaEl"] or has(_CAPTCHA_RE):
         return Refused(Reason.CAPTCHA, "Zoom showed a captcha / bot wall")
     if s["title"].strip() == "Error - Zoom" or has(_INVALID_RE):
-        return Refused(Reason.MEETING_NOT_FOUND, "Zoom says the meeting link is invalid")
+        said = platform_said(_INVALID_RE, text)
+        detail = refusal_detail("the meeting link is invalid", Z, said)
+        return Refused(Reason.MEETING_NOT_FOUND, detail)
     if has(_LOGIN_RE, s["prompt"] or text) or re.search(r"/signin|/oauth", s["url"]):
-        return Refused(Reason.LOGIN_REQUIRED, "the meeting requires signing in")
+        said = platform_said(_LOGIN_RE, s["prompt"], text)
+        detail = refusal_detail(
+            "the meeting requires signing in", Z, said, "let guests join without signing in"
+        )
+        return Refused(Reason.LOGIN_REQUIRED, detail)
     if has(_REMOVED_RE, modal):
-        return Refused(Reason.DENIED, "the host did not let the VP in")
+        said = platform_said(_REMOVED_RE, modal)
+        return Refused(Reason.DENIED, refusal_detail("the host did not let the VP in", Z, said))
     if has(_ENDED_RE, modal) or "/postattendee" in s["url"]:
-        return Refused(Reason.MEETING_NOT_FOUND, "the meeting ended before the VP was admitted")
+        said = platform_said(_ENDED_RE, modal)
+        detail = refusal_detail("the meeting ended before the VP was admitted", Z, said)
+        return Refused(Reason.MEETING_NOT_FOUND, detail)
     return None
 
 

@@ -143,6 +143,7 @@ async def run_on_replica(
     max_duration: float | None = 8,
     alone_timeout: float = 120,
     voice: str = "off",
+    capture_silence_s: float = 10.0,
     **scenario: Any,
 ) -> Run:
     server = replica(replicas, platform)
@@ -170,6 +171,7 @@ async def run_on_replica(
         max_duration=max_duration,
         alone_timeout=alone_timeout,
         voice=voice,
+        capture_silence_s=capture_silence_s,
     )
 
 
@@ -186,6 +188,7 @@ async def run_vp(
     alone_timeout: float,
     alongside: During | None = None,
     voice: str = "off",
+    capture_silence_s: float = 10.0,
 ) -> Run:
     """Run one VP to its end; ``during`` runs once it joined, ``alongside`` from the start."""
     server = await RecordingServer().start()
@@ -201,6 +204,7 @@ async def run_vp(
         join_timeout=join_timeout,
         max_duration=max_duration,
         alone_timeout=alone_timeout,
+        capture_silence_s=capture_silence_s,
         intro_message="",  # the assistant's own messages are tested in tests/assistant
         exit_message="",
         voice=voice,
@@ -263,6 +267,9 @@ async def test_waiting_room_then_speakers_in_order(platform, replicas, tmp_path,
     )
     assert run.final == (Status.COMPLETED, Reason.MAX_DURATION)
     assert run.statuses[:4] == ["INITIALIZING", "JOINING", "WAITING_ROOM", "JOINED"]
+    lines = (run.out / "status.jsonl").read_text().splitlines()
+    lobby = next(json.loads(x) for x in lines if json.loads(x)["status"] == "WAITING_ROOM")
+    assert lobby["detail"], "the lobby in the platform's own words"
     speakers = run.speakers()
     assert len(speakers) >= 3, speakers
     assert set(speakers) == {"Alice", "Bob"} and "Scribe" not in speakers
@@ -271,6 +278,8 @@ async def test_waiting_room_then_speakers_in_order(platform, replicas, tmp_path,
     assert speakers == [r["name"] for r in run.control.reported("speaker")][: len(speakers)]
     max_sources = MAX_SOURCES.get(platform, 1)
     assert 1 <= run.result.stats["capture"]["max_sources"] <= max_sources, "each source once"
+    assert run.result.stats["capture"]["degraded"] == [], "capture health: no false alarm"
+    assert not (run.out / "events.jsonl").read_text(), "no vp.capture_degraded event"
     start = run.server.connections[0].events[0]
     assert start["callEvent"] == "START" and start["activeSpeaker"] == "Alice", "known at JOINED"
     ch0 = run.ch0()
@@ -285,6 +294,77 @@ async def test_waiting_room_then_speakers_in_order(platform, replicas, tmp_path,
     tone_rms = float(np.median(rms[rms > 0.05]))
     assert 0.12 < tone_rms < 0.37, f"tone RMS {tone_rms:.3f}: one copy of each speaker"
     assert_clean_end(run)
+
+
+@pytest.mark.parametrize("platform", REPLICA_PLATFORMS)
+async def test_speaking_but_silent_is_reported_then_recovered_by_a_rejoin(
+    platform, replicas, tmp_path, monkeypatch
+):
+    """Capture health: the UI shows Alice and Bob speaking in turn while their audio is silent
+    (until the page is reloaded). With the threshold at 4 s: the alarm within 4 s (+ a turn
+    and a poll) of the first speaker shown, re-attach (no help), the rejoin 4 s later, and
+    sound back after it closes the interval."""
+    silent = tuple(p.model_copy(update={"silent_loads": 1}) for p in (ALICE, BOB))
+    run = await run_on_replica(
+        replicas,
+        platform,
+        tmp_path,
+        monkeypatch,
+        participants=silent,
+        speak_turn_s=2,
+        capture_silence_s=4,
+        max_duration=30,
+    )
+    assert run.final == (Status.COMPLETED, Reason.MAX_DURATION)
+    degraded = run.result.stats["capture"]["degraded"]
+    assert len(degraded) == 1, degraded
+    interval = degraded[0]
+    assert 4 <= interval["start_s"] <= 12, interval
+    assert interval["end_s"] is not None and interval["end_s"] > interval["start_s"] + 4
+    assert "speaking" in interval["cause"]
+    events = [json.loads(x) for x in (run.out / "events.jsonl").read_text().splitlines()]
+    assert [(e["type"], e["start_s"]) for e in events] == [
+        ("vp.capture_degraded", interval["start_s"])
+    ]
+    assert isinstance(events[0]["ts"], float) and events[0]["cause"] == interval["cause"]
+    rejoins = run.result.stats["browser"]["rejoins"]
+    assert [r["cause"] for r in rejoins] == ["the capture stayed silent"]
+    assert run.control is not None and run.control.audio_loads[0] >= 2, "the page was reloaded"
+    # After the rejoin the tones are heard (the interval closed on them).
+    assert count_sequence(decode(run.ch0()), ALICE.symbols) >= 1
+    assert "capture degraded 1 time(s)" in (run.result.final.detail or "")
+    assert_clean_end(run)
+
+
+async def test_norecord_silences_the_participant_and_record_brings_them_back(
+    replicas, tmp_path, monkeypatch
+):
+    """Consent on one replica: Alice's /norecord silences her turns on ch0 (Bob's intact),
+    the VP confirms naming her, summary.json lists the redactions; /record undoes it."""
+
+    async def consent(vp: VirtualParticipant, control: MeetingControl | None) -> None:
+        assert control is not None
+        control.chat_from("Bob", "/norecord Alice")  # nobody opts someone else out
+        control.chat_from("Alice", "/norecord")
+        await wait_until(lambda: any("Alice: you will not" in t for t in control.vp_chat), 10)
+        await asyncio.sleep(9)
+        control.chat_from("Alice", "/record")
+        await wait_until(lambda: any("Alice: you are recorded" in t for t in control.vp_chat), 10)
+
+    run = await run_on_replica(
+        replicas, "zoom", tmp_path, monkeypatch, during=consent, speak_turn_s=3, max_duration=24
+    )
+    assert run.final == (Status.COMPLETED, Reason.MAX_DURATION)
+    redactions = run.result.stats["redactions"]
+    assert redactions and {r["participant"] for r in redactions} == {"Alice"}, redactions
+    assert all(r["end_s"] is not None and r["end_s"] > r["start_s"] for r in redactions)
+    ch0 = run.ch0()
+    for r in redactions:  # silence inside each redaction, on ch0
+        inside = ch0[int(r["start_s"] * 16000) + 1600 : int(r["end_s"] * 16000)]
+        assert inside.size == 0 or int(np.abs(inside).max()) == 0, r
+    decoded = decode(ch0)
+    assert count_sequence(decoded, BOB.symbols) >= 1, "Bob intact"
+    assert count_sequence(decoded, ALICE.symbols) >= 1, "Alice back after /record"
 
 
 @pytest.mark.parametrize("platform", REPLICA_PLATFORMS)
@@ -507,6 +587,8 @@ async def test_denied_from_lobby(platform, replicas, tmp_path, monkeypatch):
     assert run.final == (Status.FAILED, Reason.DENIED)
     assert "WAITING_ROOM" in run.statuses
     assert run.seconds < 20
+    detail = run.result.final.detail or ""
+    assert " says \u201c" in detail, f"the platform's own words: {detail!r}"
 
 
 @pytest.mark.parametrize("platform", REPLICA_PLATFORMS)
@@ -540,6 +622,10 @@ async def test_join_refused(platform, flag, reason, replicas, tmp_path, monkeypa
     assert run.final == (Status.FAILED, reason)
     assert "JOINED" not in run.statuses
     assert run.seconds < 20
+    detail = run.result.final.detail or ""
+    assert detail.strip(), "every refusal says why"
+    if flag in ("not_found", "locked"):
+        assert " says \u201c" in detail, f"the platform's own words: {detail!r}"
 
 
 async def test_webex_client_in_the_main_frame(replicas, tmp_path, monkeypatch):

@@ -2,7 +2,8 @@
 
 import pytest
 
-from vp.assistant.parsing import WakePhrase, is_end_command, split_message
+from vp.assistant.parsing import WakePhrase, consent_command, is_end_command, split_message
+from vp.consent import Consent
 
 
 @pytest.mark.parametrize(
@@ -93,3 +94,74 @@ def test_split_message_keeps_everything_within_limit():
     assert split_message("short", 100) == ["short"]
     unbroken = "x" * 250
     assert "".join(split_message(unbroken, 100)) == unbroken
+
+
+# -- consent (issue 17 part 1) -----------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("message", "command"),
+    [
+        ("/norecord", "norecord"),
+        ("/NoRecord!", "norecord"),
+        ("@Scribe norecord", "norecord"),
+        ("/record", "record"),
+        ("@scribe record.", "record"),
+        ("please /norecord me later", None),
+        ("Scribe norecord", None),
+        ("@Other norecord", None),
+        ("/norecording", None),
+    ],
+)
+def test_consent_commands(message, command):
+    assert consent_command(message, "Scribe") == command
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_consent_silences_an_opted_out_speaker_with_a_margin_and_record_undoes_it():
+    clock = _Clock()
+    consent = Consent("Scribe", margin_s=1.5, clock=clock)
+    consent.speaker("Alice")
+    assert not consent.silencing()
+    clock.now = 2.0
+    assert consent.on_chat("Alice", "/norecord") == (
+        "Alice: you will not be recorded from now on (send /record to undo)."
+    )
+    assert consent.silencing(), "speaking now: silenced at once"
+    clock.now = 4.0
+    consent.speaker("Bob")
+    assert consent.silencing(), "the margin after the indicator left"
+    clock.now = 5.6
+    assert not consent.silencing()
+    clock.now = 8.0
+    consent.speaker("Alice")
+    assert consent.silencing()
+    clock.now = 9.0
+    assert consent.on_chat("Alice", "@Scribe record") == "Alice: you are recorded again."
+    assert not consent.silencing()
+    consent.at_end()
+    assert [r.to_dict() for r in consent.redactions] == [
+        {"participant": "Alice", "start_s": 2.0, "end_s": 5.5},
+        {"participant": "Alice", "start_s": 8.0, "end_s": 9.0},
+    ]
+
+
+def test_only_the_participant_themselves_can_opt_out_and_the_vp_never():
+    clock = _Clock()
+    consent = Consent("Scribe", clock=clock)
+    assert consent.on_chat("Scribe", "/norecord") is None, "the VP's own message"
+    assert consent.on_chat("Bob", "/record") is None, "nothing to undo"
+    consent.on_chat("Bob", "/norecord")
+    assert consent.opted_out == {"Bob"}
+    consent.speaker("Alice")
+    assert not consent.silencing(), "Bob's command covers Bob only"
+    assert consent.on_chat("Bob", "/norecord") is None, "already out: no second confirmation"
+    assert consent.on_chat("Alice", "/record") is None, "Alice cannot opt Bob back in"
+    assert consent.opted_out == {"Bob"}
+    consent.at_end()
+    assert consent.redactions == []

@@ -429,3 +429,65 @@ def test_meet_ends_and_alone():
     others = meet.others(snap, here)
     assert others == () and meet.alone(snap, others) is True
     assert meet.alone({**snap, "count": 2}, others) is False, "the avatar count says someone"
+
+
+# -- refusals in the platform's own words (issue 17 part 3) --------------------------------
+@pytest.mark.parametrize("platform", ["zoom", "teams", "chime", "webex", "meet"])
+def test_every_refusal_has_a_detail_and_the_text_ones_quote_the_platform(platform):
+    data, decide = {
+        "zoom": (ZOOM, zoom.join_state),
+        "teams": (TEAMS, teams_state),
+        "chime": (CHIME, chime_state),
+        "webex": (WEBEX, webex_state),
+        "meet": (MEET, meet.join_state),
+    }[platform]
+    refused = {n: decide(s) for n, s in data.items() if n.startswith("join_")}
+    refused = {n: r for n, r in refused.items() if isinstance(r, Refused)}
+    assert refused, "the recorded snapshots include refusals"
+    for name, state in refused.items():
+        assert state.detail.strip(), name
+    # Denials and unknown meetings are words on the page: the detail carries them.
+    for name in ("join_denied", "join_not_found"):
+        if name in refused:
+            assert " says \u201c" in refused[name].detail, (name, refused[name].detail)
+
+
+def test_refusal_details_name_what_the_organiser_can_change():
+    login = zoom.join_state(ZOOM["join_login_required"])
+    assert "Sign in to join this meeting" in login.detail and "organiser can" in login.detail
+    teams_login = teams_state(TEAMS["join_login_required"])
+    assert "anonymous" in teams_login.detail and "organiser can" in teams_login.detail
+    locked = webex_state(WEBEX["join_locked"])
+    assert "The meeting is locked" in locked.detail and "unlock" in locked.detail
+    blocked = meet.join_state(MEET["join_blocked"])
+    assert "anonymous guests" in blocked.detail
+
+
+def test_platform_said_quotes_the_matching_line_only():
+    from platforms.toolkit import platform_said, refusal_detail
+
+    text = "Menu\n  Meeting   not found \nHelp"
+    assert platform_said(r"meeting not found|meeting\s+not\s+found", text) == "Meeting not found"
+    assert platform_said(r"locked", text) == ""
+    assert refusal_detail("x", "P", "", "") == "x"
+    assert refusal_detail("x", "P", "y", "z") == "x; P says \u201cy\u201d; the organiser can z"
+
+
+def test_the_lobby_is_described_in_the_platform_s_own_words():
+    from platforms.chime.driver import ChimeDriver
+    from platforms.meet.driver import MeetDriver
+    from platforms.teams.driver import TeamsDriver
+    from platforms.toolkit import platform_said
+    from platforms.webex.decisions import LOBBY as WEBEX_LOBBY
+    from platforms.webex.decisions import page_text
+    from platforms.zoom.driver import ZoomDriver
+
+    said = {
+        "zoom": platform_said(ZoomDriver.lobby_said, ZOOM["join_lobby"]["text"]),
+        "teams": platform_said(TeamsDriver.lobby_said, TEAMS["join_lobby"]["text"]),
+        "chime": platform_said(ChimeDriver.lobby_said, CHIME["join_lobby"]["text"]),
+        "meet": platform_said(MeetDriver.lobby_said, MEET["join_lobby"]["text"]),
+        "webex": platform_said(WEBEX_LOBBY, page_text(WEBEX["join_lobby"])),
+    }
+    assert all(said.values()), said
+    assert all(len(words) <= 200 and "\n" not in words for words in said.values())

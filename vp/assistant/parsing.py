@@ -94,3 +94,20 @@ def split_message(text: str, limit: int) -> list[str]:
     if text:
         chunks.append(text)
     return chunks
+
+
+CONSENT_WORDS = frozenset({"norecord", "record"})
+
+
+def consent_command(message: str, vp_name: str) -> str | None:
+    """``"norecord"`` / ``"record"`` for exactly ``/norecord`` / ``/record`` or
+    ``@<name> norecord`` / ``@<name> record`` (case-insensitive, trailing punctuation allowed);
+    None for anything else (a longer sentence that mentions it does nothing)."""
+    if len(message) > MAX_COMMAND_CHARS + len(vp_name):
+        return None
+    folded = _fold(message).strip(" .!?,;:")
+    name = _fold(vp_name)
+    for word in CONSENT_WORDS:
+        if folded == f"/{word}" or (name and folded == f"@{name} {word}"):
+            return word
+    return None

@@ -11,6 +11,19 @@
       } catch (_) {}
     }, 1000);
 
+    // Capture health: rebuild the graph from the current sources (vp.capture.AudioCapture.reattach).
+    api.reattach = () => {
+      for (const node of active.values()) {
+        try {
+          nDisconnect.call(node);
+        } catch (_) {}
+      }
+      active.clear();
+      reconcile();
+      if (cap && cap.ctx.state === 'suspended') cap.ctx.resume().catch(() => {});
+      return sourceCount;
+    };
+
     api.stats = () => ({
       inst,
       mode: cap ? cap.mode : 'none',
