@@ -160,6 +160,10 @@ def _add_join(sub: Any) -> None:
         help="wake phrase for questions (repeatable; env VP_WAKE_PHRASES, '|'-separated)",
     )
     join.add_argument("--bedrock-model-id")
+    join.add_argument(
+        "--memory-limit",
+        help="memory guard limit, bytes or e.g. 512M (default: the cgroup's; README)",
+    )
     join.add_argument("--json", dest="json_output", action="store_true")
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator
 
+from vp.memory_guard import parse_size
 from vp.transcriber.engines import engine_unavailable
 
 DEFAULT_NAME = "Meeting Assistant"
@@ -51,6 +52,8 @@ class JoinConfig(BaseModel):
     assistant_engine: str = "local"
     wake_phrases: tuple[str, ...] = ("OK Assistant", "Okay, Assistant")
     bedrock_model_id: str | None = None
+    # The memory guard's limit in bytes (vp.memory_guard); None = the cgroup's, if any.
+    memory_limit: int | None = Field(default=None, gt=0)
 
     @field_validator("transcriber_url")
     @classmethod
@@ -69,6 +72,11 @@ class JoinConfig(BaseModel):
             if missing:
                 raise ValueError(f"{missing}, or give a --transcriber-url")
         return value
+
+    @field_validator("memory_limit", mode="before")
+    @classmethod
+    def _size(cls, value: object) -> object:
+        return parse_size(value) if isinstance(value, str) else value
 
     @field_validator("name")
     @classmethod

@@ -49,6 +49,7 @@ from vp.capture import CaptureFrame, CaptureHealth
 from vp.config import JoinConfig
 from vp.errors import InvalidUrl, VpError
 from vp.lifecycle import COMPLETED_REASONS, Lifecycle, Reason, Status, StatusEvent
+from vp.memory_guard import MemoryGuard, find_limit
 from vp.page_session import BrowserProvider, PageSession, first_line
 from vp.pipeline import AudioPipeline
 from vp.status import FanOut, JsonlFileSink, StatusSink
@@ -125,6 +126,7 @@ class VirtualParticipant:
         self._client: TranscriberClient | None = None
         self._local_transcriber: LocalTranscriber | None = None
         self._capture_health: CaptureHealth | None = None
+        self.memory: MemoryGuard | None = None  # while JOINED, when a memory limit applies
         self._result = RunResult(
             final=StatusEvent("", config.vp_id, Status.INITIALIZING), out_dir=self.out_dir
         )
@@ -277,9 +279,27 @@ class VirtualParticipant:
         self._owner.spawn(self._run_client(), "transcriber-client")
         self._owner.spawn(self._pipeline.run(), "pipeline-stall-watchdog")
         self._owner.spawn(self.audio.watch(self._current_capture_health), "audio-health")
+        self._start_memory_guard()
         if cfg.max_duration is not None:
             self._owner.spawn(self._max_duration(cfg.max_duration), "max-duration")
         log.info("vp.streaming", meeting=meeting.public_url, call_id=cfg.effective_call_id)
+
+    def _start_memory_guard(self) -> None:
+        """Watch memory against the VP's limit (vp.memory_guard), if one applies. In pool
+        mode the tree is every VP's: the guard reports, but one VP's reload would not help."""
+        limit = find_limit(self.config.memory_limit)
+        if limit is None:
+            return
+        self.memory = MemoryGuard(
+            limit, reload=self._reload_for_memory, can_reload=self._shared_browser is None
+        )
+        log.info("vp.memory_guard", limit_bytes=limit.limit_bytes, source=limit.source)
+        self._owner.spawn(self.memory.run(), "memory-guard")
+
+    def _reload_for_memory(self, cause: str) -> None:
+        """Reload the meeting page through the recovery path (relaunch-and-rejoin, once)."""
+        if self.session is not None and self.lifecycle.status is Status.JOINED:
+            self.session.lost(self.session.generation, cause)
 
     def _current_capture_health(self) -> CaptureHealth | None:
         capture = self.session.capture if self.session is not None else None
@@ -372,6 +392,9 @@ class VirtualParticipant:
             return self.lifecycle.history[-1]
         rejoins = session.rejoins if session is not None else []
         detail = with_losses(detail, rejoins=rejoins, audio=self.audio, client=self._client)
+        memory_note = self.memory.note() if self.memory is not None else None
+        if memory_note:
+            detail = f"{detail}; {memory_note}" if detail else memory_note
         return self._finish(reason, detail)
 
     async def _leave(self, reason: Reason, detail: str | None) -> None:
@@ -404,6 +427,8 @@ class VirtualParticipant:
             blocked=session.blocked if session is not None else [],
             join_latency_s=None if joined_at is None else joined_at - self._result.started_at,
         )
+        if self.memory is not None:
+            stats["memory"] = self.memory.summary()
         self._result.stats = stats
         self.artifacts.write_summary(stats)
 

@@ -54,6 +54,7 @@ JOIN_FIELDS = (
     "assistant_engine",
     "wake_phrases",
     "bedrock_model_id",
+    "memory_limit",
 )
 MEETING_FIELDS = frozenset({"meeting_url", "platform", "name", "passcode", "vp_id"})
 _KEEP_EMPTY = frozenset({"VP_INTRO_MESSAGE", "VP_EXIT_MESSAGE"})  # '' disables the message
@@ -121,6 +122,7 @@ class VpSettings(BaseSettings):
     bedrock_model_id: str | None = _env("VP_BEDROCK_MODEL_ID")
     allowed_hosts: str | None = _env("VP_ALLOWED_HOSTS", "host[:port],… added to the allow-list")
     voice: Literal["off", "espeak-ng", "polly"] | None = _env("VP_VOICE", "contract 1 --voice")
+    memory_limit: str | None = _env("VP_MEMORY_LIMIT", "bytes or 512M; default the cgroup's")
 
     # -- the process ----------------------------------------------------------------------
     log_level: str = Field(default="INFO", validation_alias=AliasChoices("VP_LOG_LEVEL"))
