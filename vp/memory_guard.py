@@ -17,10 +17,12 @@ pure and clock-injected; :class:`MemoryGuard` is the sampling task around it.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import time
-from collections.abc import Callable
+import urllib.request
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -105,7 +107,7 @@ class MemoryLimit:
     """A limit, where it came from, and how to read the usage it applies to (bytes)."""
 
     limit_bytes: int
-    source: str  # "--memory-limit", "cgroup v2", "cgroup v1"
+    source: str  # "--memory-limit", "cgroup v2", "cgroup v1", "ecs task"
     usage: Callable[[], int | None]
 
 
@@ -175,13 +177,41 @@ def _cgroup_usage(folder: Path, current: str, prefix: str) -> Callable[[], int |
     return usage
 
 
-def find_limit(configured: int | None, *, root_pid: int | None = None) -> MemoryLimit | None:
-    """``configured`` (measured on the process tree of ``root_pid``, default this process),
-    else the cgroup's limit, else None."""
+def ecs_task_limit(environ: Mapping[str, str] | None = None) -> int | None:
+    """The ECS task's memory limit in bytes from the task metadata endpoint (v4), or None.
+
+    On Fargate the limit may be set on the task only, in a cgroup above the container's that
+    the container cannot see; the metadata endpoint always has it (``Limits.Memory``, MiB)."""
+    base = (os.environ if environ is None else environ).get("ECS_CONTAINER_METADATA_URI_V4")
+    if not base:
+        return None
+    try:
+        with urllib.request.urlopen(f"{base}/task", timeout=2) as response:  # noqa: S310
+            memory = json.loads(response.read(1 << 20))["Limits"]["Memory"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return int(memory) << 20 if isinstance(memory, int | float) and memory > 0 else None
+
+
+def find_limit(
+    configured: int | None,
+    *,
+    root_pid: int | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> MemoryLimit | None:
+    """``configured``, else the cgroup's limit, else the ECS task's, else None. A limit
+    that is not a visible cgroup's is measured on the process tree of ``root_pid`` (default
+    this process). Blocking (files, and the metadata endpoint on ECS): call it off the loop."""
+    pid = os.getpid() if root_pid is None else root_pid
     if configured is not None:
-        pid = os.getpid() if root_pid is None else root_pid
         return MemoryLimit(configured, "--memory-limit", lambda: tree_pss_bytes(pid))
-    return cgroup_limit()
+    found = cgroup_limit()
+    if found is not None:
+        return found
+    task = ecs_task_limit(environ)
+    if task is not None:
+        return MemoryLimit(task, "ecs task", lambda: tree_pss_bytes(pid))
+    return None
 
 
 # -- the sampling task -------------------------------------------------------------------------

@@ -279,15 +279,15 @@ class VirtualParticipant:
         self._owner.spawn(self._run_client(), "transcriber-client")
         self._owner.spawn(self._pipeline.run(), "pipeline-stall-watchdog")
         self._owner.spawn(self.audio.watch(self._current_capture_health), "audio-health")
-        self._start_memory_guard()
+        await self._start_memory_guard()
         if cfg.max_duration is not None:
             self._owner.spawn(self._max_duration(cfg.max_duration), "max-duration")
         log.info("vp.streaming", meeting=meeting.public_url, call_id=cfg.effective_call_id)
 
-    def _start_memory_guard(self) -> None:
+    async def _start_memory_guard(self) -> None:
         """Watch memory against the VP's limit (vp.memory_guard), if one applies. In pool
         mode the tree is every VP's: the guard reports, but one VP's reload would not help."""
-        limit = find_limit(self.config.memory_limit)
+        limit = await asyncio.to_thread(find_limit, self.config.memory_limit)
         if limit is None:
             return
         self.memory = MemoryGuard(

@@ -201,6 +201,7 @@ async def test_memory_guard_reports_then_reloads_the_page_once_and_the_call_goes
     vp = VirtualParticipant(config(meeting, server, out, rejoin_timeout=45, memory_limit=limit))
     with structlog.testing.capture_logs() as logs:
         task = await start_and_wait_joined(vp)
+        await wait_for(lambda: vp.memory is not None, 10, "the guard (it starts once JOINED)")
         guard = vp.memory
         assert guard is not None and guard.limit.source == "--memory-limit"
         first_page = vp.page

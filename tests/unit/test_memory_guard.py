@@ -16,6 +16,7 @@ from vp.memory_guard import (
     MemoryGuardState,
     MemoryLimit,
     cgroup_limit,
+    ecs_task_limit,
     find_limit,
     parse_size,
 )
@@ -152,3 +153,30 @@ def test_the_option_and_its_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     assert _join_config(args, env).memory_limit == 768 * MIB
     with pytest.raises(ValidationError, match="memory_limit"):
         JoinConfig(meeting_url="https://x.zoom.us/j/1", memory_limit="lots")
+
+
+def test_the_ecs_task_limit_comes_from_the_metadata_endpoint() -> None:
+    import http.server
+    import threading
+
+    class Metadata(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = b'{"Limits": {"CPU": 0.25, "Memory": 512}}' if self.path == "/v4/task" else b""
+            self.send_response(200 if body else 404)
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Metadata)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        base = f"http://127.0.0.1:{server.server_port}"
+        assert ecs_task_limit({"ECS_CONTAINER_METADATA_URI_V4": f"{base}/v4"}) == 512 * MIB
+        assert ecs_task_limit({"ECS_CONTAINER_METADATA_URI_V4": f"{base}/gone"}) is None
+        assert ecs_task_limit({}) is None
+    finally:
+        server.shutdown()
+        server.server_close()
