@@ -1170,9 +1170,19 @@
       this.pcs = [server, client];
       server.onicecandidate = (e) => e.candidate && client.addIceCandidate(e.candidate).catch(() => {});
       client.onicecandidate = (e) => e.candidate && server.addIceCandidate(e.candidate).catch(() => {});
-      client.ontrack = (e) => this.play(e.streams[0] || new MediaStream([e.track]));
+      client.ontrack = (e) => e.track.kind === 'audio' && this.play(e.streams[0] || new MediaStream([e.track]));
       const track = this.msd.stream.getAudioTracks()[0];
       server.addTrack(track, this.msd.stream);
+      const sc = S.scenario;
+      if (sc && sc.camera_streams && window.ReplicaCameras) {
+        // The meeting's cameras ride the same peer connection as its audio (cameras.js).
+        window.ReplicaCameras.add(server, client, {
+          count: sc.camera_streams,
+          width: sc.camera_size[0],
+          height: sc.camera_size[1],
+          fps: sc.camera_fps,
+        });
+      }
       const offer = await server.createOffer();
       await server.setLocalDescription(offer);
       await client.setRemoteDescription(offer);
