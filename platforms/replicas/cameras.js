@@ -7,6 +7,7 @@
  * the receiving side in muted <video> tiles, as a client's gallery does.
  *
  *   ReplicaCameras.add(serverPc, clientPc, {count, width, height, fps})  before the offer
+ *   ReplicaCameras.fromScenario(scenario)  those options, or null
  *   ReplicaCameras.stats()  per received camera: {framesDecoded, frameWidth, frameHeight}
  */
 (function () {
@@ -111,5 +112,16 @@
     return out;
   }
 
-  window.ReplicaCameras = { add: add, stats: stats };
+  // add()'s options from a scenario (null when it has no cameras).
+  function fromScenario(scenario) {
+    if (!scenario || !scenario.camera_streams) return null;
+    return {
+      count: scenario.camera_streams,
+      width: scenario.camera_size[0],
+      height: scenario.camera_size[1],
+      fps: scenario.camera_fps,
+    };
+  }
+
+  window.ReplicaCameras = { add: add, stats: stats, fromScenario: fromScenario };
 })();

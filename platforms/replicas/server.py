@@ -117,7 +117,7 @@ class Scenario(BaseModel):
     audio_elements: bool = True
     # Realistic load: this many remote cameras (a moving canvas each, VP8) on the same loopback
     # peer connection as the meeting audio, rendered in <video> tiles (platforms/replicas/
-    # cameras.js). So far the Zoom replica sends them; the others ignore the option.
+    # cameras.js), in every replica.
     camera_streams: int = Field(default=0, ge=0, le=8)
     camera_size: tuple[int, int] = (1280, 720)
     camera_fps: int = Field(default=30, ge=1, le=60)

@@ -319,34 +319,3 @@ async def test_replica_reproduces_the_real_client_quirks(replica):
         await page.wait_for_url("**/wc/leave**")
         assert control.states == ["prejoin", "joined", "left"]
         await context.close()
-
-
-async def test_remote_cameras_ride_the_audio_peer_connection_and_audio_is_still_captured(
-    replica, tmp_path, monkeypatch
-):
-    """Scenario.camera_streams: two moving 1280×720 cameras (VP8) on the meeting's loopback
-    peer connection reach the VP's page decoded at full size, and the VP still hears Alice."""
-    seen: list[list[dict[str, int]]] = []
-
-    async def during(vp: VirtualParticipant, control: MeetingControl) -> None:
-        for _ in range(200):
-            await asyncio.sleep(0.2)
-            assert vp.page is not None
-            cams = await vp.page.evaluate("() => window.ReplicaCameras.stats()")
-            if len(cams) == 2 and all(c["framesDecoded"] > 30 for c in cams):
-                seen.append(cams)
-                return
-
-    run = await run_vp(
-        replica,
-        tmp_path,
-        monkeypatch,
-        participants=(ALICE,),
-        during=during,
-        max_duration=20,
-        camera_streams=2,
-    )
-    assert run.final == (Status.COMPLETED, Reason.MAX_DURATION)
-    assert seen, "two cameras decoded in the VP's page"
-    assert [(c["frameWidth"], c["frameHeight"]) for c in seen[0]] == [(1280, 720)] * 2
-    assert count_sequence(decode(run.ch0()), ALICE.symbols) >= 1, "Alice heard with video on"

@@ -1173,16 +1173,9 @@
       client.ontrack = (e) => e.track.kind === 'audio' && this.play(e.streams[0] || new MediaStream([e.track]));
       const track = this.msd.stream.getAudioTracks()[0];
       server.addTrack(track, this.msd.stream);
-      const sc = S.scenario;
-      if (sc && sc.camera_streams && window.ReplicaCameras) {
-        // The meeting's cameras ride the same peer connection as its audio (cameras.js).
-        window.ReplicaCameras.add(server, client, {
-          count: sc.camera_streams,
-          width: sc.camera_size[0],
-          height: sc.camera_size[1],
-          fps: sc.camera_fps,
-        });
-      }
+      // The meeting's cameras ride the same peer connection as its audio (cameras.js).
+      const cameras = window.ReplicaCameras ? window.ReplicaCameras.fromScenario(S.scenario) : null;
+      if (cameras) window.ReplicaCameras.add(server, client, cameras);
       const offer = await server.createOffer();
       await server.setLocalDescription(offer);
       await client.setRemoteDescription(offer);
