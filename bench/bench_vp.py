@@ -14,6 +14,12 @@ speaker's Chromium, Janus and the sink are not counted.
   arrival of the frame holding each click onset; same machine, same clock.
 * memory growth (``--duration S``): one VP for S seconds, PSS sampled every
   ``--growth-interval`` s; growth = last minute vs the first minute after warm-up.
+* video load (``--cameras 0,2,4``): instead of the Janus room, one VP per count (``--vps``'s
+  sizes, separate processes) in a Zoom replica meeting whose page receives that many moving
+  1280×720 VP8 cameras on the same loopback peer connection as its audio
+  (Scenario.camera_streams). Caveat: the replica's "media server" lives in the VP's page, so
+  these figures include drawing and encoding the cameras, not only decoding them: an upper
+  bound on what incoming video costs, comparable between counts and before/after a change.
 * no audio lost: audio seconds at the sink per wall second over the window, and the VPs' own
   counters (summary.json: silence filled, audio dropped in page / pipeline / transcriber).
 
@@ -49,6 +55,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.proctree import cpu_s, pss_mb, role, tree_pids  # noqa: E402
+from platforms.replicas.server import ParticipantSpec, ReplicaServer, Scenario  # noqa: E402
 from vp.localmeeting.meeting import LocalMeeting  # noqa: E402
 from vp.localmeeting.participant import SimulatedParticipant, tone_wav  # noqa: E402
 
@@ -176,8 +183,17 @@ async def launch(
     return p
 
 
+@dataclass(frozen=True)
+class Room:
+    """Where measured VPs join: its URL, the host to allow, its platform."""
+
+    url: str
+    allowed_host: str
+    platform: str = "janus"
+
+
 async def measure(
-    meeting: LocalMeeting,
+    meeting: LocalMeeting | Room,
     sink_url: str,
     sink: Sink,
     vp_cmd: list[str],
@@ -191,13 +207,14 @@ async def measure(
 ) -> dict[str, Any]:
     """Start ``vps`` VPs (separate processes, or one pool), wait until all joined, measure."""
     env = {**os.environ, "VP_ALLOWED_HOSTS": meeting.allowed_host}
+    platform = meeting.platform if isinstance(meeting, Room) else "janus"
     ids = [f"{tag}v{i}" for i in range(vps)]
     procs: list[Proc] = []
     if pool:
         out = tmp / f"{tag}-pool"
         out.mkdir()
         cfg = {
-            "defaults": {"transcriber_url": sink_url, "platform": "janus", "alone_timeout": 3600},
+            "defaults": {"transcriber_url": sink_url, "platform": platform, "alone_timeout": 3600},
             "meetings": [
                 {"meeting_url": meeting.url, "vp_id": i, "name": f"B{i}", "out_dir": str(out / i)}
                 for i in ids
@@ -212,7 +229,7 @@ async def measure(
     else:
         for i in ids:
             out = tmp / i
-            args = ["join", meeting.url, "--platform", "janus", "--name", f"B{i}", "--vp-id", i]
+            args = ["join", meeting.url, "--platform", platform, "--name", f"B{i}", "--vp-id", i]
             args += ["--out", str(out), "--json", "--transcriber-url", sink_url]
             args += ["--alone-timeout", "3600"]
             procs.append(await launch(vp_cmd, args, env, out, [i]))
@@ -469,6 +486,54 @@ async def growth(
 
 
 # -- main ---------------------------------------------------------------------------------------
+async def video_load(
+    cameras: list[int],
+    vps: list[int],
+    runs: int,
+    sink: Sink,
+    sink_url: str,
+    vp_cmd: list[str],
+    args: argparse.Namespace,
+    tmp: Path,
+) -> dict[str, Any]:
+    """Per camera count and VP count: the medians of ``runs`` interleaved measurements in a
+    Zoom replica meeting with that many incoming cameras (see the module docstring's caveat)."""
+    results: dict[tuple[int, int], list[dict[str, Any]]] = {
+        (c, n): [] for c in cameras for n in vps
+    }
+    with ReplicaServer("zoom") as replica:
+        for c in cameras:
+            replica.add_meeting(
+                Scenario(
+                    meeting_id=f"bench-cam{c}",
+                    participants=[ParticipantSpec(name="Speaker")],
+                    camera_streams=c,
+                )
+            )
+        for r in range(runs):
+            for c, n in results:
+                url = f"{replica.base_url}/wc/bench-cam{c}/join"
+                room = Room(url, replica.allowed_host, "zoom")
+                results[(c, n)].append(
+                    await measure(
+                        room,
+                        sink_url,
+                        sink,
+                        vp_cmd,
+                        vps=n,
+                        pool=False,
+                        steady=args.steady,
+                        warmup=args.warmup,
+                        tmp=tmp,
+                        tag=f"r{r}c{c}s{n}",
+                    )
+                )
+    return {
+        "includes_in_page_encoders": True,
+        "cameras": {str(c): {str(n): summarize(results[(c, n)]) for n in vps} for c in cameras},
+    }
+
+
 def _sizes(text: str) -> list[int]:
     return [int(x) for x in text.split(",") if x.strip()]
 
@@ -483,6 +548,12 @@ async def main() -> None:
     parser.add_argument("--latency-clicks", type=int, default=20, help="0 = skip")
     parser.add_argument("--duration", type=float, default=0.0, help="memory growth run, seconds")
     parser.add_argument("--growth-interval", type=float, default=30.0)
+    parser.add_argument(
+        "--cameras",
+        type=_sizes,
+        default=[],
+        help="video load: incoming 720p cameras per VP in a Zoom replica, e.g. 0,2,4",
+    )
     parser.add_argument(
         "--vp-cmd",
         default=str(REPO / ".venv" / "bin" / "vp"),
@@ -571,6 +642,10 @@ async def main() -> None:
                         warmup=args.warmup,
                         tmp=tmp,
                     )
+            if args.cameras:  # while the sink serves
+                result["video"] = await video_load(
+                    args.cameras, args.vps or [1], args.runs, sink, sink_url, vp_cmd, args, tmp
+                )
             if args.latency_clicks > 0:
                 result["capture_latency"] = await capture_latency(meeting, args.latency_clicks, tmp)
     result["loadavg_end"] = os.getloadavg()

@@ -12,6 +12,11 @@ import os
 from collections import defaultdict
 from dataclasses import dataclass
 
+# The tree walk and PSS reading are the memory guard's (vp.proctree); re-exported here.
+from vp.proctree import pss_mb as pss_mb
+from vp.proctree import stat_fields as _stat_fields
+from vp.proctree import tree_pids as tree_pids
+
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -22,30 +27,6 @@ class ProcSample:
     cpu_s: float
     """utime + stime so far, in seconds."""
     pss_mb: float
-
-
-def _stat_fields(pid: int) -> list[str] | None:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-
-
-def tree_pids(root: int) -> list[int]:
-    """``root`` and every live descendant."""
-    children: dict[int, list[int]] = defaultdict(list)
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            fields = _stat_fields(int(entry))
-            if fields is not None:
-                children[int(fields[1])].append(int(entry))
-    out, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        out.append(pid)
-        todo.extend(children.get(pid, []))
-    return out
 
 
 def role(pid: int) -> str:
@@ -80,17 +61,6 @@ def role(pid: int) -> str:
             return "gpu"
         return kind
     return "other"
-
-
-def pss_mb(pid: int) -> float:
-    try:
-        with open(f"/proc/{pid}/smaps_rollup") as f:
-            for line in f:
-                if line.startswith("Pss:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
 
 
 def cpu_s(pid: int) -> float:

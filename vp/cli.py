@@ -174,6 +174,10 @@ def _add_join(sub: Any) -> None:
         choices=["standard", "neural", "generative", "long-form"],
         help="Polly engine (default neural)",
     )
+    join.add_argument(
+        "--memory-limit",
+        help="memory guard limit, bytes or e.g. 512M (default: the cgroup's; README)",
+    )
     join.add_argument("--json", dest="json_output", action="store_true")
 
 

@@ -9,6 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator
 
+from vp.memory_guard import parse_size
 from vp.transcriber.engine_packages import engine_unavailable
 
 DEFAULT_NAME = "Meeting Assistant"
@@ -60,6 +61,8 @@ class JoinConfig(BaseModel):
     voice: Literal["off", "espeak-ng", "polly"] = "off"
     voice_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_+-]{1,64}$")
     polly_engine: Literal["standard", "neural", "generative", "long-form"] = "neural"
+    # The memory guard's limit in bytes (vp.memory_guard); None = the cgroup's, if any.
+    memory_limit: int | None = Field(default=None, gt=0)
 
     @field_validator("transcriber_url")
     @classmethod
@@ -78,6 +81,11 @@ class JoinConfig(BaseModel):
             if missing:
                 raise ValueError(f"{missing}, or give a --transcriber-url")
         return value
+
+    @field_validator("memory_limit", mode="before")
+    @classmethod
+    def _size(cls, value: object) -> object:
+        return parse_size(value) if isinstance(value, str) else value
 
     @field_validator("name")
     @classmethod

@@ -51,6 +51,7 @@ from vp.config import JoinConfig
 from vp.consent import Consent
 from vp.errors import InvalidUrl, VpError
 from vp.lifecycle import COMPLETED_REASONS, Lifecycle, Reason, Status, StatusEvent
+from vp.memory_guard import MemoryGuard, find_limit
 from vp.page_session import BrowserProvider, PageSession, first_line
 from vp.pipeline import AudioPipeline
 from vp.status import FanOut, JsonlFileSink, StatusSink
@@ -138,6 +139,7 @@ class VirtualParticipant:
         self._energy = EnergyRise()
         self._energy_armed = False
         self._voice_refused = False  # the platform would not unmute: said in the final detail
+        self.memory: MemoryGuard | None = None  # while JOINED, when a memory limit applies
         self._result = RunResult(
             final=StatusEvent("", config.vp_id, Status.INITIALIZING), out_dir=self.out_dir
         )
@@ -323,9 +325,27 @@ class VirtualParticipant:
         self._owner.spawn(self._pipeline.run(), "pipeline-stall-watchdog")
         self._owner.spawn(self.audio.watch(self._current_capture_health), "audio-health")
         self._owner.spawn(self._watch_silence(self.silence), "capture-silence")
+        await self._start_memory_guard()
         if cfg.max_duration is not None:
             self._owner.spawn(self._max_duration(cfg.max_duration), "max-duration")
         log.info("vp.streaming", meeting=meeting.public_url, call_id=cfg.effective_call_id)
+
+    async def _start_memory_guard(self) -> None:
+        """Watch memory against the VP's limit (vp.memory_guard), if one applies. In pool
+        mode the tree is every VP's: the guard reports, but one VP's reload would not help."""
+        limit = await asyncio.to_thread(find_limit, self.config.memory_limit)
+        if limit is None:
+            return
+        self.memory = MemoryGuard(
+            limit, reload=self._reload_for_memory, can_reload=self._shared_browser is None
+        )
+        log.info("vp.memory_guard", limit_bytes=limit.limit_bytes, source=limit.source)
+        self._owner.spawn(self.memory.run(), "memory-guard")
+
+    def _reload_for_memory(self, cause: str) -> None:
+        """Reload the meeting page through the recovery path (relaunch-and-rejoin, once)."""
+        if self.session is not None and self.lifecycle.status is Status.JOINED:
+            self.session.lost(self.session.generation, cause)
 
     def _current_capture_health(self) -> CaptureHealth | None:
         capture = self.session.capture if self.session is not None else None
@@ -488,6 +508,9 @@ class VirtualParticipant:
             note = "the platform refused to unmute the VP (answers stayed in chat)"
             detail = f"{detail}; {note}" if detail else note
         detail = with_degraded(detail, self.silence)
+        memory_note = self.memory.note() if self.memory is not None else None
+        if memory_note:
+            detail = f"{detail}; {memory_note}" if detail else memory_note
         return self._finish(reason, detail)
 
     async def _leave(self, reason: Reason, detail: str | None) -> None:
@@ -535,6 +558,8 @@ class VirtualParticipant:
         if self.consent is not None:
             self.consent.at_end()
         stats["redactions"] = [r.to_dict() for r in self.consent.redactions] if self.consent else []
+        if self.memory is not None:
+            stats["memory"] = self.memory.summary()
         self._result.stats = stats
         self.artifacts.write_summary(stats)
 

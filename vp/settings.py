@@ -57,6 +57,7 @@ JOIN_FIELDS = (
     "voice",
     "voice_id",
     "polly_engine",
+    "memory_limit",
 )
 MEETING_FIELDS = frozenset({"meeting_url", "platform", "name", "passcode", "vp_id"})
 _KEEP_EMPTY = frozenset({"VP_INTRO_MESSAGE", "VP_EXIT_MESSAGE"})  # '' disables the message
@@ -126,6 +127,7 @@ class VpSettings(BaseSettings):
     voice: Literal["off", "espeak-ng", "polly"] | None = _env("VP_VOICE", "contract 1 --voice")
     voice_id: str | None = _env("VP_VOICE_ID", "espeak-ng voice or Polly VoiceId")
     polly_engine: str | None = _env("VP_POLLY_ENGINE", "standard|neural|generative|long-form")
+    memory_limit: str | None = _env("VP_MEMORY_LIMIT", "bytes or 512M; default the cgroup's")
 
     # -- the process ----------------------------------------------------------------------
     log_level: str = Field(default="INFO", validation_alias=AliasChoices("VP_LOG_LEVEL"))

@@ -119,6 +119,12 @@ class Scenario(BaseModel):
     # one tab; a large number: always), and the variant with no <audio> elements.
     blocked_joins: int = Field(default=0, ge=0)
     audio_elements: bool = True
+    # Realistic load: this many remote cameras (a moving canvas each, VP8) on the same loopback
+    # peer connection as the meeting audio, rendered in <video> tiles (platforms/replicas/
+    # cameras.js), in every replica.
+    camera_streams: int = Field(default=0, ge=0, le=8)
+    camera_size: tuple[int, int] = (1280, 720)
+    camera_fps: int = Field(default=30, ge=1, le=60)
 
 
 @dataclass
@@ -356,6 +362,10 @@ class ReplicaServer:
         path = parts.path
         if path == "/__replica/client-origin":
             self._json(req, {"origin": self.client_base_url})
+            return
+        if path == "/__replica/cameras.js":  # shared by every replica (Scenario.camera_streams)
+            body = (REPLICAS_DIR / "cameras.js").read_bytes()
+            self._send(req, 200, body, CONTENT_TYPES[".js"])
             return
         if path.startswith(f"/__replica/static/{self.platform}/"):
             self._file(req, self.root / path.split("/", 4)[4])

@@ -10,6 +10,7 @@ platforms whose real client has that behaviour (Janus has no lobby, chat or pass
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -807,3 +808,40 @@ async def test_meet_without_audio_elements(replicas, tmp_path, monkeypatch):
     rms = np.sqrt((blocks**2).mean(axis=1))
     tone_rms = float(np.median(rms[rms > 0.05]))
     assert 0.12 < tone_rms < 0.37, f"tone RMS {tone_rms:.3f}: one copy of each speaker"
+
+
+@pytest.mark.parametrize("platform", REPLICA_PLATFORMS)
+async def test_with_two_remote_cameras(platform, replicas, tmp_path, monkeypatch):
+    """Scenario.camera_streams: two moving 1280×720 VP8 cameras on the meeting's loopback peer
+    connection reach the VP's page decoded at full size (in whichever frame runs the client),
+    and the VP still hears Alice's tones intact."""
+    seen: list[list[dict[str, int]]] = []
+
+    async def during(vp: VirtualParticipant, control: MeetingControl) -> None:
+        for _ in range(200):
+            await asyncio.sleep(0.2)
+            assert vp.page is not None
+            cams: list[dict[str, int]] = []
+            for frame in vp.page.frames:
+                with contextlib.suppress(Exception):
+                    cams += await frame.evaluate(
+                        "() => window.ReplicaCameras ? window.ReplicaCameras.stats() : []"
+                    )
+            if len(cams) == 2 and all(c["framesDecoded"] > 30 for c in cams):
+                seen.append(cams)
+                return
+
+    run = await run_on_replica(
+        replicas,
+        platform,
+        tmp_path,
+        monkeypatch,
+        participants=(ALICE,),
+        during=during,
+        max_duration=20,
+        camera_streams=2,
+    )
+    assert run.final == (Status.COMPLETED, Reason.MAX_DURATION)
+    assert seen, "two cameras decoded in the VP's page"
+    assert [(c["frameWidth"], c["frameHeight"]) for c in seen[0]] == [(1280, 720)] * 2
+    assert count_sequence(decode(run.ch0()), ALICE.symbols) >= 1, "Alice heard with video on"

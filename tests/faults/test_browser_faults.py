@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import re
 from pathlib import Path
 
@@ -22,10 +23,12 @@ import structlog
 from tests.chromium_kill import kill_chromium
 from tests.faults.conftest import ch0, start_and_wait_joined, statuses, summary
 from tests.recording_server import RecordingServer
+from vp import memory_guard
 from vp.config import JoinConfig
 from vp.lifecycle import Reason, Status
 from vp.localmeeting.meeting import LocalMeeting
 from vp.localmeeting.participant import SimulatedParticipant
+from vp.proctree import tree_pss_bytes
 from vp.runner import VirtualParticipant
 from vp.signal import DEFAULT_SYMBOLS, count_sequence, decode
 
@@ -180,3 +183,62 @@ async def test_rejoin_that_fails_ends_failed_browser_crashed(
     assert recorded.shape[0] > 16000 and np.array_equal(
         recorded.reshape(-1), np.frombuffer(server.audio_bytes, "<i2")
     )
+
+
+async def test_memory_guard_reports_then_reloads_the_page_once_and_the_call_goes_on(
+    meeting: LocalMeeting,
+    alice: SimulatedParticipant,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A real limit, real memory: the meeting page allocates (and touches) 64 MiB at a time
+    until the guard, measuring this process's tree (the VP's Chromium and driver, plus the
+    room's Janus and Alice here), reports above 85 % and then reloads the page above 95 %."""
+    monkeypatch.setattr(memory_guard, "CHECK_EVERY", 0.25)
+    limit = tree_pss_bytes(os.getpid()) + (1200 << 20)  # this tree before the VP, + 1.2 GiB
+    server = await RecordingServer().start()
+    out = tmp_path / "vp"
+    vp = VirtualParticipant(config(meeting, server, out, rejoin_timeout=45, memory_limit=limit))
+    with structlog.testing.capture_logs() as logs:
+        task = await start_and_wait_joined(vp)
+        await wait_for(lambda: vp.memory is not None, 10, "the guard (it starts once JOINED)")
+        guard = vp.memory
+        assert guard is not None and guard.limit.source == "--memory-limit"
+        first_page = vp.page
+        for _ in range(80):
+            if guard.state.reloads:
+                break
+            with contextlib.suppress(Exception):  # the page may be going away
+                assert first_page is not None
+                await first_page.evaluate(HOG_64_MIB)
+            await asyncio.sleep(0.5)
+        await wait_for(lambda: bool(vp.rejoins), 60, "the reload")
+        assert vp.page is not first_page and vp.lifecycle.status is Status.JOINED
+        # The reload freed the hog: the tree is back under the report threshold.
+        await wait_for(lambda: (guard.limit.usage() or limit) < 0.85 * limit, 30, "memory freed")
+        sent_at_rejoin = len(server.audio_bytes)
+        await asyncio.sleep(6)
+        assert decoded_after(server.audio_bytes[sent_at_rejoin:], 6) >= 1, "Alice heard again"
+        vp.stop()
+        result = await asyncio.wait_for(task, 30)
+    await server.aclose()
+
+    assert (result.final.status, result.final.reason) == (Status.COMPLETED, Reason.STOPPED)
+    assert "memory peaked at" in (result.final.detail or ""), result.final.detail
+    history = [s["status"] for s in statuses(out)]
+    assert history == ["INITIALIZING", "JOINING", "JOINED", "LEAVING", "COMPLETED"], history
+    stats = summary(out)
+    memory = stats["memory"]
+    assert memory["limit_bytes"] == limit and memory["reloads"] == 1
+    assert memory["peak_bytes"] >= 0.95 * limit
+    report, *rest = memory["warnings"]
+    assert 85 <= report["percent"] < 95, "reported before it reloaded"
+    assert rest and rest[-1]["percent"] >= 95
+    (rejoin,) = stats["browser"]["rejoins"]
+    assert rejoin["cause"].startswith("memory at ")
+    actions = [e["action"] for e in logs if e["event"] == "vp.memory_high"]
+    assert actions[0] == "report" and actions.count("reload") == 1, actions
+    assert server.all_events[-1]["callEvent"] == "END"
+
+
+HOG_64_MIB = "() => { (window.__hog ||= []).push(new Uint8Array(64 << 20).fill(7)); }"

@@ -544,7 +544,7 @@
 
   async function startAudio() {
     if (!st.people.length) return;
-    audio = new window.ChimeMeetingAudio(meetingId, st.people.length);
+    audio = new window.ChimeMeetingAudio(meetingId, st.people.length, scenario);
     try {
       await audio.start();
     } catch (e) {

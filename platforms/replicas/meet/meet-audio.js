@@ -18,8 +18,9 @@
 
   const SLOTS = 3;
 
-  function MeetAudio(meetingId, participantCount) {
+  function MeetAudio(meetingId, participantCount, scenario) {
     this.meetingId = meetingId;
+    this.cameras = window.ReplicaCameras ? window.ReplicaCameras.fromScenario(scenario) : null;
     this.count = participantCount;
     this.ctx = null;
     this.slots = []; // MediaStreamAudioDestinationNode per slot
@@ -75,11 +76,13 @@
     const self = this;
     const got = new Promise(function (resolve) {
       recv.ontrack = function (ev) {
+        if (ev.track.kind !== 'audio') return; // cameras (Scenario.camera_streams) are tiles
         self.remote.push(ev.streams && ev.streams[0] ? ev.streams[0] : new MediaStream([ev.track]));
         if (self.remote.length === SLOTS) resolve();
       };
     });
     for (const slot of this.slots) send.addTrack(slot.stream.getAudioTracks()[0], slot.stream);
+    if (this.cameras) window.ReplicaCameras.add(send, recv, this.cameras);
     await send.setLocalDescription();
     await recv.setRemoteDescription(send.localDescription);
     await recv.setLocalDescription();

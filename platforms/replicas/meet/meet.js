@@ -312,7 +312,7 @@
 
   async function startAudio() {
     if (!st.people.length) return;
-    audio = new window.MeetAudio(meetingId, st.people.length);
+    audio = new window.MeetAudio(meetingId, st.people.length, scenario);
     try {
       await audio.start();
     } catch (e) {

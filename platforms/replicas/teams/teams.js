@@ -893,6 +893,8 @@
     audio.pcs = [server, client];
     server.addTrack(mix.stream.getAudioTracks()[0], mix.stream);
     for (const own of singles) server.addTrack(own.stream.getAudioTracks()[0], own.stream);
+    const cameras = window.ReplicaCameras ? window.ReplicaCameras.fromScenario(scenario) : null;
+    if (cameras) window.ReplicaCameras.add(server, client, cameras);
     client.addEventListener('track', onClientTrack);
     await server.setLocalDescription(await server.createOffer());
     await iceComplete(server);

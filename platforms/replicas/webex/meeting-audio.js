@@ -13,8 +13,9 @@
 (function () {
   'use strict';
 
-  function WebexMeetingAudio(meetingId, participantCount) {
+  function WebexMeetingAudio(meetingId, participantCount, scenario) {
     this.meetingId = meetingId;
+    this.cameras = window.ReplicaCameras ? window.ReplicaCameras.fromScenario(scenario) : null;
     this.count = participantCount;
     this.ctx = null;
     this.mix = null;
@@ -70,11 +71,13 @@
     };
     const got = new Promise(function (resolve) {
       recv.ontrack = function (ev) {
+        if (ev.track.kind !== 'audio') return; // cameras (Scenario.camera_streams) are tiles
         resolve(ev.streams && ev.streams[0] ? ev.streams[0] : new MediaStream([ev.track]));
       };
     });
     const track = this.mix.stream.getAudioTracks()[0];
     send.addTrack(track, this.mix.stream);
+    if (this.cameras) window.ReplicaCameras.add(send, recv, this.cameras);
     await send.setLocalDescription();
     await recv.setRemoteDescription(send.localDescription);
     await recv.setLocalDescription();

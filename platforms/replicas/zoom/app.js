@@ -1171,9 +1171,12 @@
       this.pcs = [server, client];
       server.onicecandidate = (e) => e.candidate && client.addIceCandidate(e.candidate).catch(() => {});
       client.onicecandidate = (e) => e.candidate && server.addIceCandidate(e.candidate).catch(() => {});
-      client.ontrack = (e) => this.play(e.streams[0] || new MediaStream([e.track]));
+      client.ontrack = (e) => e.track.kind === 'audio' && this.play(e.streams[0] || new MediaStream([e.track]));
       const track = this.msd.stream.getAudioTracks()[0];
       server.addTrack(track, this.msd.stream);
+      // The meeting's cameras ride the same peer connection as its audio (cameras.js).
+      const cameras = window.ReplicaCameras ? window.ReplicaCameras.fromScenario(S.scenario) : null;
+      if (cameras) window.ReplicaCameras.add(server, client, cameras);
       const offer = await server.createOffer();
       await server.setLocalDescription(offer);
       await client.setRemoteDescription(offer);
