@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import json
 import signal
 from datetime import timedelta
 from pathlib import Path
 
+import h11
 import structlog
 import uvicorn
 from starlette.types import ASGIApp
@@ -68,6 +70,23 @@ class HeaderTimeoutProtocol(H11Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm_header_timer()
         super().connection_lost(exc)
+
+    def send_400_response(self, msg: str) -> None:
+        """A request h11 cannot parse (a malformed header, a bad Transfer-Encoding) gets the
+        API's JSON error envelope too, not uvicorn's text/plain line."""
+        body = json.dumps({"error": "bad-request", "message": msg, "fields": []}).encode()
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"connection", b"close"),
+        ]
+        for event in (
+            h11.Response(status_code=400, headers=headers, reason=b"Bad Request"),
+            h11.Data(data=body),
+            h11.EndOfMessage(),
+        ):
+            self.transport.write(self.conn.send(event))
+        self.transport.close()
 
     def _headers_late(self) -> None:
         self._header_timer = None

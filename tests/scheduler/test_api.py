@@ -580,6 +580,25 @@ async def test_half_open_connections_do_not_starve_requests(tmp_path: Path, serv
             writer.close()
 
 
+async def test_an_unparseable_request_gets_the_json_error_envelope(
+    tmp_path: Path, serve: Any
+) -> None:
+    """A request the HTTP parser refuses (here a bad Transfer-Encoding, as schemathesis once
+    sent) is answered 400 in the API's error envelope, not uvicorn's plain-text line."""
+    service = VpService(SqliteStore(tmp_path / "vps.db"), RecordingLauncher())
+    server = await serve(service)
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(b"POST /v1/vps HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: u>x\r\n\r\n")
+    await writer.drain()
+    async with asyncio.timeout(10):
+        raw = await reader.read()
+    writer.close()
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400")
+    assert b"content-type: application/json" in head.lower()
+    assert json.loads(body)["error"] == "bad-request"
+
+
 async def test_artifacts_are_listed_and_streamed_to_their_owner_only(
     api: Any, tmp_path: Path
 ) -> None:
