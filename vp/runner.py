@@ -273,7 +273,8 @@ class VirtualParticipant:
         """Prepared early: wait for ``join_not_before``. False when the VP must end first."""
         if self._join_not_before is None:
             return True
-        delay = (self._join_not_before - datetime.now(UTC)).total_seconds()
+        # +1 ms: status times have millisecond precision, and JOINING must not read earlier.
+        delay = (self._join_not_before - datetime.now(UTC)).total_seconds() + 0.001
         if delay <= 0:
             return True
         log.info("vp.waiting_to_join", seconds=round(delay, 1))
