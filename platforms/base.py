@@ -157,6 +157,12 @@ class PlatformDriver(ABC):
         no samples while it is not speaking (vp/capture_js/30-voice.js)."""
         return True
 
+    def voice_frame(self) -> Frame | None:
+        """The frame whose ``getUserMedia`` the client calls for its microphone, where the
+        VP's voice must be played (Webex's client runs in a cross-origin iframe, with its own
+        copy of the capture script); None: the page's main frame."""
+        return None
+
 
 # -- what a join snapshot says (platform decisions return these) ----------------------------
 class Phase(StrEnum):

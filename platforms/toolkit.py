@@ -280,14 +280,21 @@ async def first_visible(where: Page | Frame, selector: str, page: Page) -> Locat
 
 
 async def toggle_microphone(
-    ui: Page | Frame, on: bool, *, unmute_label: str, mute_label: str, timeout_s: float = 5.0
+    ui: Page | Frame,
+    on: bool,
+    *,
+    unmute_label: str,
+    mute_label: str,
+    timeout_s: float = 5.0,
+    element: str = "button",
 ) -> bool:
     """Set the client's microphone through its own toggle button, found by its aria-label
-    (``unmute_label`` while muted, ``mute_label`` while not; case-insensitive). True once the
-    button shows the wanted state; False when there is no such button or the click does not
-    take (the host muted everyone and the client asks to unmute instead)."""
-    wanted = ui.locator(f'button[aria-label="{mute_label if on else unmute_label}" i]')
-    toggle = ui.locator(f'button[aria-label="{unmute_label if on else mute_label}" i]')
+    (``unmute_label`` while muted, ``mute_label`` while not; case-insensitive) on ``element``
+    (a tag: Webex's controls are ``mdc-button``). True once the button shows the wanted state;
+    False when there is no such button or the click does not take (the host muted everyone:
+    the button is disabled, or the client asks to unmute instead)."""
+    wanted = ui.locator(f'{element}[aria-label="{mute_label if on else unmute_label}" i]')
+    toggle = ui.locator(f'{element}[aria-label="{unmute_label if on else mute_label}" i]')
     # The control may not be there yet (Zoom shows it once computer audio is joined, which
     # housekeeping does right after admission): wait for one of the two, briefly.
     deadline = time.monotonic() + timeout_s
@@ -299,8 +306,8 @@ async def toggle_microphone(
         if time.monotonic() >= deadline:
             return False
         await asyncio.sleep(0.1)
-    await toggle.first.click(timeout=timeout_s * 1000)
-    try:
+    try:  # a disabled button (host muted everyone) never takes the click
+        await toggle.first.click(timeout=timeout_s * 1000)
         await wanted.first.wait_for(state="attached", timeout=timeout_s * 1000)
     except Exception:
         return False

@@ -49,7 +49,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import structlog
-from playwright.async_api import BrowserContext, Page
+from playwright.async_api import BrowserContext, Frame, Page
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
@@ -513,8 +513,9 @@ class AudioCapture:
             frames_via_websocket=self._ws_frames,
         )
 
-    async def voice_play(self, page: Page, pcm16_16k_mono: bytes) -> float:
-        """Queue PCM16LE mono 16 kHz on the VP's outgoing voice track in ``page``.
+    async def voice_play(self, page: Page | Frame, pcm16_16k_mono: bytes) -> float:
+        """Queue PCM16LE mono 16 kHz on the VP's outgoing voice track in ``page`` (or a
+        frame of it that runs the client).
 
         Returns the seconds until everything queued has been played.
         """
@@ -528,6 +529,6 @@ class AudioCapture:
             raise RuntimeError("the page has no __vpVoice: capture not installed or voice=False")
         return float(result)
 
-    async def voice_stop(self, page: Page) -> None:
+    async def voice_stop(self, page: Page | Frame) -> None:
         """Cut the VP's queued outgoing speech."""
         await page.evaluate("() => window.__vpVoice && window.__vpVoice.stop()")

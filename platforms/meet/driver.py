@@ -59,7 +59,7 @@ from platforms.meet.decisions import MeetSnapshot
 from platforms.meet.urls import HOST_RULES, NAVIGATION_RULES, with_english
 from platforms.meet.urls import display_name as meet_display_name
 from platforms.meet.urls import web_client_url as meet_web_client_url
-from platforms.toolkit import PageScript, send_chat_confirmed, type_into
+from platforms.toolkit import PageScript, send_chat_confirmed, toggle_microphone, type_into
 from vp.errors import VpError
 from vp.lifecycle import Reason
 from vp.urls import HostRule
@@ -226,6 +226,20 @@ class MeetDriver(PolledDriver[MeetSnapshot, MeetSnapshot]):
             if await self.call("chatOpen"):
                 return True
         return False
+
+    # -- microphone -----------------------------------------------------------------------
+    async def set_microphone(self, on: bool) -> bool:
+        """The call bar's ``button[aria-label="Turn on microphone"]`` (muted) / "Turn off
+        microphone" (BaaS, A-ui), clicked with the real mouse (Meet ignores synthetic clicks).
+        The pointer moves first: the toolbar auto-hides until it does (V-adm)."""
+        try:
+            await self.page.mouse.move(40, 40)
+            await self.page.mouse.move(60, 80)
+        except PlaywrightError:
+            return False
+        return await toggle_microphone(
+            self.page, on, unmute_label="Turn on microphone", mute_label="Turn off microphone"
+        )
 
     # -- leave / chat ---------------------------------------------------------------------
     async def leave(self) -> None:

@@ -109,6 +109,9 @@ class Scenario(BaseModel):
     # runInOwnPage=true) instead of #unified-webclient-iframe.
     client_in_page: bool = False
     post_join_modal: bool = False  # Teams: "Continue without audio or video" after Join
+    # Meet, Webex: the host muted everyone and does not let participants unmute themselves
+    # (the client's unmute control shows a notice instead of unmuting).
+    unmute_refused: bool = False
     participants: list[ParticipantSpec] = Field(default_factory=list)
     speak_turn_s: float = 3.0  # participants speak in turn, this long each, then repeat
     end_after_s: float | None = None

@@ -44,6 +44,7 @@ from platforms.toolkit import (
     platform_said,
     read_snapshot,
     send_chat_confirmed,
+    toggle_microphone,
     type_into,
 )
 from platforms.webex import decisions
@@ -101,6 +102,7 @@ class WebexDriver(PolledDriver[WebexSnapshot, WebexSnapshot]):
     _passcode_sent = False
     _client_in_page = False
     _panels_at: float = 0.0
+    _mic_wanted = False  # True only while the VP speaks (housekeeping keeps it muted otherwise)
 
     def lobby_words(self, snap: WebexSnapshot) -> str:
         """The lobby's words are in the client frame's text (and the top page's)."""
@@ -251,7 +253,7 @@ class WebexDriver(PolledDriver[WebexSnapshot, WebexSnapshot]):
 
     async def _mute(self, frame: Frame, client: WebexClient) -> bool:
         acted = False
-        if decisions.mic_on(client):
+        if decisions.mic_on(client) and not self._mic_wanted:
             acted |= await self._click(frame, MIC_BUTTON, 1.0)
         if decisions.camera_on(client):
             acted |= await self._click(frame, CAMERA_BUTTON, 1.0)
@@ -283,6 +285,20 @@ class WebexDriver(PolledDriver[WebexSnapshot, WebexSnapshot]):
     async def housekeeping(self, snap: WebexSnapshot) -> None:
         if snap["client"] is not None:
             await self._tidy(snap["client"])
+
+    # -- microphone -------------------------------------------------------------------------
+    async def set_microphone(self, on: bool) -> bool:
+        """The client's ``mdc-button[data-test="microphone-button"]`` ("Unmute" while muted,
+        "Mute" while not; AS, L-wx), in whichever frame runs the client."""
+        self._mic_wanted = on
+        await self.client_frame()  # re-found if it was replaced; else the main frame
+        return await toggle_microphone(
+            self.ui, on, unmute_label="Unmute", mute_label="Mute", element="mdc-button"
+        )
+
+    def voice_frame(self) -> Frame | None:
+        """The client's frame calls ``getUserMedia``: the VP's voice is played there."""
+        return self._frame if self._frame is not None and not self._frame.is_detached() else None
 
     # -- leave / chat -----------------------------------------------------------------------
     async def leave(self) -> None:

@@ -42,8 +42,8 @@ pytestmark = pytest.mark.integration
 
 REPLICA_PLATFORMS = ("zoom", "teams", "chime", "webex", "meet")
 # Platforms whose driver sets the microphone through the client's own control and whose
-# replica measures the VP's outgoing audio (Meet and Webex: not yet, see the README).
-VOICE_PLATFORMS = ("zoom", "teams", "chime")
+# replica measures the VP's outgoing audio: all of them.
+VOICE_PLATFORMS = ("zoom", "teams", "chime", "meet", "webex")
 ALICE = ParticipantSpec(name="Alice", symbols=(0, 3, 1, 4, 2, 5))
 BOB = ParticipantSpec(name="Bob", symbols=(6, 2, 4, 0, 5, 1))
 PASSCODE = "482913"
@@ -846,3 +846,40 @@ async def test_with_two_remote_cameras(platform, replicas, tmp_path, monkeypatch
     assert seen, "two cameras decoded in the VP's page"
     assert [(c["frameWidth"], c["frameHeight"]) for c in seen[0]] == [(1280, 720)] * 2
     assert count_sequence(decode(run.ch0()), ALICE.symbols) >= 1, "Alice heard with video on"
+
+
+# -- voice: a platform that will not unmute the VP ---------------------------------------------
+
+
+@pytest.mark.parametrize("platform", ("meet", "webex"))
+async def test_unmute_refused_by_the_host_keeps_the_answer_in_chat(
+    platform, replicas, tmp_path, monkeypatch
+):
+    """The host muted everyone and the client's unmute control will not unmute: the answer is
+    posted in chat, nothing is sent on the uplink, and the final detail says why."""
+
+    async def ask(vp: VirtualParticipant, control: MeetingControl | None) -> None:
+        assert control is not None
+        control.chat_from("Alice", "OK Assistant, who is here?")
+        await wait_until(lambda: vp.speaker is not None and vp.speaker.stats.refused >= 1, 20)
+        await wait_until(lambda: bool(control.vp_chat), 10)
+        control.end()
+
+    run = await run_on_replica(
+        replicas,
+        platform,
+        tmp_path,
+        monkeypatch,
+        during=ask,
+        max_duration=40,
+        voice="espeak-ng",
+        unmute_refused=True,
+    )
+    assert run.final == (Status.COMPLETED, Reason.HOST_ENDED)
+    assert run.control is not None
+    assert run.control.vp_chat, "the answer stayed in chat"
+    voice = run.result.stats["voice"]
+    assert voice["refused"] >= 1 and voice["utterances"] == 0, voice
+    assert not any(r["on"] for r in run.control.reported("mic")), "never unmuted"
+    assert not any(r["sending"] for r in run.control.reported("uplink")), "nothing sent"
+    assert "refused to unmute" in (run.result.final.detail or "")

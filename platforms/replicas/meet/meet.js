@@ -30,9 +30,11 @@
  *     meeting", "You left the meeting", each with "Return to home screen";
  *   - synthetic clicks (isTrusted false) are ignored, as Vexa reports of Meet (V-join);
  *   - audio: three <audio> elements under <body> fed by a rotating pool (meet-audio.js), or
- *     none (scenario audio_elements false).
+ *     none (scenario audio_elements false); the VP's microphone is metered by the fake media
+ *     server's uplink (../common/uplink.js): the call bar's "Turn on microphone" / "Turn off
+ *     microphone" button (BaaS) decides whether it is sent.
  * Replica inventions (no source gives them; kept plausible): the layout, the ids/classes not
- * named above, the sign-in page body, the toast.
+ * named above, the sign-in page body, the toast, the "host turned off microphones" notice.
  *
  * Scenario: /__replica/m/<id>/scenario; commands polled every 300 ms; reports POSTed (see
  * platforms/replicas/server.py). Reports: state prejoin, lobby, joined, left, ended, removed,
@@ -64,6 +66,8 @@
   };
   let audio = null;
   let ui = null;
+  // The fake media server's uplink (../common/uplink.js): the microphone the client sends.
+  window.__replicaUplink = { micOn: () => st.view === 'meeting' && st.mic, report: (o) => report(o) };
 
   function h(tag, attrs) {
     const el = document.createElement(tag);
@@ -158,6 +162,10 @@
   }
 
   function greenRoom() {
+    // The green room's preview asks for the devices; a failure does not block joining.
+    try {
+      navigator.mediaDevices.getUserMedia({ audio: true }).then(function (s) { st.previewStream = s; }, function () {});
+    } catch (e) {}
     const input = h('input', { type: 'text', jsname: 'YPqjbf', 'aria-label': 'Your name', placeholder: 'Your name', maxlength: '60', autocomplete: 'off' });
     const join = mbutton('Ask to join', { class: 'primary', disabled: true }, function () {
       if (join.disabled) return;
@@ -234,13 +242,23 @@
     return h(
       'div',
       { role: 'region', 'aria-label': 'Call controls', class: 'callcontrols' },
-      h('button', { type: 'button', class: 'roundbtn', 'aria-label': st.mic ? 'Turn off microphone' : 'Turn on microphone', 'data-is-muted': st.mic ? 'false' : 'true', onclick: function () { st.mic = !st.mic; refresh(); } }),
+      h('button', { type: 'button', class: 'roundbtn', 'aria-label': st.mic ? 'Turn off microphone' : 'Turn on microphone', 'data-is-muted': st.mic ? 'false' : 'true', onclick: micClicked }),
       h('button', { type: 'button', class: 'roundbtn', 'aria-label': st.camera ? 'Turn off camera' : 'Turn on camera', onclick: function () { st.camera = !st.camera; refresh(); } }),
       inCall ? h('button', { type: 'button', class: 'roundbtn', 'aria-label': 'Turn on captions' }) : null,
       inCall ? h('button', { type: 'button', class: 'roundbtn', 'aria-label': 'Chat with everyone', 'aria-pressed': st.chatOpen ? 'true' : 'false', onclick: toggleChat }) : null,
       inCall ? h('div', { role: 'button', 'aria-haspopup': 'dialog', class: 'roundbtn' }, h('span', { text: 'People' }), h('span', { 'data-avatar-count': String(people), text: String(people) })) : null,
       h('button', { type: 'button', class: 'leave', 'aria-label': 'Leave call', onclick: leaveCall })
     );
+  }
+
+  function micClicked() {
+    if (!st.mic && scenario.unmute_refused && st.view === 'meeting') {
+      // Replica invention (no source gives Meet's words): the host turned microphones off.
+      toast('The host has turned off microphones for everyone. You can\u2019t unmute yourself.');
+      return;
+    }
+    st.mic = !st.mic;
+    refresh();
   }
 
   function effectsTile() {

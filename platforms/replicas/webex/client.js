@@ -17,7 +17,9 @@
  *    composer div#quill-composer div.ql-editor[contenteditable], Enter sends),
  *    raise-hand-button, leave-button (a dialog "Leave meeting");
  *  - end: .style-end-message-2PkYs "The host ended the meeting." / removal / "You have left".
- * Audio: one mixed remote WebRTC stream played by one <audio> element in this frame.
+ * Audio: one mixed remote WebRTC stream played by one <audio> element in this frame; the VP's
+ * microphone (getUserMedia in this frame) metered by the fake media server's uplink
+ * (../common/uplink.js), sent while the microphone-button says "Mute".
  * Scenario and commands: /__replica/m/<id>/… on this origin (see platforms/replicas/server.py).
  */
 (function () {
@@ -33,6 +35,8 @@
     decision: null, pending: [] };
   let audio = null;
   let ui = null;
+  // The fake media server's uplink (../common/uplink.js): the microphone the client sends.
+  window.__replicaUplink = { micOn: () => st.view === 'meeting' && !st.muted, report: (o) => report(o) };
 
   function h(tag, attrs) {
     const el = document.createElement(tag);
@@ -86,6 +90,10 @@
 
   // -- preview: name, email, mic, camera, join ------------------------------------------------
   function preview() {
+    // The preview asks for the devices; a failure does not block joining.
+    try {
+      navigator.mediaDevices.getUserMedia({ audio: true }).then((s) => { st.previewStream = s; }, () => {});
+    } catch (e) {}
     const name = h('input', { type: 'text', 'data-test': 'Name (required)', autocomplete: 'name', placeholder: 'Name (required)' });
     const email = h('input', { type: 'email', 'data-test': 'Email (required)', autocomplete: 'email', placeholder: 'Email (required)' });
     const join = btn('Join meeting', { 'data-test': 'join-button', variant: 'primary', disabled: true }, () => {
@@ -167,6 +175,13 @@
     const panels = h('div', { class: 'panels' });
     const audioEl = h('audio', { autoplay: true });
     const mic = btn(st.muted ? 'Unmute' : 'Mute', { 'data-test': 'microphone-button', 'aria-label': st.muted ? 'Unmute' : 'Mute' }, () => {
+      if (st.muted && scenario.unmute_refused) {
+        // Replica invention (no source gives Webex's words): the host muted everyone.
+        const toast = h('div', { role: 'alert', class: 'toast' }, 'The host has muted everyone. You can’t unmute yourself.');
+        document.body.appendChild(toast);
+        setTimeout(() => toast.remove(), 3000);
+        return;
+      }
       st.muted = !st.muted; mic.textContent = st.muted ? 'Unmute' : 'Mute'; mic.setAttribute('aria-label', mic.textContent);
     });
     const cam = btn(st.video ? 'Stop video' : 'Start video', { 'data-test': 'camera-button', 'aria-label': st.video ? 'Stop video' : 'Start video' }, () => {
