@@ -28,7 +28,6 @@ from vp.lifecycle import StatusEvent
 from vp.localmeeting.meeting import LocalMeeting
 from vp.localmeeting.participant import (
     SimulatedParticipant,
-    silence_wav,
     speech_then_tones_wav,
 )
 from vp.runner import VirtualParticipant
@@ -44,6 +43,9 @@ REPLICA_MEETING_IDS = {
     "meet": "abc-defg-hij",
 }
 REPLICA_PASSCODE = "482913"
+# A listener's level samples (SimulatedParticipant.levels): one per 50 ms; above this, sound.
+LEVEL_STEP_S = 0.05
+HEARD_LEVEL = 0.02
 BOB_SPEECH = "Thanks Alice. The budget review is on track and the release is planned for March."
 DEMO_SPEECH = (
     "Hello everyone, and welcome to the weekly planning meeting. "
@@ -81,20 +83,19 @@ async def _janus_demo(out_dir: Path, duration: float, voice: str) -> int:
         _say(f"  janus up, room {meeting.room_id} at {meeting.url}")
         os.environ["VP_ALLOWED_HOSTS"] = meeting.allowed_host
         audio = speech_then_tones_wav(out_dir / "participant.wav", DEMO_SPEECH)
-        async with SimulatedParticipant(meeting.url, "Alice", audio):
+        async with SimulatedParticipant(meeting.url, "Alice", audio) as alice:
             _say("  Alice joined and is speaking (espeak-ng speech, then tones)")
             if voice == "off":
                 return await _run_vp(meeting.url, out_dir / "vp", duration, "janus", None)
-            # A listener in the room, to show (and measure) that the VP's voice is heard.
-            quiet = silence_wav(out_dir / "listener.wav")
-            async with SimulatedParticipant(meeting.url, "Listener", quiet) as listener:
-                await listener.start_listening()
-                _say(f"  Listener joined (open {meeting.url} in a browser to hear it too)")
-                code = await _run_vp(meeting.url, out_dir / "vp", duration, "janus", None, voice)
-                levels = await listener.levels()
-            heard = sum(0.05 for _t, level in levels if level > 0.02)
-            _say(f"  Listener heard sound in {heard:.1f} s of the room (Alice's and the VP's)")
-            return code
+            # Alice also listens: the AudioBridge mixes everyone but herself, so all she hears
+            # is the VP (another participant would make the active speaker ambiguous).
+            await alice.start_listening()
+            _say(f"  Alice listens (open {meeting.url} in a browser to hear the VP too)")
+            code = await _run_vp(meeting.url, out_dir / "vp", duration, "janus", None, voice)
+            levels = await alice.levels()
+        heard = sum(LEVEL_STEP_S for _t, level in levels if level > HEARD_LEVEL)
+        _say(f"  Alice heard the VP speak for {heard:.1f} s")
+        return code
 
 
 async def _replica_demo(out_dir: Path, duration: float, platform: str, voice: str) -> int:

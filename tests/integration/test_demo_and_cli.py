@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import socket
 from pathlib import Path
 
@@ -17,6 +18,8 @@ VP_BIN = str(REPO / ".venv" / "bin" / "vp")
 
 
 async def test_vp_demo_runs_offline_end_to_end(tmp_path):
+    """``vp demo --voice espeak-ng``: Janus and Alice, who speaks and listens: the AudioBridge
+    mixes everyone but herself, so what she hears is the VP's spoken intro."""
     out = tmp_path / "demo"
     proc = await asyncio.create_subprocess_exec(
         VP_BIN,
@@ -25,6 +28,8 @@ async def test_vp_demo_runs_offline_end_to_end(tmp_path):
         str(out),
         "--duration",
         "20",
+        "--voice",
+        "espeak-ng",
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
@@ -34,14 +39,20 @@ async def test_vp_demo_runs_offline_end_to_end(tmp_path):
     assert "[status] JOINED" in text and "COMPLETED (max-duration)" in text
     statuses = [json.loads(x) for x in (out / "vp" / "status.jsonl").read_text().splitlines()]
     assert statuses[-1]["status"] == "COMPLETED"
-    # The in-process pocketsphinx transcriber heard Alice's speech: finals attributed to her.
+    # Alice heard the VP: at least a second of its speech.
+    heard = re.search(r"Alice heard the VP speak for ([0-9.]+) s", text)
+    assert heard and float(heard.group(1)) >= 1.0, text
+    summary = json.loads((out / "vp" / "summary.json").read_text())
+    assert summary["voice"]["utterances"] >= 1 and summary["voice"]["refused"] == 0
+    # The in-process pocketsphinx transcriber heard Alice's speech: finals attributed to her
+    # (the VP's own voice, ch1, is transcribed under its own name).
     segments = [json.loads(x) for x in (out / "vp" / "transcript.jsonl").read_text().splitlines()]
+    segments = [s for s in segments if s["channel"] != "AGENT"]
     assert segments, "at least one final transcript segment"
     assert all(s["speaker"] == "Alice" and s["text"] for s in segments)
     assert "Alice:" in text, "the live transcript is shown in the terminal"
     assert "tone signal heard intact" in text and "intact 0 time" not in text
     assert (out / "janus" / "janus.log").exists(), "everything under one output folder"
-    summary = json.loads((out / "vp" / "summary.json").read_text())
     assert summary["capture"]["state"] == "active"
     # No process the demo started is left behind.
     leftover = await asyncio.create_subprocess_exec(
