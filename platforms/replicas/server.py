@@ -108,6 +108,9 @@ class Scenario(BaseModel):
     # Webex: newer j.php builds run the client in the main frame (preloader.html?…
     # runInOwnPage=true) instead of #unified-webclient-iframe.
     client_in_page: bool = False
+    # Webex enterprise sites: the client frame is iframe[name="thinIframe"] (L-wx, AS) instead
+    # of #unified-webclient-iframe, from the same second origin.
+    thin_iframe: bool = False
     post_join_modal: bool = False  # Teams: "Continue without audio or video" after Join
     # Meet, Webex: the host muted everyone and does not let participants unmute themselves
     # (the client's unmute control shows a notice instead of unmuting).

@@ -630,15 +630,17 @@ async def test_join_refused(platform, flag, reason, replicas, tmp_path, monkeypa
         assert " says \u201c" in detail, f"the platform's own words: {detail!r}"
 
 
-async def test_webex_client_in_the_main_frame(replicas, tmp_path, monkeypatch):
+@pytest.mark.parametrize("variant", ("client_in_page", "thin_iframe"))
+async def test_webex_client_in_the_main_frame(variant, replicas, tmp_path, monkeypatch):
     """Newer j.php builds run the Webex client in the main frame instead of the cross-origin
-    iframe: the same steps, lobby, speakers, chat and removal there."""
+    iframe (and enterprise sites in a cross-origin iframe[name=thinIframe]): the same steps,
+    lobby, speakers, chat and removal there."""
     run = await run_on_replica(
         replicas,
         "webex",
         tmp_path,
         monkeypatch,
-        client_in_page=True,
+        **{variant: True},
         waiting_room_s=2,
         remove_after_s=7,
         max_duration=40,

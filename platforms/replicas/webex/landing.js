@@ -4,7 +4,8 @@
  * (.cookie-banner-body with mdc-button Reject / Accept), a layout container
  * #broadcom-center-right that no longer is the button (clicking it does nothing), the
  * "Join from this browser" control found by its text, and then the web client in
- * #unified-webclient-iframe, loaded from the client's own origin (cross-origin to this page).
+ * #unified-webclient-iframe (enterprise sites, scenario thin_iframe: iframe[name=thinIframe]),
+ * loaded from the client's own origin (cross-origin to this page).
  * An unknown meeting shows "Meeting not found" / "Invalid meeting" on this page. With the
  * scenario's client_in_page, the client runs in the main frame instead (newer j.php builds:
  * preloader.html?…runInOwnPage=true).
@@ -55,6 +56,7 @@
   let clientOrigin = null;
   let opened = false;
   let inPage = false;
+  let thin = false;
   // The page tries the desktop app first: a webex:// launch (in a real browser a native
   // "Open Webex?" chooser; LMA, L-prof). Each "Join from this browser" click fires it again.
   function launchApp() {
@@ -74,9 +76,12 @@
       return;
     }
     const q = new URLSearchParams({ mid: meetingId, siteurl: site, preload: 'false' });
+    // Classic sites frame the client as #unified-webclient-iframe; enterprise ones as
+    // iframe[name="thinIframe"] (L-wx, AS).
+    const frameName = thin ? 'thinIframe' : 'unified-webclient-iframe';
     const frame = h('iframe', {
-      id: 'unified-webclient-iframe',
-      name: 'unified-webclient-iframe',
+      id: frameName,
+      name: frameName,
       title: 'Webex meeting',
       allow: 'camera; microphone; autoplay; display-capture',
       src: clientOrigin + '/webappng/sites/' + site + '/meeting/client?' + q.toString(),
@@ -107,6 +112,7 @@
     }
     await new Promise((resolve) => setTimeout(resolve, 300));
     inPage = !!(scenario && scenario.client_in_page);
+    thin = !!(scenario && scenario.thin_iframe);
     if (!scenario || scenario.not_found) notFound();
     else {
       landing();
