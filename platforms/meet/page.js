@@ -131,8 +131,14 @@
         const n = aria(li);
         if (n) roster.push(n);
       }
+      // span[data-avatar-count] replaced aria-label="People - N joined" (screenapp#40).
       const countEl = q('span[data-avatar-count]');
-      const count = countEl ? parseInt(countEl.getAttribute('data-avatar-count'), 10) : NaN;
+      let count = countEl ? parseInt(countEl.getAttribute('data-avatar-count'), 10) : NaN;
+      if (!Number.isFinite(count)) {
+        const older = q('[aria-label^="People - "][aria-label$=" joined"]');
+        const m = older ? /People - (\d+) joined/.exec(older.getAttribute('aria-label')) : null;
+        if (m) count = parseInt(m[1], 10);
+      }
       const chatBtn = q('button[aria-label="Chat with everyone"]');
       const input = qa('textarea[aria-label="Send a message"], textarea[aria-label="Send a message to everyone"], textarea[placeholder="Send a message"]').find(vis);
       return {

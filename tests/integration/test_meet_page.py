@@ -73,6 +73,15 @@ async def test_page_script_reads_what_the_facts_say() -> None:
         assert snap["tiles"] == 2 and snap["selfName"] == "Scribe"
         assert snap["names"] == ["Alice"] and snap["speaker"] == "Alice" and snap["count"] == 2
         assert snap["captcha"] is False, "the invisible reCAPTCHA frame is on every join"
+        # The older participant count (screenapp#40), and the People panel's list when open.
+        snap = await snapshot(
+            page,
+            '<button aria-label="People - 4 joined"></button>'
+            '<div aria-label="Participants" role="list">'
+            '<div role="listitem" aria-label="Alice"></div>'
+            '<div role="listitem" aria-label="Bob"></div></div>',
+        )
+        assert snap["count"] == 4 and snap["roster"] == ["Alice", "Bob"]
         # Two dialogs: the later one is on top and is answered first.
         await snapshot(
             page,
