@@ -32,6 +32,7 @@ from platforms.replicas.server import (
 )
 from tests.recording_server import RecordingServer
 from vp.config import JoinConfig
+from vp.consent import REDACTION_PRE_S
 from vp.lifecycle import Reason, Status
 from vp.localmeeting.meeting import LocalMeeting
 from vp.localmeeting.participant import SimulatedParticipant, tone_wav
@@ -337,36 +338,87 @@ async def test_speaking_but_silent_is_reported_then_recovered_by_a_rejoin(
     assert_clean_end(run)
 
 
+@pytest.mark.parametrize("platform", REPLICA_PLATFORMS)
 async def test_norecord_silences_the_participant_and_record_brings_them_back(
-    replicas, tmp_path, monkeypatch
+    platform, replicas, tmp_path, monkeypatch
 ):
-    """Consent on one replica: Alice's /norecord silences her turns on ch0 (Bob's intact),
-    the VP confirms naming her, summary.json lists the redactions; /record undoes it."""
+    """Consent, in one meeting per platform. Bob has the floor; Bob's command on Alice's behalf
+    and a message under the VP's own name do nothing; Alice's ``@Scribe norecord`` opts her out
+    (confirmed in chat, naming her). Bob goes on intact; then Alice speaks: her tones are
+    absent from ch0 (recording.wav = the transcriber stream) from her command to her
+    ``/record`` — including the start of her turn, before the indicator showed her (the
+    pre-margin's delay line) — and back after it. summary.json lists the opt-out, the
+    redactions (silence inside each) and the delay."""
+    t: dict[str, float] = {}
 
     async def consent(vp: VirtualParticipant, control: MeetingControl | None) -> None:
         assert control is not None
+        control.command("speak", name="Bob")
+        await wait_until(lambda: vp.active_speaker == "Bob", 10)
+        t["bob"] = time.monotonic()
+        # As its intro would (off here): on the Teams replica the chat pane shows messages
+        # only once the VP has opened it to post.
+        await vp.post_chat("Hello, I am taking notes.")
+        # Chat already there when the VP first reads it is history: wait until it reads.
+        for attempt in range(20):
+            control.chat_from("Bob", f"hello {attempt}")
+            with contextlib.suppress(AssertionError):
+                await wait_until(lambda: "hello" in (vp.out_dir / "chat.jsonl").read_text(), 1)
+                break
         control.chat_from("Bob", "/norecord Alice")  # nobody opts someone else out
-        control.chat_from("Alice", "/norecord")
-        await wait_until(lambda: any("Alice: you will not" in t for t in control.vp_chat), 10)
-        await asyncio.sleep(9)
+        control.chat_from("Bob", "@Scribe norecord Alice")
+        control.chat_from("Scribe", "/norecord")  # the VP's own name: nothing
+        control.chat_from("Alice", "@Scribe norecord")
+        await wait_until(lambda: any("Alice: you will not" in x for x in control.vp_chat), 10)
+        await asyncio.sleep(max(2.5, 6.0 - (time.monotonic() - t["bob"])))
+        control.command("speak", name="Alice")
+        await asyncio.sleep(2.5)
         control.chat_from("Alice", "/record")
-        await wait_until(lambda: any("Alice: you are recorded" in t for t in control.vp_chat), 10)
+        await wait_until(lambda: any("Alice: you are recorded" in x for x in control.vp_chat), 10)
+        await asyncio.sleep(2.5)
+        control.end()
 
     run = await run_on_replica(
-        replicas, "zoom", tmp_path, monkeypatch, during=consent, speak_turn_s=3, max_duration=24
+        replicas,
+        platform,
+        tmp_path,
+        monkeypatch,
+        during=consent,
+        speak_turn_s=60,
+        max_duration=60,
     )
-    assert run.final == (Status.COMPLETED, Reason.MAX_DURATION)
+    assert run.final == (Status.COMPLETED, Reason.HOST_ENDED)
+    assert run.control is not None
+    said = run.control.vp_chat
+    assert sum("Alice: you will not be recorded" in x for x in said) == 1, said
+    assert sum("Alice: you are recorded again" in x for x in said) == 1, said
+    assert not any(x.startswith(("Bob:", "Scribe:")) for x in said), "only Alice opted out"
+    consent = run.result.stats["consent"]
+    [opt_out] = consent["opt_outs"]
+    assert opt_out["participant"] == "Alice" and opt_out["to_s"] > opt_out["from_s"]
+    assert consent["delay_s"] == REDACTION_PRE_S and consent["delay_from_s"] is not None
     redactions = run.result.stats["redactions"]
     assert redactions and {r["participant"] for r in redactions} == {"Alice"}, redactions
     assert all(r["end_s"] is not None and r["end_s"] > r["start_s"] for r in redactions)
+    assert all(r["start_s"] >= opt_out["from_s"] for r in redactions), "from the command on"
     ch0 = run.ch0()
-    for r in redactions:  # silence inside each redaction, on ch0 (0.1 s / 0.2 s of clock skew
-        # between the redaction's bounds and the frames' place in the recording under load)
-        inside = ch0[int(r["start_s"] * 16000) + 1600 : int(r["end_s"] * 16000) - 3200]
+
+    def at(seconds: float) -> int:
+        return max(0, min(ch0.size, int(seconds * 16000)))
+
+    for r in redactions:  # silence inside each (0.1 s / 0.2 s of clock skew at the edges)
+        inside = ch0[at(r["start_s"] + 0.1) : at(r["end_s"] - 0.2)]
         assert inside.size == 0 or int(np.abs(inside).max()) == 0, r
-    decoded = decode(ch0)
-    assert count_sequence(decoded, BOB.symbols) >= 1, "Bob intact"
-    assert count_sequence(decoded, ALICE.symbols) >= 1, "Alice back after /record"
+    # Opted out: none of Alice's tones (3 is hers alone), not even her turn's start.
+    out = decode(ch0[at(opt_out["from_s"] + 0.1) : at(opt_out["to_s"] - 0.1)])
+    assert 3 not in out and count_sequence(out, ALICE.symbols) == 0, out
+    # Bob intact meanwhile: his tones in the stretch before Alice's redaction.
+    first = min(r["start_s"] for r in redactions)
+    assert count_sequence(decode(ch0[at(opt_out["from_s"]) : at(first)]), BOB.symbols) >= 1
+    # Back after /record.
+    assert 3 in decode(ch0[at(opt_out["to_s"] + 0.3) :]), "Alice back after /record"
+    assert run.speakers()[-2:] == ["Bob", "Alice"]
+    assert_clean_end(run)
 
 
 @pytest.mark.parametrize("platform", REPLICA_PLATFORMS)
