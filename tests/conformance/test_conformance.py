@@ -30,6 +30,7 @@ from platforms.replicas.server import (
     ReplicaServer,
     Scenario,
 )
+from scheduler.webhooks import FILES, line_event, read_new_lines
 from tests.recording_server import RecordingServer
 from vp.config import JoinConfig
 from vp.consent import REDACTION_PRE_S
@@ -38,6 +39,7 @@ from vp.localmeeting.meeting import LocalMeeting
 from vp.localmeeting.participant import SimulatedParticipant, tone_wav
 from vp.runner import RunResult, VirtualParticipant
 from vp.signal import count_sequence, decode
+from vp.transcriber.protocol import TranscriptSegment
 
 pytestmark = pytest.mark.integration
 
@@ -110,6 +112,7 @@ class Run:
 
 
 During = Callable[[VirtualParticipant, MeetingControl | None], Awaitable[None]]
+Echo = Callable[[dict[str, Any]], list[dict[str, Any]]]
 
 
 @pytest.fixture(scope="module")
@@ -146,6 +149,7 @@ async def run_on_replica(
     alone_timeout: float = 120,
     voice: str = "off",
     capture_silence_s: float = 10.0,
+    transcriber_echo: Echo | None = None,
     **scenario: Any,
 ) -> Run:
     server = replica(replicas, platform)
@@ -174,6 +178,7 @@ async def run_on_replica(
         alone_timeout=alone_timeout,
         voice=voice,
         capture_silence_s=capture_silence_s,
+        transcriber_echo=transcriber_echo,
     )
 
 
@@ -191,9 +196,11 @@ async def run_vp(
     alongside: During | None = None,
     voice: str = "off",
     capture_silence_s: float = 10.0,
+    transcriber_echo: Echo | None = None,
 ) -> Run:
-    """Run one VP to its end; ``during`` runs once it joined, ``alongside`` from the start."""
-    server = await RecordingServer().start()
+    """Run one VP to its end; ``during`` runs once it joined, ``alongside`` from the start;
+    ``transcriber_echo`` answers the VP's call events as a transcriber would."""
+    server = await RecordingServer(echo=transcriber_echo).start()
     out = tmp_path / "vp"
     config = JoinConfig(
         meeting_url=url,
@@ -378,6 +385,16 @@ async def test_norecord_silences_the_participant_and_record_brings_them_back(
         await asyncio.sleep(2.5)
         control.end()
 
+    def transcriber(event: dict[str, Any]) -> list[dict[str, Any]]:
+        """A transcript line for whoever the stream says speaks, as LMA attributes them."""
+        name = event.get("activeSpeaker")
+        if event["callEvent"] not in ("START", "SPEAKER_CHANGE") or name in (None, "n/a"):
+            return []
+        when = "at the start" if event["callEvent"] == "START" else "after a change"
+        text = f"words of {name} {when}"
+        segment = TranscriptSegment(f"conf-{platform}", "CALLER", text, 0, 1, text, False, name)
+        return [segment.to_wire()]
+
     run = await run_on_replica(
         replicas,
         platform,
@@ -386,9 +403,22 @@ async def test_norecord_silences_the_participant_and_record_brings_them_back(
         during=consent,
         speak_turn_s=60,
         max_duration=60,
+        transcriber_echo=transcriber,
     )
     assert run.final == (Status.COMPLETED, Reason.HOST_ENDED)
     assert run.control is not None
+    # No transcript line of Alice's while she is opted out — not in transcript.jsonl, not in
+    # the webhook events made from the VP's files (contract 5); the others' lines are there.
+    kept = [json.loads(x)["text"] for x in (run.out / "transcript.jsonl").read_text().splitlines()]
+    assert "words of Alice after a change" not in kept, kept
+    assert {"words of Alice at the start", "words of Bob after a change"} <= set(kept), kept
+    events = [
+        line_event(kind, item)
+        for kind, name in FILES.items()
+        for item in read_new_lines(run.out / name, 0)[0]
+    ]
+    sent = json.dumps([e.data for e in events if e is not None])
+    assert "words of Bob after a change" in sent and "words of Alice after a change" not in sent
     said = run.control.vp_chat
     assert sum("Alice: you will not be recorded" in x for x in said) == 1, said
     assert sum("Alice: you are recorded again" in x for x in said) == 1, said
