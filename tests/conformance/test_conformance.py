@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -23,6 +24,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from platforms.registry import get_driver
 from platforms.replicas.server import (
     ChatLine,
     MeetingControl,
@@ -251,6 +253,15 @@ async def janus_room(
         yield meeting
 
 
+def assert_refusal_detail(run: Run, pattern: str) -> None:
+    """A refusal says why: a non-empty terminal detail matching ``pattern``, also in the
+    FAILED line of status.jsonl."""
+    detail = run.result.final.detail or ""
+    assert detail.strip() and re.search(pattern, detail, re.I), detail
+    last = json.loads((run.out / "status.jsonl").read_text().splitlines()[-1])
+    assert last["status"] == "FAILED" and last["detail"] == detail
+
+
 def assert_clean_end(run: Run) -> None:
     """END is the last call event and recording.wav holds what was streamed."""
     import soundfile as sf
@@ -279,6 +290,10 @@ async def test_waiting_room_then_speakers_in_order(platform, replicas, tmp_path,
     lines = (run.out / "status.jsonl").read_text().splitlines()
     lobby = next(json.loads(x) for x in lines if json.loads(x)["status"] == "WAITING_ROOM")
     assert lobby["detail"], "the lobby in the platform's own words"
+    lobby_said = get_driver(platform).lobby_said  # the driver's pattern of the lobby's words
+    assert lobby_said is not None, platform
+    said = lobby_said if isinstance(lobby_said, re.Pattern) else re.compile(lobby_said, re.I)
+    assert said.search(lobby["detail"]), lobby
     speakers = run.speakers()
     assert len(speakers) >= 3, speakers
     assert set(speakers) == {"Alice", "Bob"} and "Scribe" not in speakers
@@ -596,6 +611,7 @@ async def test_wrong_passcode(platform, replicas, tmp_path, monkeypatch):
     assert run.final == (Status.FAILED, Reason.WRONG_PASSCODE)
     assert "JOINED" not in run.statuses
     assert run.seconds < 20
+    assert_refusal_detail(run, r"passcode|password")
 
 
 @pytest.mark.parametrize("platform", ("zoom", "teams", "webex"))
@@ -617,6 +633,7 @@ async def test_passcode_needed_and_none_given(platform, replicas, tmp_path, monk
     assert run.final == (Status.FAILED, Reason.WRONG_PASSCODE)
     assert "JOINED" not in run.statuses
     assert run.seconds < 20
+    assert_refusal_detail(run, r"needs a (passcode|password)")
 
 
 @pytest.mark.parametrize("platform", REPLICA_PLATFORMS)
@@ -683,6 +700,7 @@ async def test_join_timeout_in_lobby(platform, replicas, tmp_path, monkeypatch):
     assert run.final == (Status.FAILED, Reason.WAITING_ROOM_TIMEOUT)
     assert "WAITING_ROOM" in run.statuses
     assert run.seconds < 25
+    assert_refusal_detail(run, r"not admitted in the waiting room within 8 s")
 
 
 @pytest.mark.parametrize(
@@ -710,6 +728,16 @@ async def test_join_refused(platform, flag, reason, replicas, tmp_path, monkeypa
     assert detail.strip(), "every refusal says why"
     if flag in ("not_found", "locked"):
         assert " says \u201c" in detail, f"the platform's own words: {detail!r}"
+    # What the organiser can change, where the facts tell it.
+    organiser = {
+        ("zoom", "login_required"): "the organiser can let guests join without signing in",
+        ("teams", "login_required"): "anonymous users join meetings",
+        ("webex", "locked"): "the organiser can unlock the meeting",
+    }.get((platform, flag))
+    if organiser:
+        assert organiser in detail, detail
+    if (platform, flag) == ("teams", "login_required"):
+        assert "anonymous join is disabled" in detail, detail
 
 
 async def test_webex_client_in_the_main_frame(replicas, tmp_path, monkeypatch):
@@ -839,6 +867,7 @@ async def test_janus_room_not_found(tmp_path, monkeypatch):
         )
     assert run.final == (Status.FAILED, Reason.MEETING_NOT_FOUND)
     assert run.seconds < 20
+    assert_refusal_detail(run, r"room does not exist")
 
 
 # -- Google Meet: its blocks, its notices and its audio variants ------------------------------
@@ -854,6 +883,9 @@ async def test_meet_blocked_is_retried_once_then_fails_blocked(replicas, tmp_pat
     assert "JOINED" not in run.statuses
     assert run.control is not None and run.control.states.count("blocked") == 2
     assert run.seconds < 25
+    # The platform's words and what the organiser can change (facts: anonymous guests).
+    assert_refusal_detail(run, r"You can't join this video call")
+    assert "organisation that blocks anonymous guests" in (run.result.final.detail or "")
 
 
 async def test_meet_blocked_once_then_admitted(replicas, tmp_path, monkeypatch):
