@@ -392,7 +392,9 @@ async def test_norecord_silences_the_participant_and_record_brings_them_back(
         control.chat_from("Scribe", "/norecord")  # the VP's own name: nothing
         control.chat_from("Alice", "@Scribe norecord")
         await wait_until(lambda: any("Alice: you will not" in x for x in control.vp_chat), 10)
-        await asyncio.sleep(max(2.5, 6.0 - (time.monotonic() - t["bob"])))
+        # Bob on past Alice's opt-out: ≥ 3.5 s, so ≥ 2 s of him is left before the pre-margin
+        # reaches back from her turn (one whole tone sequence takes 1.92 s at worst).
+        await asyncio.sleep(max(3.5, 6.0 - (time.monotonic() - t["bob"])))
         control.command("speak", name="Alice")
         await asyncio.sleep(2.5)
         control.chat_from("Alice", "/record")
