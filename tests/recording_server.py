@@ -32,10 +32,10 @@ class RecordingServer:
         self,
         token: str | None = None,
         drop_after_frames: int | None = None,
-        echo: Callable[[dict[str, Any]], list[dict[str, Any]]] | None = None,
+        echo: Callable[[dict[str, Any], Connection], list[dict[str, Any]]] | None = None,
     ) -> None:
-        """``echo``: called with each call event received; what it returns is sent back (e.g.
-        ADD_TRANSCRIPT_SEGMENT frames, as a transcriber would)."""
+        """``echo``: called with each call event received (and its connection); what it
+        returns is sent back (e.g. ADD_TRANSCRIPT_SEGMENT frames, as a transcriber would)."""
         self.token = token
         self.echo = echo
         self.drop_after_frames = drop_after_frames
@@ -87,7 +87,7 @@ class RecordingServer:
             else:
                 event = json.loads(message)
                 conn.events.append(event)
-                for reply in self.echo(event) if self.echo is not None else ():
+                for reply in self.echo(event, conn) if self.echo is not None else ():
                     await ws.send(json.dumps(reply))
                 conn.order.append(event["callEvent"])
                 if event["callEvent"] == "END":

@@ -143,6 +143,19 @@ class Consent:
                 spans.append((lo, hi))
         return spans
 
+    def redacts(self, speaker: str, start_s: float, end_s: float) -> bool:
+        """Whether a transcript line of ``speaker`` over ``[start_s, end_s]`` (stream seconds)
+        must not be kept: they are opted out now, or a redaction of theirs covers part of it
+        (a line can arrive after their ``/record``: the stream runs ``pre_s`` late)."""
+        if speaker in self.opted_out:
+            return True
+        return any(
+            r.participant == speaker
+            and r.start_s <= end_s
+            and (r.end_s is None or r.end_s >= start_s)
+            for r in self.redactions
+        )
+
     def silencing(self) -> bool:
         """Whether ch0 is silenced at this moment."""
         now = self.now_s()

@@ -471,8 +471,11 @@ class VirtualParticipant:
             log.warning("vp.consent_confirm_failed", error=type(exc).__name__)
 
     def _on_segment(self, segment: TranscriptSegment) -> None:
-        if self.consent is not None and segment.speaker in self.consent.opted_out:
-            return  # never attributed to a participant who opted out
+        consent = self.consent
+        if consent is not None and consent.redacts(
+            segment.speaker, segment.start_time, segment.end_time
+        ):
+            return  # never a line of a participant who opted out
         self.artifacts.transcript(segment)
         if not segment.is_partial and segment.channel == "CALLER" and self.assistant is not None:
             self.assistant.on_transcript(segment.speaker, segment.transcript)

@@ -33,7 +33,7 @@ from platforms.replicas.server import (
     Scenario,
 )
 from scheduler.webhooks import FILES, line_event, read_new_lines
-from tests.recording_server import RecordingServer
+from tests.recording_server import Connection, RecordingServer
 from vp.config import JoinConfig
 from vp.consent import REDACTION_PRE_S
 from vp.lifecycle import Reason, Status
@@ -114,7 +114,7 @@ class Run:
 
 
 During = Callable[[VirtualParticipant, MeetingControl | None], Awaitable[None]]
-Echo = Callable[[dict[str, Any]], list[dict[str, Any]]]
+Echo = Callable[[dict[str, Any], Connection], list[dict[str, Any]]]
 
 
 @pytest.fixture(scope="module")
@@ -402,15 +402,17 @@ async def test_norecord_silences_the_participant_and_record_brings_them_back(
         await asyncio.sleep(2.5)
         control.end()
 
-    def transcriber(event: dict[str, Any]) -> list[dict[str, Any]]:
-        """A transcript line for whoever the stream says speaks, as LMA attributes them."""
+    def transcriber(event: dict[str, Any], conn: Connection) -> list[dict[str, Any]]:
+        """A transcript line for whoever the stream says speaks from here (stream seconds),
+        as LMA attributes them."""
         name = event.get("activeSpeaker")
         if event["callEvent"] not in ("START", "SPEAKER_CHANGE") or name in (None, "n/a"):
             return []
         when = "at the start" if event["callEvent"] == "START" else "after a change"
         text = f"words of {name} {when}"
-        segment = TranscriptSegment(f"conf-{platform}", "CALLER", text, 0, 1, text, False, name)
-        return [segment.to_wire()]
+        at = sum(len(f) for f in conn.frames) / 4 / 16000
+        line = TranscriptSegment(f"conf-{platform}", "CALLER", text, at, at + 1, text, False, name)
+        return [line.to_wire()]
 
     run = await run_on_replica(
         replicas,

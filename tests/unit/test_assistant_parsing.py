@@ -243,3 +243,21 @@ def test_redaction_never_starts_before_the_command_and_record_cuts_the_margin():
     assert [r.to_dict() for r in consent.redactions] == [
         {"participant": "Alice", "start_s": 5.0, "end_s": 9.0}
     ]
+
+
+def test_a_transcript_line_over_a_redaction_is_dropped_even_after_record():
+    """The stream runs pre_s late, so a line of the redacted stretch can arrive after /record:
+    it is judged by its own time, not by when it arrives."""
+    clock = _Clock()
+    consent = Consent("Scribe", pre_s=1.5, post_s=1.5, clock=clock)
+    consent.on_chat("Alice", "/norecord")
+    clock.now = 4.0
+    consent.speaker("Alice")  # redacted from 2.5
+    clock.now = 6.0
+    consent.on_chat("Alice", "/record")  # ... to 6.0
+    assert consent.redacts("Alice", 3.0, 4.0), "her redacted turn, arriving late"
+    assert not consent.redacts("Alice", 7.0, 8.0), "recorded again"
+    assert not consent.redacts("Alice", 0.0, 2.0), "before her redaction"
+    assert not consent.redacts("Bob", 3.0, 4.0), "only her lines"
+    consent.on_chat("Bob", "/norecord")
+    assert consent.redacts("Bob", 0.0, 1.0), "opted out now: nothing of Bob's is kept"
