@@ -836,6 +836,9 @@ async def test_janus_speaker_audio_and_host_ends(tmp_path, monkeypatch):
     assert run.final == (Status.COMPLETED, Reason.HOST_ENDED)
     assert run.speakers() == ["Alice"]
     assert count_sequence(decode(run.ch0()), ALICE.symbols) >= 1
+    # Consent: Janus has no chat, so nobody can opt out; no redaction and no delay.
+    assert run.result.stats["redactions"] == []
+    assert run.result.stats["consent"]["delay_s"] == 0.0
     assert_clean_end(run)
 
 
