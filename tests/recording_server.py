@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,8 +28,16 @@ class Connection:
 
 
 class RecordingServer:
-    def __init__(self, token: str | None = None, drop_after_frames: int | None = None) -> None:
+    def __init__(
+        self,
+        token: str | None = None,
+        drop_after_frames: int | None = None,
+        echo: Callable[[dict[str, Any], Connection], list[dict[str, Any]]] | None = None,
+    ) -> None:
+        """``echo``: called with each call event received (and its connection); what it
+        returns is sent back (e.g. ADD_TRANSCRIPT_SEGMENT frames, as a transcriber would)."""
         self.token = token
+        self.echo = echo
         self.drop_after_frames = drop_after_frames
         self.connections: list[Connection] = []
         self.rejected = 0
@@ -78,6 +87,8 @@ class RecordingServer:
             else:
                 event = json.loads(message)
                 conn.events.append(event)
+                for reply in self.echo(event, conn) if self.echo is not None else ():
+                    await ws.send(json.dumps(reply))
                 conn.order.append(event["callEvent"])
                 if event["callEvent"] == "END":
                     self.ended.set()

@@ -48,7 +48,7 @@ from vp.browser import BrowserHost
 from vp.call_end import CallEnd
 from vp.capture import CaptureFrame, CaptureHealth
 from vp.config import JoinConfig
-from vp.consent import Consent
+from vp.consent import Consent, RedactingDelay
 from vp.errors import InvalidUrl, VpError
 from vp.lifecycle import COMPLETED_REASONS, Lifecycle, Reason, Status, StatusEvent
 from vp.memory_guard import MemoryGuard, find_limit
@@ -128,6 +128,8 @@ class VirtualParticipant:
         self.silence: SilenceMonitor | None = None  # from the start of recording.wav
         self.consent: Consent | None = None  # /norecord opt-outs, from the start of recording
         self.artifacts = CallArtifacts(self.out_dir)
+        # Between the pipeline and its sinks: ch0 redacted, held back once someone opts out.
+        self._redacting = RedactingDelay([self.artifacts.record, self._send_frame])
         # set up in run()
         self.session: PageSession | None = None
         self._pipeline: AudioPipeline | None = None
@@ -222,7 +224,7 @@ class VirtualParticipant:
             shared_browser=self._shared_browser,
             browser_provider=self._browser_provider,
         )
-        self._pipeline = AudioPipeline(sinks=[self.artifacts.record, self._send_frame])
+        self._pipeline = AudioPipeline(sinks=[self._redacting.push])
         await self.session.start()
         if not await self._hold_until_join_time():
             conclusion = self._end.result()
@@ -321,6 +323,7 @@ class VirtualParticipant:
         self.silence = SilenceMonitor(cfg.capture_silence_s)
         self.consent = Consent(cfg.name)
         self.consent.speaker(self.active_speaker)
+        self._redacting.attach(self.consent)
         self.session.capture.start()
         self._owner.spawn(self._run_client(), "transcriber-client")
         self._owner.spawn(self._pipeline.run(), "pipeline-stall-watchdog")
@@ -394,10 +397,6 @@ class VirtualParticipant:
     def _on_capture_frame(self, frame: CaptureFrame) -> None:
         self.audio.on_frame()
         if self._pipeline is not None:
-            if self.consent is not None and self.consent.silencing():
-                # An opted-out participant is speaking (or just was): ch0 is silence.
-                self._pipeline.push_meeting(bytes(len(frame.pcm)))
-                return
             self._pipeline.push_meeting(frame.pcm)
         speaker = self.speaker
         if speaker is not None:
@@ -432,9 +431,8 @@ class VirtualParticipant:
                 self.silence.speaker_shown()
             if self.consent is not None:
                 self.consent.speaker(event.name)
-            if self._client is not None:
-                self._client.speaker_change(event.name)
-            self.artifacts.speaker(event.name)
+            # With the audio it belongs to (held back while someone is opted out).
+            self._redacting.in_order(functools.partial(self._speaker_change, event.name))
         elif isinstance(event, ParticipantsChanged):
             self.participants = event.names
             if self.assistant is not None:
@@ -447,6 +445,11 @@ class VirtualParticipant:
                 self._owner.spawn(self._confirm_consent(confirm), "consent-confirm")
             if self.assistant is not None:
                 self.assistant.on_chat(event.sender, event.text)
+
+    def _speaker_change(self, name: str) -> None:
+        if self._client is not None:
+            self._client.speaker_change(name)
+        self.artifacts.speaker(name)
 
     def _is_me(self, name: str) -> bool:
         me = self.config.name
@@ -468,8 +471,11 @@ class VirtualParticipant:
             log.warning("vp.consent_confirm_failed", error=type(exc).__name__)
 
     def _on_segment(self, segment: TranscriptSegment) -> None:
-        if self.consent is not None and segment.speaker in self.consent.opted_out:
-            return  # never attributed to a participant who opted out
+        consent = self.consent
+        if consent is not None and consent.redacts(
+            segment.speaker, segment.start_time, segment.end_time
+        ):
+            return  # never a line of a participant who opted out
         self.artifacts.transcript(segment)
         if not segment.is_partial and segment.channel == "CALLER" and self.assistant is not None:
             self.assistant.on_transcript(segment.speaker, segment.transcript)
@@ -493,6 +499,7 @@ class VirtualParticipant:
             capture.stop()
         if self._pipeline is not None:
             self._pipeline.flush()
+        self._redacting.flush()
         if self._client is not None:
             await self._client.end(END_TIMEOUT)
         await self._owner.aclose()
@@ -559,6 +566,8 @@ class VirtualParticipant:
         if self.consent is not None:
             self.consent.at_end()
         stats["redactions"] = [r.to_dict() for r in self.consent.redactions] if self.consent else []
+        if self.consent is not None:
+            stats["consent"] = self.consent.summary(self._redacting)
         if self.memory is not None:
             stats["memory"] = self.memory.summary()
         self._result.stats = stats

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -23,6 +24,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from platforms.registry import get_driver
 from platforms.replicas.server import (
     ChatLine,
     MeetingControl,
@@ -30,13 +32,16 @@ from platforms.replicas.server import (
     ReplicaServer,
     Scenario,
 )
-from tests.recording_server import RecordingServer
+from scheduler.webhooks import FILES, line_event, read_new_lines
+from tests.recording_server import Connection, RecordingServer
 from vp.config import JoinConfig
+from vp.consent import REDACTION_PRE_S
 from vp.lifecycle import Reason, Status
 from vp.localmeeting.meeting import LocalMeeting
 from vp.localmeeting.participant import SimulatedParticipant, tone_wav
 from vp.runner import RunResult, VirtualParticipant
 from vp.signal import count_sequence, decode
+from vp.transcriber.protocol import TranscriptSegment
 
 pytestmark = pytest.mark.integration
 
@@ -109,6 +114,7 @@ class Run:
 
 
 During = Callable[[VirtualParticipant, MeetingControl | None], Awaitable[None]]
+Echo = Callable[[dict[str, Any], Connection], list[dict[str, Any]]]
 
 
 @pytest.fixture(scope="module")
@@ -145,6 +151,7 @@ async def run_on_replica(
     alone_timeout: float = 120,
     voice: str = "off",
     capture_silence_s: float = 10.0,
+    transcriber_echo: Echo | None = None,
     **scenario: Any,
 ) -> Run:
     server = replica(replicas, platform)
@@ -173,6 +180,7 @@ async def run_on_replica(
         alone_timeout=alone_timeout,
         voice=voice,
         capture_silence_s=capture_silence_s,
+        transcriber_echo=transcriber_echo,
     )
 
 
@@ -190,9 +198,11 @@ async def run_vp(
     alongside: During | None = None,
     voice: str = "off",
     capture_silence_s: float = 10.0,
+    transcriber_echo: Echo | None = None,
 ) -> Run:
-    """Run one VP to its end; ``during`` runs once it joined, ``alongside`` from the start."""
-    server = await RecordingServer().start()
+    """Run one VP to its end; ``during`` runs once it joined, ``alongside`` from the start;
+    ``transcriber_echo`` answers the VP's call events as a transcriber would."""
+    server = await RecordingServer(echo=transcriber_echo).start()
     out = tmp_path / "vp"
     config = JoinConfig(
         meeting_url=url,
@@ -243,6 +253,15 @@ async def janus_room(
         yield meeting
 
 
+def assert_refusal_detail(run: Run, pattern: str) -> None:
+    """A refusal says why: a non-empty terminal detail matching ``pattern``, also in the
+    FAILED line of status.jsonl."""
+    detail = run.result.final.detail or ""
+    assert detail.strip() and re.search(pattern, detail, re.I), detail
+    last = json.loads((run.out / "status.jsonl").read_text().splitlines()[-1])
+    assert last["status"] == "FAILED" and last["detail"] == detail
+
+
 def assert_clean_end(run: Run) -> None:
     """END is the last call event and recording.wav holds what was streamed."""
     import soundfile as sf
@@ -271,6 +290,10 @@ async def test_waiting_room_then_speakers_in_order(platform, replicas, tmp_path,
     lines = (run.out / "status.jsonl").read_text().splitlines()
     lobby = next(json.loads(x) for x in lines if json.loads(x)["status"] == "WAITING_ROOM")
     assert lobby["detail"], "the lobby in the platform's own words"
+    lobby_said = get_driver(platform).lobby_said  # the driver's pattern of the lobby's words
+    assert lobby_said is not None, platform
+    said = lobby_said if isinstance(lobby_said, re.Pattern) else re.compile(lobby_said, re.I)
+    assert said.search(lobby["detail"]), lobby
     speakers = run.speakers()
     assert len(speakers) >= 3, speakers
     assert set(speakers) == {"Alice", "Bob"} and "Scribe" not in speakers
@@ -337,36 +360,114 @@ async def test_speaking_but_silent_is_reported_then_recovered_by_a_rejoin(
     assert_clean_end(run)
 
 
+@pytest.mark.parametrize("platform", REPLICA_PLATFORMS)
 async def test_norecord_silences_the_participant_and_record_brings_them_back(
-    replicas, tmp_path, monkeypatch
+    platform, replicas, tmp_path, monkeypatch
 ):
-    """Consent on one replica: Alice's /norecord silences her turns on ch0 (Bob's intact),
-    the VP confirms naming her, summary.json lists the redactions; /record undoes it."""
+    """Consent, in one meeting per platform. Bob has the floor; Bob's command on Alice's behalf
+    and a message under the VP's own name do nothing; Alice's ``@Scribe norecord`` opts her out
+    (confirmed in chat, naming her). Bob goes on intact; then Alice speaks: her tones are
+    absent from ch0 (recording.wav = the transcriber stream) from her command to her
+    ``/record`` — including the start of her turn, before the indicator showed her (the
+    pre-margin's delay line) — and back after it. summary.json lists the opt-out, the
+    redactions (silence inside each) and the delay."""
+    t: dict[str, float] = {}
 
     async def consent(vp: VirtualParticipant, control: MeetingControl | None) -> None:
         assert control is not None
+        control.command("speak", name="Bob")
+        await wait_until(lambda: vp.active_speaker == "Bob", 10)
+        t["bob"] = time.monotonic()
+        # As its intro would (off here): on the Teams replica the chat pane shows messages
+        # only once the VP has opened it to post.
+        await vp.post_chat("Hello, I am taking notes.")
+        # Chat already there when the VP first reads it is history: wait until it reads.
+        for attempt in range(20):
+            control.chat_from("Bob", f"hello {attempt}")
+            with contextlib.suppress(AssertionError):
+                await wait_until(lambda: "hello" in (vp.out_dir / "chat.jsonl").read_text(), 1)
+                break
         control.chat_from("Bob", "/norecord Alice")  # nobody opts someone else out
-        control.chat_from("Alice", "/norecord")
-        await wait_until(lambda: any("Alice: you will not" in t for t in control.vp_chat), 10)
-        await asyncio.sleep(9)
+        control.chat_from("Bob", "@Scribe norecord Alice")
+        control.chat_from("Scribe", "/norecord")  # the VP's own name: nothing
+        control.chat_from("Alice", "@Scribe norecord")
+        await wait_until(lambda: any("Alice: you will not" in x for x in control.vp_chat), 10)
+        # Bob on past Alice's opt-out: ≥ 3.5 s, so ≥ 2 s of him is left before the pre-margin
+        # reaches back from her turn (one whole tone sequence takes 1.92 s at worst).
+        await asyncio.sleep(max(3.5, 6.0 - (time.monotonic() - t["bob"])))
+        control.command("speak", name="Alice")
+        await asyncio.sleep(2.5)
         control.chat_from("Alice", "/record")
-        await wait_until(lambda: any("Alice: you are recorded" in t for t in control.vp_chat), 10)
+        await wait_until(lambda: any("Alice: you are recorded" in x for x in control.vp_chat), 10)
+        await asyncio.sleep(2.5)
+        control.end()
+
+    def transcriber(event: dict[str, Any], conn: Connection) -> list[dict[str, Any]]:
+        """A transcript line for whoever the stream says speaks from here (stream seconds),
+        as LMA attributes them."""
+        name = event.get("activeSpeaker")
+        if event["callEvent"] not in ("START", "SPEAKER_CHANGE") or name in (None, "n/a"):
+            return []
+        when = "at the start" if event["callEvent"] == "START" else "after a change"
+        text = f"words of {name} {when}"
+        at = sum(len(f) for f in conn.frames) / 4 / 16000
+        line = TranscriptSegment(f"conf-{platform}", "CALLER", text, at, at + 1, text, False, name)
+        return [line.to_wire()]
 
     run = await run_on_replica(
-        replicas, "zoom", tmp_path, monkeypatch, during=consent, speak_turn_s=3, max_duration=24
+        replicas,
+        platform,
+        tmp_path,
+        monkeypatch,
+        during=consent,
+        speak_turn_s=60,
+        max_duration=60,
+        transcriber_echo=transcriber,
     )
-    assert run.final == (Status.COMPLETED, Reason.MAX_DURATION)
+    assert run.final == (Status.COMPLETED, Reason.HOST_ENDED)
+    assert run.control is not None
+    # No transcript line of Alice's while she is opted out — not in transcript.jsonl, not in
+    # the webhook events made from the VP's files (contract 5); the others' lines are there.
+    kept = [json.loads(x)["text"] for x in (run.out / "transcript.jsonl").read_text().splitlines()]
+    assert "words of Alice after a change" not in kept, kept
+    assert {"words of Alice at the start", "words of Bob after a change"} <= set(kept), kept
+    events = [
+        line_event(kind, item)
+        for kind, name in FILES.items()
+        for item in read_new_lines(run.out / name, 0)[0]
+    ]
+    sent = json.dumps([e.data for e in events if e is not None])
+    assert "words of Bob after a change" in sent and "words of Alice after a change" not in sent
+    said = run.control.vp_chat
+    assert sum("Alice: you will not be recorded" in x for x in said) == 1, said
+    assert sum("Alice: you are recorded again" in x for x in said) == 1, said
+    assert not any(x.startswith(("Bob:", "Scribe:")) for x in said), "only Alice opted out"
+    consent = run.result.stats["consent"]
+    [opt_out] = consent["opt_outs"]
+    assert opt_out["participant"] == "Alice" and opt_out["to_s"] > opt_out["from_s"]
+    assert consent["delay_s"] == REDACTION_PRE_S and consent["delay_from_s"] is not None
     redactions = run.result.stats["redactions"]
     assert redactions and {r["participant"] for r in redactions} == {"Alice"}, redactions
     assert all(r["end_s"] is not None and r["end_s"] > r["start_s"] for r in redactions)
+    assert all(r["start_s"] >= opt_out["from_s"] for r in redactions), "from the command on"
     ch0 = run.ch0()
-    for r in redactions:  # silence inside each redaction, on ch0 (0.1 s / 0.2 s of clock skew
-        # between the redaction's bounds and the frames' place in the recording under load)
-        inside = ch0[int(r["start_s"] * 16000) + 1600 : int(r["end_s"] * 16000) - 3200]
+
+    def at(seconds: float) -> int:
+        return max(0, min(ch0.size, int(seconds * 16000)))
+
+    for r in redactions:  # silence inside each (0.1 s / 0.2 s of clock skew at the edges)
+        inside = ch0[at(r["start_s"] + 0.1) : at(r["end_s"] - 0.2)]
         assert inside.size == 0 or int(np.abs(inside).max()) == 0, r
-    decoded = decode(ch0)
-    assert count_sequence(decoded, BOB.symbols) >= 1, "Bob intact"
-    assert count_sequence(decoded, ALICE.symbols) >= 1, "Alice back after /record"
+    # Opted out: none of Alice's tones (3 is hers alone), not even her turn's start.
+    out = decode(ch0[at(opt_out["from_s"] + 0.1) : at(opt_out["to_s"] - 0.1)])
+    assert 3 not in out and count_sequence(out, ALICE.symbols) == 0, out
+    # Bob intact meanwhile: his tones in the stretch before Alice's redaction.
+    first = min(r["start_s"] for r in redactions)
+    assert count_sequence(decode(ch0[at(opt_out["from_s"]) : at(first)]), BOB.symbols) >= 1
+    # Back after /record.
+    assert 3 in decode(ch0[at(opt_out["to_s"] + 0.3) :]), "Alice back after /record"
+    assert run.speakers()[-2:] == ["Bob", "Alice"]
+    assert_clean_end(run)
 
 
 @pytest.mark.parametrize("platform", REPLICA_PLATFORMS)
@@ -514,6 +615,7 @@ async def test_wrong_passcode(platform, replicas, tmp_path, monkeypatch):
     assert run.final == (Status.FAILED, Reason.WRONG_PASSCODE)
     assert "JOINED" not in run.statuses
     assert run.seconds < 20
+    assert_refusal_detail(run, r"passcode|password")
 
 
 @pytest.mark.parametrize("platform", ("zoom", "teams", "webex"))
@@ -535,6 +637,7 @@ async def test_passcode_needed_and_none_given(platform, replicas, tmp_path, monk
     assert run.final == (Status.FAILED, Reason.WRONG_PASSCODE)
     assert "JOINED" not in run.statuses
     assert run.seconds < 20
+    assert_refusal_detail(run, r"needs a (passcode|password)")
 
 
 @pytest.mark.parametrize("platform", REPLICA_PLATFORMS)
@@ -601,6 +704,7 @@ async def test_join_timeout_in_lobby(platform, replicas, tmp_path, monkeypatch):
     assert run.final == (Status.FAILED, Reason.WAITING_ROOM_TIMEOUT)
     assert "WAITING_ROOM" in run.statuses
     assert run.seconds < 25
+    assert_refusal_detail(run, r"not admitted in the waiting room within 8 s")
 
 
 @pytest.mark.parametrize(
@@ -628,6 +732,16 @@ async def test_join_refused(platform, flag, reason, replicas, tmp_path, monkeypa
     assert detail.strip(), "every refusal says why"
     if flag in ("not_found", "locked"):
         assert " says \u201c" in detail, f"the platform's own words: {detail!r}"
+    # What the organiser can change, where the facts tell it.
+    organiser = {
+        ("zoom", "login_required"): "the organiser can let guests join without signing in",
+        ("teams", "login_required"): "anonymous users join meetings",
+        ("webex", "locked"): "the organiser can unlock the meeting",
+    }.get((platform, flag))
+    if organiser:
+        assert organiser in detail, detail
+    if (platform, flag) == ("teams", "login_required"):
+        assert "anonymous join is disabled" in detail, detail
 
 
 @pytest.mark.parametrize("variant", ("client_in_page", "thin_iframe"))
@@ -724,6 +838,9 @@ async def test_janus_speaker_audio_and_host_ends(tmp_path, monkeypatch):
     assert run.final == (Status.COMPLETED, Reason.HOST_ENDED)
     assert run.speakers() == ["Alice"]
     assert count_sequence(decode(run.ch0()), ALICE.symbols) >= 1
+    # Consent: Janus has no chat, so nobody can opt out; no redaction and no delay.
+    assert run.result.stats["redactions"] == []
+    assert run.result.stats["consent"]["delay_s"] == 0.0
     assert_clean_end(run)
 
 
@@ -759,6 +876,7 @@ async def test_janus_room_not_found(tmp_path, monkeypatch):
         )
     assert run.final == (Status.FAILED, Reason.MEETING_NOT_FOUND)
     assert run.seconds < 20
+    assert_refusal_detail(run, r"room does not exist")
 
 
 # -- Google Meet: its blocks, its notices and its audio variants ------------------------------
@@ -774,6 +892,9 @@ async def test_meet_blocked_is_retried_once_then_fails_blocked(replicas, tmp_pat
     assert "JOINED" not in run.statuses
     assert run.control is not None and run.control.states.count("blocked") == 2
     assert run.seconds < 25
+    # The platform's words and what the organiser can change (facts: anonymous guests).
+    assert_refusal_detail(run, r"You can't join this video call")
+    assert "organisation that blocks anonymous guests" in (run.result.final.detail or "")
 
 
 async def test_meet_blocked_once_then_admitted(replicas, tmp_path, monkeypatch):
