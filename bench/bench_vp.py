@@ -14,12 +14,13 @@ speaker's Chromium, Janus and the sink are not counted.
   arrival of the frame holding each click onset; same machine, same clock.
 * memory growth (``--duration S``): one VP for S seconds, PSS sampled every
   ``--growth-interval`` s; growth = last minute vs the first minute after warm-up.
-* video load (``--cameras 0,2,4``): instead of the Janus room, one VP per count (``--vps``'s
-  sizes, separate processes) in a Zoom replica meeting whose page receives that many moving
-  1280×720 VP8 cameras on the same loopback peer connection as its audio
-  (Scenario.camera_streams). Caveat: the replica's "media server" lives in the VP's page, so
-  these figures include drawing and encoding the cameras, not only decoding them: an upper
-  bound on what incoming video costs, comparable between counts and before/after a change.
+* video load (``--cameras 0,2,4``, instead of the Janus sizes): the ``--vps`` and ``--pool``
+  sizes in a Zoom replica meeting whose page receives that many moving 1280×720 VP8 cameras,
+  each with incoming video suppressed (the default, "after") and received
+  (``VP_INCOMING_VIDEO=receive``, "before"), interleaved. The cameras are encoded by a sender
+  page in the benchmark's own Chromium (Scenario.camera_sender="external"), not in the VP's
+  browser, so the figures hold only what receiving the video costs the VPs; ``sender_fps`` is
+  what the sender actually sent over the window (all streams, all VPs).
 * no audio lost: audio seconds at the sink per wall second over the window, and the VPs' own
   counters (summary.json: silence filled, audio dropped in page / pipeline / transcriber).
 
@@ -30,6 +31,8 @@ part (file-backed pages are shared with every process mapping them, also ones ou
 
     .venv/bin/python bench/bench_vp.py --runs 3 --vps 1,3 --pool 4,8 --latency-clicks 20
     .venv/bin/python bench/bench_vp.py --runs 1 --vps '' --pool '' --duration 1800
+    nice .venv/bin/python bench/bench_vp.py --runs 3 --vps 1 --pool 2 --cameras 0,2,4 \
+        --latency-clicks 0
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -204,9 +208,14 @@ async def measure(
     warmup: float,
     tmp: Path,
     tag: str,
+    extra_env: dict[str, str] | None = None,
+    frames_sent: Callable[[], Awaitable[float]] | None = None,
 ) -> dict[str, Any]:
-    """Start ``vps`` VPs (separate processes, or one pool), wait until all joined, measure."""
-    env = {**os.environ, "VP_ALLOWED_HOSTS": meeting.allowed_host}
+    """Start ``vps`` VPs (separate processes, or one pool), wait until all joined, measure.
+
+    ``extra_env``: more variables for the VPs; ``frames_sent``: the external camera sender's
+    frame counter, read at both ends of the window (reported as ``sender_fps``)."""
+    env = {**os.environ, "VP_ALLOWED_HOSTS": meeting.allowed_host, **(extra_env or {})}
     platform = meeting.platform if isinstance(meeting, Room) else "janus"
     ids = [f"{tag}v{i}" for i in range(vps)]
     procs: list[Proc] = []
@@ -245,6 +254,7 @@ async def measure(
         join_latency = [p.joined[i] - p.started for p in procs for i in p.vp_ids]
         await asyncio.sleep(warmup)
         before = [tree_stats(p.proc.pid) for p in procs]
+        sent0 = await frames_sent() if frames_sent is not None else 0.0
         audio0, t0 = sink.audio_bytes(), time.monotonic()
         pss_samples: list[float] = []
         anon_samples: list[float] = []
@@ -255,6 +265,7 @@ async def measure(
             anon_samples.append(sum(s["pss_anon_mb"] for s in now))
         after = [tree_stats(p.proc.pid) for p in procs]
         audio1, t1 = sink.audio_bytes(), time.monotonic()
+        sent1 = await frames_sent() if frames_sent is not None else 0.0
     finally:
         for p in procs:
             if p.proc.returncode is None:
@@ -298,6 +309,7 @@ async def measure(
         **lost,
         "completed": finals.count("COMPLETED"),
         "failed": finals.count("FAILED"),
+        "sender_fps": (sent1 - sent0) / wall,
     }
 
 
@@ -489,6 +501,7 @@ async def growth(
 async def video_load(
     cameras: list[int],
     vps: list[int],
+    pools: list[int],
     runs: int,
     sink: Sink,
     sink_url: str,
@@ -496,11 +509,23 @@ async def video_load(
     args: argparse.Namespace,
     tmp: Path,
 ) -> dict[str, Any]:
-    """Per camera count and VP count: the medians of ``runs`` interleaved measurements in a
-    Zoom replica meeting with that many incoming cameras (see the module docstring's caveat)."""
-    results: dict[tuple[int, int], list[dict[str, Any]]] = {
-        (c, n): [] for c in cameras for n in vps
-    }
+    """Per camera count: separate VPs (``vps`` sizes) and pools (``pools`` sizes), each with
+    incoming video suppressed ("after", the default) and received (``VP_INCOMING_VIDEO=receive``,
+    "before"); medians of ``runs`` interleaved measurements (the order of before/after flips
+    every run) in a Zoom replica meeting. The cameras are moving 1280×720 VP8 canvases encoded
+    by a sender page in the benchmark's OWN Chromium (Scenario.camera_sender="external"), so
+    the figures hold the VPs' receiving, decoding and rendering only."""
+    from playwright.async_api import async_playwright
+
+    from vp.browser import find_chromium
+
+    modes = ("receive", "suppress")
+    configs: list[tuple[int, str, int, bool]] = []  # (cameras, mode, size, pool)
+    for c in cameras:
+        for mode in modes if c else ("suppress",):  # no video: the modes are the same
+            configs += [(c, mode, n, False) for n in vps]
+            configs += [(c, mode, n, True) for n in pools]
+    results: dict[tuple[int, str, int, bool], list[dict[str, Any]]] = {k: [] for k in configs}
     with ReplicaServer("zoom") as replica:
         for c in cameras:
             replica.add_meeting(
@@ -508,30 +533,60 @@ async def video_load(
                     meeting_id=f"bench-cam{c}",
                     participants=[ParticipantSpec(name="Speaker")],
                     camera_streams=c,
+                    camera_sender="external",
                 )
             )
-        for r in range(runs):
-            for c, n in results:
-                url = f"{replica.base_url}/wc/bench-cam{c}/join"
-                room = Room(url, replica.allowed_host, "zoom")
-                results[(c, n)].append(
-                    await measure(
-                        room,
-                        sink_url,
-                        sink,
-                        vp_cmd,
-                        vps=n,
-                        pool=False,
-                        steady=args.steady,
-                        warmup=args.warmup,
-                        tmp=tmp,
-                        tag=f"r{r}c{c}s{n}",
-                    )
-                )
-    return {
-        "includes_in_page_encoders": True,
-        "cameras": {str(c): {str(n): summarize(results[(c, n)]) for n in vps} for c in cameras},
-    }
+        async with async_playwright() as pw:
+            sender_browser = await pw.chromium.launch(executable_path=find_chromium(True))
+            senders = {}
+            for c in cameras:
+                if c:
+                    page = await sender_browser.new_page()
+                    await page.goto(f"{replica.base_url}/__replica/camera-sender?m=bench-cam{c}")
+                    senders[c] = page
+            try:
+                for r in range(runs):
+                    order = configs if r % 2 == 0 else configs[::-1]  # no position bias
+                    for c, mode, n, pool in order:
+                        url = f"{replica.base_url}/wc/bench-cam{c}/join"
+                        room = Room(url, replica.allowed_host, "zoom")
+                        sender = senders.get(c)
+
+                        async def frames_sent(sender: Any = sender) -> float:
+                            if sender is None:
+                                return 0.0
+                            stats = await sender.evaluate("() => window.senderStats()")
+                            return float(stats["framesEncoded"])
+
+                        kind = "p" if pool else "s"
+                        results[(c, mode, n, pool)].append(
+                            await measure(
+                                room,
+                                sink_url,
+                                sink,
+                                vp_cmd,
+                                vps=n,
+                                pool=pool,
+                                steady=args.steady,
+                                warmup=args.warmup,
+                                tmp=tmp,
+                                tag=f"r{r}c{c}{mode[0]}{kind}{n}",
+                                extra_env={"VP_INCOMING_VIDEO": mode},
+                                frames_sent=frames_sent,
+                            )
+                        )
+                        if sender is not None:
+                            await sender.evaluate("() => window.closeAll()")
+            finally:
+                await sender_browser.close()
+    out: dict[str, Any] = {"camera_sender": "external (the benchmark's own Chromium)"}
+    for c, mode, n, pool in configs:
+        key = "before" if mode == "receive" and c else "after"
+        section = out.setdefault(f"{'pool' if pool else 'separate'}", {})
+        section.setdefault(str(n), {}).setdefault(str(c), {})[key] = summarize(
+            results[(c, mode, n, pool)]
+        )
+    return out
 
 
 def _sizes(text: str) -> list[int]:
@@ -594,6 +649,8 @@ async def main() -> None:
                 if baseline_cmd:
                     configs += [(n, False, True) for n in args.vps]
                 configs += [(n, True, False) for n in args.pool]
+                if args.cameras:  # the video sizes are measured in the replica instead
+                    configs = []
                 runs: dict[tuple[int, bool, bool], list[dict[str, Any]]] = {c: [] for c in configs}
                 for r in range(args.runs):  # interleaved: each run visits every configuration
                     for n, pool, base in configs:
@@ -612,7 +669,7 @@ async def main() -> None:
                                 tag=tag,
                             )
                         )
-                if args.vps:
+                if args.vps and configs:
                     result["separate"] = {
                         str(n): summarize(runs[(n, False, False)]) for n in args.vps
                     }
@@ -621,7 +678,7 @@ async def main() -> None:
                         "vp_cmd": args.baseline_cmd,
                         "separate": {str(n): summarize(runs[(n, False, True)]) for n in args.vps},
                     }
-                if args.pool:
+                if args.pool and configs:
                     result["pool"] = {str(n): summarize(runs[(n, True, False)]) for n in args.pool}
                     if len(args.pool) >= 2:
                         a, b = sorted(args.pool)[-2:]
@@ -644,7 +701,15 @@ async def main() -> None:
                     )
             if args.cameras:  # while the sink serves
                 result["video"] = await video_load(
-                    args.cameras, args.vps or [1], args.runs, sink, sink_url, vp_cmd, args, tmp
+                    args.cameras,
+                    args.vps,
+                    args.pool,
+                    args.runs,
+                    sink,
+                    sink_url,
+                    vp_cmd,
+                    args,
+                    tmp,
                 )
             if args.latency_clicks > 0:
                 result["capture_latency"] = await capture_latency(meeting, args.latency_clicks, tmp)

@@ -29,6 +29,7 @@ from platforms.toolkit import (
     read_snapshot,
 )
 from vp.errors import JoinError, VpError
+from vp.incoming_video import IncomingVideo
 from vp.lifecycle import Reason
 from vp.urls import HostRule
 
@@ -107,6 +108,9 @@ class PlatformDriver(ABC):
     # cross-origin (Webex's #unified-webclient-iframe). The capture script is an init script,
     # so it runs in every frame; frames report through the context-wide binding.
     capture_all_frames: ClassVar[bool] = False
+    # How the VP avoids receiving and decoding the meeting's cameras and screen shares (it
+    # records audio only): see vp/incoming_video.py. Each driver states its choice.
+    incoming_video: ClassVar[IncomingVideo] = IncomingVideo.NEGOTIATE_INACTIVE
 
     def __init__(self, page: Page, settings: DriverSettings, emit: EventSink) -> None:
         self.page = page

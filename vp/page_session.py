@@ -31,6 +31,7 @@ from vp.call_end import CallEnd
 from vp.capture import AudioCapture, CaptureFrame
 from vp.config import JoinConfig
 from vp.errors import BrowserCrashed, VpError
+from vp.incoming_video import install_incoming_video
 from vp.lifecycle import Reason
 from vp.navguard import BlockedNavigation, NavigationGuard
 from vp.tasks import TaskOwner
@@ -114,6 +115,9 @@ class PageSession:
         )
         # The meeting's origin may open the capture WebSocket to 127.0.0.1 (see vp.capture).
         await self.capture.install(self._context, origins=[meeting.url])
+        # The VP records audio only: the driver's way of not receiving the meeting's video.
+        video = await install_incoming_video(self._context, meeting.driver.incoming_video)
+        log.debug("incoming_video.installed", mode=video)
         self.page = await self._context.new_page()
         self._guard = NavigationGuard(meeting.allows, self._on_navigation_blocked)
         await self._guard.protect(self.page)

@@ -180,6 +180,8 @@ class VpSettings(BaseSettings):
     headless_shell: bool = Field(default=True, validation_alias=AliasChoices("VP_HEADLESS_SHELL"))
     chromium_args: str | None = _env("VP_CHROMIUM_ARGS", "extra Chromium flags")
     capture_transport: Literal["auto", "binding"] | None = _env("VP_CAPTURE_TRANSPORT")
+    # Incoming video: suppressed per platform (vp/incoming_video.py); "receive" turns that off.
+    incoming_video: Literal["suppress", "receive"] | None = _env("VP_INCOMING_VIDEO")
     janus: str | None = _env("VP_JANUS", "the janus binary")
 
     @model_validator(mode="before")

@@ -55,6 +55,7 @@ from platforms.toolkit import (
     type_into,
 )
 from vp.errors import VpError
+from vp.incoming_video import IncomingVideo
 from vp.urls import HostRule
 
 # -- selectors (real client first, fallbacks after) -----------------------------------------
@@ -86,6 +87,9 @@ class ChimeDriver(PolledDriver[ChimeSnapshot, ChimeSnapshot]):
     name: ClassVar[str] = "chime"
     host_rules: ClassVar[tuple[HostRule, ...]] = HOST_RULES
     supports_chat: ClassVar[bool] = True
+    # The facts name no Chime setting for incoming video: receive-only video transceivers are
+    # negotiated inactive.
+    incoming_video: ClassVar[IncomingVideo] = IncomingVideo.NEGOTIATE_INACTIVE
     capture_track_filter_js: ClassVar[str | None] = None  # one mixed stream, one element
     script: ClassVar[PageScript] = PageScript(__file__)
     rules: ClassVar[MeetingRules[Any]] = decisions.RULES

@@ -17,6 +17,7 @@ from platforms.base import JoinState, MeetingRules, PolledDriver
 from platforms.janus import decisions
 from platforms.janus.decisions import NO_ROOM, JanusSnapshot
 from platforms.toolkit import PageScript
+from vp.incoming_video import IncomingVideo
 
 DEMO_PAGE = "audiobridgetest.html"
 
@@ -34,6 +35,8 @@ SETTINGS_SHIM = """
 class JanusDriver(PolledDriver[JanusSnapshot, JanusSnapshot]):
     name: ClassVar[str] = "janus"
     script: ClassVar[PageScript] = PageScript(__file__)
+    # An AudioBridge room carries no video: nothing to suppress.
+    incoming_video: ClassVar[IncomingVideo] = IncomingVideo.NONE
     rules: ClassVar[MeetingRules[Any]] = decisions.RULES
     join_poll_s: ClassVar[float] = 0.2
     end_polls: ClassVar[int] = 1  # the demo's dialogs and page changes are never transient

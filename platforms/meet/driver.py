@@ -61,6 +61,7 @@ from platforms.meet.urls import display_name as meet_display_name
 from platforms.meet.urls import web_client_url as meet_web_client_url
 from platforms.toolkit import PageScript, send_chat_confirmed, toggle_microphone, type_into
 from vp.errors import VpError
+from vp.incoming_video import IncomingVideo
 from vp.lifecycle import Reason
 from vp.urls import HostRule
 
@@ -77,6 +78,9 @@ class MeetDriver(PolledDriver[MeetSnapshot, MeetSnapshot]):
     navigation_rules: ClassVar[tuple[HostRule, ...]] = NAVIGATION_RULES
     supports_chat: ClassVar[bool] = True
     chat_limit: ClassVar[int] = 500
+    # The facts name no Meet setting for incoming video (only the VP's own camera, Ctrl+E):
+    # receive-only video transceivers are negotiated inactive.
+    incoming_video: ClassVar[IncomingVideo] = IncomingVideo.NEGOTIATE_INACTIVE
     # Every remote track once (the three pool slots, or the no-<audio> variant's tracks).
     capture_track_filter_js: ClassVar[str | None] = None
     script: ClassVar[PageScript] = PageScript(__file__)

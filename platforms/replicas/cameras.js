@@ -6,14 +6,23 @@
  * meeting audio (VP8 preferred, as Zoom's and Meet's web clients negotiate), and rendered on
  * the receiving side in muted <video> tiles, as a client's gallery does.
  *
- *   ReplicaCameras.add(serverPc, clientPc, {count, width, height, fps})  before the offer
+ * With Scenario.camera_sender 'external' (the benchmark), the cameras come instead from a
+ * sender page in ANOTHER browser (/__replica/camera-sender?m=<meeting id>, see
+ * camera-sender.html) over a receive-only peer connection of their own, signalled through the
+ * replica server (/__replica/m/<id>/cameras): the encoders' CPU is then not the VP's.
+ *
+ *   ReplicaCameras.add(serverPc, clientPc, {count, width, height, fps, external, meetingId})
+ *     before the offer
  *   ReplicaCameras.fromScenario(scenario)  those options, or null
- *   ReplicaCameras.stats()  per received camera: {framesDecoded, frameWidth, frameHeight}
+ *   ReplicaCameras.stats()  {cameras: per video transceiver of the receiving side {mid,
+ *     direction (negotiated), framesDecoded, frameWidth, frameHeight}, framesEncoded: the
+ *     in-page senders' total}
+ *   ReplicaCameras.camera(index, width, height, fps)  a moving canvas's stream (the sender page)
  */
 (function () {
   'use strict';
 
-  const state = { clientPcs: [], timers: [] };
+  const state = { clientPcs: [], serverPcs: [], timers: [] };
 
   function camera(index, width, height, fps) {
     const canvas = document.createElement('canvas');
@@ -48,19 +57,21 @@
     transceiver.setCodecPreferences(vp8.concat(rest));
   }
 
-  function add(serverPc, clientPc, options) {
-    const count = options.count || 0;
-    if (!count) return;
-    const width = options.width || 1280;
-    const height = options.height || 720;
-    const fps = options.fps || 30;
-    let gallery = document.getElementById('replica-camera-gallery');
-    if (!gallery) {
-      gallery = document.createElement('div');
-      gallery.id = 'replica-camera-gallery';
-      gallery.style.cssText = 'position:fixed;right:0;bottom:0;display:flex;gap:4px;z-index:0';
-      document.body.appendChild(gallery);
+  function gallery() {
+    let el = document.getElementById('replica-camera-gallery');
+    if (!el) {
+      el = document.createElement('div');
+      el.id = 'replica-camera-gallery';
+      // Display only: clicks go through to the client's controls underneath.
+      el.style.cssText =
+        'position:fixed;right:0;bottom:0;display:flex;gap:4px;z-index:0;pointer-events:none';
+      document.body.appendChild(el);
     }
+    return el;
+  }
+
+  // Render each incoming camera in a tile, as a client's gallery does.
+  function showTiles(clientPc) {
     clientPc.addEventListener('track', function (ev) {
       if (ev.track.kind !== 'video') return;
       const tile = document.createElement('video');
@@ -69,13 +80,16 @@
       tile.playsInline = true;
       tile.style.cssText = 'width:320px;height:180px;background:#000';
       tile.srcObject = new MediaStream([ev.track]);
-      gallery.appendChild(tile);
+      gallery().appendChild(tile);
       const p = tile.play();
       if (p && p.catch) p.catch(function () {});
     });
     state.clientPcs.push(clientPc);
-    // An SFU forwards the 720p layer: keep the resolution when bandwidth estimation starts
-    // low or the CPU is busy (Chromium would otherwise scale down to 320×180).
+  }
+
+  // An SFU forwards the 720p layer: keep the resolution when bandwidth estimation starts
+  // low or the CPU is busy (Chromium would otherwise scale down to 320×180).
+  function keepResolution(serverPc) {
     serverPc.addEventListener('signalingstatechange', function () {
       if (serverPc.signalingState !== 'stable') return;
       for (const sender of serverPc.getSenders()) {
@@ -85,6 +99,11 @@
         sender.setParameters(params).catch(function () {});
       }
     });
+  }
+
+  function addCameras(serverPc, count, width, height, fps) {
+    keepResolution(serverPc);
+    state.serverPcs.push(serverPc);
     for (let i = 0; i < count; i++) {
       const stream = camera(i, width, height, fps);
       const transceiver = serverPc.addTransceiver(stream.getVideoTracks()[0], {
@@ -95,21 +114,93 @@
     }
   }
 
-  async function stats() {
-    const out = [];
-    for (const pc of state.clientPcs) {
-      const report = await pc.getStats();
-      report.forEach(function (s) {
-        if (s.type === 'inbound-rtp' && s.kind === 'video') {
-          out.push({
-            framesDecoded: s.framesDecoded || 0,
-            frameWidth: s.frameWidth || 0,
-            frameHeight: s.frameHeight || 0,
-          });
+  function add(serverPc, clientPc, options) {
+    const count = options.count || 0;
+    if (!count) return;
+    const width = options.width || 1280;
+    const height = options.height || 720;
+    const fps = options.fps || 30;
+    if (options.external) {
+      receiveExternal(options.meetingId).catch(function (e) {
+        console.warn('[replica] external cameras failed', e);
+      });
+      return;
+    }
+    showTiles(clientPc);
+    addCameras(serverPc, count, width, height, fps);
+  }
+
+  // The cameras of an external sender page: this page asks for them, the sender offers, this
+  // page answers (through the replica server; full ICE gathering, no trickle: loopback).
+  async function receiveExternal(meetingId) {
+    const base = '/__replica/m/' + encodeURIComponent(meetingId) + '/cameras';
+    const session = Math.random().toString(36).slice(2, 12);
+    const pc = new RTCPeerConnection();
+    showTiles(pc);
+    await post(base + '/' + session + '/request', { at: Date.now() });
+    let offer = null;
+    while (!offer) {
+      await sleep(200);
+      const sessions = await (await fetch(base, { cache: 'no-store' })).json();
+      offer = sessions[session] && sessions[session].offer;
+    }
+    await pc.setRemoteDescription(offer);
+    await pc.setLocalDescription(await pc.createAnswer());
+    await gathered(pc);
+    await post(base + '/' + session + '/answer', pc.localDescription.toJSON());
+  }
+
+  function post(url, body) {
+    return fetch(url, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify(body),
+    });
+  }
+
+  function sleep(ms) {
+    return new Promise(function (r) { setTimeout(r, ms); });
+  }
+
+  function gathered(pc) {
+    if (pc.iceGatheringState === 'complete') return Promise.resolve();
+    return new Promise(function (resolve) {
+      const t = setTimeout(resolve, 3000);
+      pc.addEventListener('icegatheringstatechange', function () {
+        if (pc.iceGatheringState === 'complete') {
+          clearTimeout(t);
+          resolve();
         }
       });
+    });
+  }
+
+  async function stats() {
+    const cameras = [];
+    for (const pc of state.clientPcs) {
+      const inbound = {};
+      (await pc.getStats()).forEach(function (s) {
+        if (s.type === 'inbound-rtp' && s.kind === 'video') inbound[s.mid] = s;
+      });
+      for (const t of pc.getTransceivers()) {
+        if (!t.receiver.track || t.receiver.track.kind !== 'video') continue;
+        const s = inbound[t.mid] || {};
+        cameras.push({
+          mid: t.mid,
+          direction: t.currentDirection,
+          framesDecoded: s.framesDecoded || 0,
+          frameWidth: s.frameWidth || 0,
+          frameHeight: s.frameHeight || 0,
+        });
+      }
     }
-    return out;
+    let framesEncoded = 0;
+    for (const pc of state.serverPcs) {
+      (await pc.getStats()).forEach(function (s) {
+        if (s.type === 'outbound-rtp' && s.kind === 'video') framesEncoded += s.framesEncoded || 0;
+      });
+    }
+    return { cameras: cameras, framesEncoded: framesEncoded };
   }
 
   // add()'s options from a scenario (null when it has no cameras).
@@ -120,8 +211,19 @@
       width: scenario.camera_size[0],
       height: scenario.camera_size[1],
       fps: scenario.camera_fps,
+      external: scenario.camera_sender === 'external',
+      meetingId: scenario.meeting_id,
     };
   }
 
-  window.ReplicaCameras = { add: add, stats: stats, fromScenario: fromScenario };
+  window.ReplicaCameras = {
+    add: add,
+    stats: stats,
+    fromScenario: fromScenario,
+    camera: camera,
+    addCameras: addCameras,
+    gathered: gathered,
+    post: post,
+    sleep: sleep,
+  };
 })();

@@ -13,6 +13,9 @@ as the real web client (each replica lists its page routes in ``<platform>/route
     GET  /__replica/m/<id>/audio/<index>.wav        participant <index>'s tone signal (48 kHz)
     GET  /__replica/client-origin                   where the client frame is served from (Webex:
                                                     a second port, so the frame is cross-origin)
+    GET  /__replica/camera-sender?m=<id>            the external camera sender page
+    GET  /__replica/m/<id>/cameras                  its signalling: {session: {request, offer,
+    POST /__replica/m/<id>/cameras/<session>/<kind>   answer}} (cameras.js, camera-sender.html)
 
 Commands (``{"seq", "kind", ...}``): ``chat`` {sender, text}; ``end`` (host ends the
 meeting); ``remove`` (the VP is removed); ``admit`` / ``deny`` (lobby decisions);
@@ -35,7 +38,7 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
@@ -131,6 +134,11 @@ class Scenario(BaseModel):
     camera_streams: int = Field(default=0, ge=0, le=8)
     camera_size: tuple[int, int] = (1280, 720)
     camera_fps: int = Field(default=30, ge=1, le=60)
+    # Where the cameras are encoded: "page" (the replica page's own loopback media server, in
+    # the VP's browser) or "external": a sender page the test opens in ANOTHER browser
+    # (/__replica/camera-sender?m=<id>), on a peer connection of their own, so a benchmark does
+    # not count the encoders as the VP's.
+    camera_sender: Literal["page", "external"] = "page"
 
 
 @dataclass
@@ -142,6 +150,8 @@ class MeetingControl:
     commands: list[dict[str, Any]] = field(default_factory=list)
     reports: list[dict[str, Any]] = field(default_factory=list)
     audio_loads: dict[int, int] = field(default_factory=dict)  # participant index -> fetches
+    # External camera sender signalling: session -> {"request"|"offer"|"answer": JSON}.
+    camera_signals: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def audio_load(self, index: int) -> int:
         """Count one fetch of participant ``index``'s audio; returns how many came before."""
@@ -373,6 +383,19 @@ class ReplicaServer:
             body = (REPLICAS_DIR / "cameras.js").read_bytes()
             self._send(req, 200, body, CONTENT_TYPES[".js"])
             return
+        if path == "/__replica/camera-sender":  # Scenario.camera_sender == "external"
+            body = (REPLICAS_DIR / "camera-sender.html").read_bytes()
+            self._send(req, 200, body, CONTENT_TYPES[".html"])
+            return
+        cams = re.fullmatch(r"/__replica/m/([^/]+)/cameras", path)
+        if cams:
+            control = self.meetings.get(cams.group(1))
+            if control is None:
+                self._send(req, HTTPStatus.NOT_FOUND, b"no such meeting\n")
+            else:
+                with control._lock:
+                    self._json(req, {k: dict(v) for k, v in control.camera_signals.items()})
+            return
         if path.startswith(f"/__replica/static/{self.platform}/"):
             self._file(req, self.root / path.split("/", 4)[4])
             return
@@ -407,8 +430,22 @@ class ReplicaServer:
         self._send(req, HTTPStatus.NOT_FOUND, b"not found\n")
 
     def _post(self, req: BaseHTTPRequestHandler) -> None:
-        match = re.fullmatch(r"/__replica/m/([^/]+)/report", urlsplit(req.path).path)
+        path = urlsplit(req.path).path
         length = int(req.headers.get("Content-Length") or 0)
+        signal = re.fullmatch(
+            r"/__replica/m/([^/]+)/cameras/([A-Za-z0-9]{1,32})/(request|offer|answer)", path
+        )
+        if signal:  # external camera sender signalling (an SDP can exceed the report cap)
+            sdp = json.loads(req.rfile.read(min(length, 1 << 20)) or b"null")
+            control = self.meetings.get(signal.group(1))
+            if control is None:
+                self._send(req, HTTPStatus.NOT_FOUND, b"no such meeting\n")
+                return
+            with control._lock:
+                control.camera_signals.setdefault(signal.group(2), {})[signal.group(3)] = sdp
+            self._json(req, {"ok": True})
+            return
+        match = re.fullmatch(r"/__replica/m/([^/]+)/report", path)
         raw = req.rfile.read(min(length, 65536))
         control = self.meetings.get(match.group(1)) if match else None
         if control is None:

@@ -49,6 +49,7 @@ from platforms.teams.urls import HOST_RULES, NAVIGATION_RULES, teams_display_nam
 from platforms.teams.urls import web_client_url as teams_web_client_url
 from platforms.toolkit import PageScript, send_chat_confirmed, toggle_microphone, type_into
 from vp.errors import JoinError, VpError
+from vp.incoming_video import IncomingVideo
 from vp.lifecycle import Reason
 from vp.urls import HostRule
 
@@ -73,6 +74,9 @@ class TeamsDriver(PolledDriver[TeamsJoinSnapshot, TeamsMeetingSnapshot]):
     host_rules: ClassVar[tuple[HostRule, ...]] = HOST_RULES
     navigation_rules: ClassVar[tuple[HostRule, ...]] = NAVIGATION_RULES
     supports_chat: ClassVar[bool] = True
+    # The facts name no Teams setting that turns incoming video off (only the VP's own camera
+    # toggle): receive-only video transceivers are negotiated inactive.
+    incoming_video: ClassVar[IncomingVideo] = IncomingVideo.NEGOTIATE_INACTIVE
     # Only the server-side mix: per-participant tracks also arrive and would double the audio.
     capture_track_filter_js: ClassVar[str | None] = (
         "({id, streamIds}) => (streamIds || []).some((s) => /mainaudio/i.test(s))"

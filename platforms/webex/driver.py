@@ -52,6 +52,7 @@ from platforms.webex.decisions import WebexClient, WebexSnapshot, WebexTop
 from platforms.webex.urls import HOST_RULES, password_of
 from platforms.webex.urls import web_client_url as webex_web_client_url
 from vp.errors import VpError
+from vp.incoming_video import IncomingVideo
 from vp.urls import HostRule
 
 # A placeholder address (RFC 2606): a real one "might redirect to SSO" (LMA).
@@ -88,6 +89,9 @@ class WebexDriver(PolledDriver[WebexSnapshot, WebexSnapshot]):
     name: ClassVar[str] = "webex"
     host_rules: ClassVar[tuple[HostRule, ...]] = HOST_RULES
     supports_chat: ClassVar[bool] = True
+    # The facts name no Webex setting for incoming video (only Stop video for the VP's own):
+    # receive-only video transceivers are negotiated inactive, in the client's frame too.
+    incoming_video: ClassVar[IncomingVideo] = IncomingVideo.NEGOTIATE_INACTIVE
     capture_all_frames: ClassVar[bool] = True  # the client (and its audio) is in a frame
     script: ClassVar[PageScript] = PageScript(__file__)
     rules: ClassVar[MeetingRules[Any]] = decisions.RULES

@@ -36,6 +36,7 @@ from platforms.zoom import decisions
 from platforms.zoom.decisions import ZoomJoinSnapshot, ZoomMeetingSnapshot
 from platforms.zoom.urls import HOST_RULES, REPLICA_PATH, web_client_url
 from vp.errors import JoinError, VpError
+from vp.incoming_video import IncomingVideo
 from vp.lifecycle import Reason
 from vp.urls import HostRule
 
@@ -75,6 +76,9 @@ class ZoomDriver(PolledDriver[ZoomJoinSnapshot, ZoomMeetingSnapshot]):
     name: ClassVar[str] = "zoom"
     host_rules: ClassVar[tuple[HostRule, ...]] = HOST_RULES
     supports_chat: ClassVar[bool] = True
+    # The facts name no setting that stops incoming video on Zoom's web client (only the
+    # camera's Start/Stop Video): receive-only video transceivers are negotiated inactive.
+    incoming_video: ClassVar[IncomingVideo] = IncomingVideo.NEGOTIATE_INACTIVE
     script: ClassVar[PageScript] = PageScript(__file__)
     rules: ClassVar[MeetingRules[Any]] = decisions.RULES
     gone_polls: ClassVar[int] = 15  # Leave button and client absent this long: meeting gone

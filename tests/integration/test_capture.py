@@ -529,3 +529,28 @@ async def test_idle_voice_is_suspended_and_wakes_up_to_speak(rigs: Any) -> None:
         timeout=6,
         poll=lambda: rig.refresh_stats(),
     )
+
+
+@pytest.mark.parametrize("setting", ["suppress", "receive"])
+async def test_incoming_video_is_negotiated_away_when_the_page_offers(
+    host: BrowserHost, base_url: str, setting: str
+) -> None:
+    """vp/incoming_video.js on the offering side (the replicas cover the answering side in the
+    conformance suite): the receive-only video goes inactive, nothing is encoded or decoded,
+    the audio transceiver is untouched; VP_INCOMING_VIDEO=receive leaves the video flowing."""
+    from vp.incoming_video import IncomingVideo, effective_mode, incoming_video_script
+
+    context = await host.new_context()
+    try:
+        mode = effective_mode(IncomingVideo.NEGOTIATE_INACTIVE, setting)
+        await context.add_init_script(script=incoming_video_script(mode))
+        page = await context.new_page()
+        await page.goto(f"{base_url}/incoming_video.html")
+        result = await page.evaluate("() => window.offerVideo()")
+    finally:
+        await context.close()
+    assert result["audio"] == "recvonly" and result["nativeLooking"], result
+    if setting == "suppress":
+        assert (result["video"], result["encoded"], result["decoded"]) == ("inactive", 0, 0)
+    else:
+        assert result["video"] == "recvonly" and result["decoded"] > 0, result

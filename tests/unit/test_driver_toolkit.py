@@ -149,3 +149,38 @@ def test_page_scripts_ship_with_the_package():
     globs = pyproject["tool"]["setuptools"]["package-data"]["platforms"]
     shipped = {p for g in globs for p in PLATFORMS.glob(g) if p.suffix == ".js"}
     assert {d / "page.js" for d in DRIVER_DIRS} <= shipped
+
+
+# -- incoming video (vp/incoming_video.py) ----------------------------------------------------
+def test_every_driver_chooses_its_incoming_video_suppression():
+    """Each driver states its choice in its own class; only the audio-only room has none."""
+    from vp.incoming_video import IncomingVideo
+
+    for platform in REGISTRY:
+        driver = get_driver(platform)
+        assert "incoming_video" in vars(driver), f"{platform} states its choice"
+        expected = IncomingVideo.NONE if platform == "janus" else IncomingVideo.NEGOTIATE_INACTIVE
+        assert driver.incoming_video is expected, platform
+
+
+def test_incoming_video_mode_follows_the_driver_and_the_switch():
+    from vp.incoming_video import IncomingVideo, effective_mode
+
+    assert effective_mode(IncomingVideo.NEGOTIATE_INACTIVE, None) == "inactive"
+    assert effective_mode(IncomingVideo.NEGOTIATE_INACTIVE, "suppress") == "inactive"
+    assert effective_mode(IncomingVideo.NEGOTIATE_INACTIVE, "receive") == "receive"
+    assert effective_mode(IncomingVideo.NONE, "suppress") == "receive"
+
+
+@pytest.mark.parametrize("mode", ["inactive", "receive"])
+def test_incoming_video_script_is_valid_javascript_with_its_config(mode, tmp_path):
+    from vp.incoming_video import incoming_video_script
+
+    script = incoming_video_script(mode)  # type: ignore[arg-type]
+    assert "__VP_INCOMING_VIDEO_CONFIG__" not in script
+    assert json.dumps({"mode": mode}) in script
+    path = tmp_path / "incoming_video.js"
+    path.write_text(script)
+    subprocess.run([NODE, "--check", str(path)], check=True)
+    pyproject = (PLATFORMS.parent / "pyproject.toml").read_text()
+    assert '"incoming_video.js"' in pyproject, "shipped with the package"

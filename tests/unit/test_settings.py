@@ -42,8 +42,8 @@ def test_every_variable_the_code_reads_is_a_field_with_contract_1_names() -> Non
             mentioned |= set(re.findall(r"\bVP_[A-Z_]+[A-Z]\b", path.read_text()))
     assert mentioned - constants <= variables(), mentioned - constants - variables()
     # 45 + four artifact + six webhook/calendar variables (issue 16) + two voice (issue 15)
-    # + VP_MEMORY_LIMIT (issue 18)
-    assert len(variables()) == 57
+    # + VP_MEMORY_LIMIT and VP_INCOMING_VIDEO (issue 18)
+    assert len(variables()) == 58
 
 
 def test_the_environment_and_a_mapping_read_alike(monkeypatch: pytest.MonkeyPatch) -> None:
