@@ -38,15 +38,22 @@ log = structlog.get_logger(__name__)
 S = TypeVar("S")
 
 
+PRELUDE = Path(__file__).with_name("page_prelude.js")
+
+
 class PageScript:
     """A driver's ``page.js``: one JavaScript expression whose value is an object of functions,
     each evaluated in the page on its own (``fn("name")``). Kept in a ``.js`` file next to the
-    driver so it is linted and syntax-checked as JavaScript (tests/unit/test_page_scripts.py).
+    driver so it is linted and syntax-checked as JavaScript (tests/unit/test_driver_toolkit.py).
+    The helpers of ``platforms/page_prelude.js`` (``vis``, ``visible``, ``q``, ``qa``,
+    ``anyVisible``) are in scope: :attr:`source` declares them around the page script.
     """
 
     def __init__(self, package_file: str, name: str = "page.js") -> None:
         self.path = Path(package_file).parent / name
-        self.source = self.path.read_text(encoding="utf-8").strip().rstrip(";")
+        page = self.path.read_text(encoding="utf-8").strip().rstrip(";")
+        prelude = PRELUDE.read_text(encoding="utf-8").strip()
+        self.source = f"(() => {{\n{prelude}\nreturn ({page});\n}})()"
         self._calls: dict[str, str] = {}
 
     def fn(self, name: str) -> str:
