@@ -33,9 +33,19 @@ from vp.errors import VpError
 if TYPE_CHECKING:
     from playwright.async_api import Frame, Locator, Page
 
+    from platforms.base import MeetingOver
+
 log = structlog.get_logger(__name__)
 
 S = TypeVar("S")
+M = TypeVar("M")  # a platform's meeting snapshot (TypedDict)
+
+
+def missing_ui(
+    in_meeting: Callable[[M], bool], over: MeetingOver
+) -> Callable[[M | None], MeetingOver | None]:
+    """A ``gone_signal``: ``over`` while the snapshot (if any) does not show the meeting."""
+    return lambda snap: over if snap is None or not in_meeting(snap) else None
 
 
 PRELUDE = Path(__file__).with_name("page_prelude.js")
@@ -284,6 +294,25 @@ async def first_visible(where: Page | Frame, selector: str, page: Page) -> Locat
             if page.is_closed():
                 raise
     return None
+
+
+async def click_first_visible(
+    where: Page | Frame, selector: str, page: Page, timeout_s: float = 2.0
+) -> bool:
+    """Click the first visible match of ``selector`` in ``where`` (see :func:`first_visible`).
+    False when nothing matches or the click does not take; raises once ``page`` closed."""
+    from playwright.async_api import Error as PlaywrightError
+
+    target = await first_visible(where, selector, page)
+    if target is None:
+        return False
+    try:
+        await target.click(timeout=timeout_s * 1000)
+    except PlaywrightError:
+        if page.is_closed():
+            raise
+        return False
+    return True
 
 
 async def toggle_microphone(

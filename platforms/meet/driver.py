@@ -94,13 +94,8 @@ class MeetDriver(PolledDriver[MeetSnapshot, MeetSnapshot]):
     _last_click = 0.0
     _last_chat_open = -CHAT_REOPEN_EVERY_S
 
-    @classmethod
-    def web_client_url(cls, url: str) -> str:
-        return meet_web_client_url(url)
-
-    @classmethod
-    def display_name(cls, name: str) -> str:
-        return meet_display_name(name)
+    web_client_url = staticmethod(meet_web_client_url)
+    display_name = staticmethod(meet_display_name)
 
     async def read_join(self) -> MeetSnapshot | None:
         snap: MeetSnapshot | None = await self.call("snapshot")
@@ -237,11 +232,7 @@ class MeetDriver(PolledDriver[MeetSnapshot, MeetSnapshot]):
                 return
             if not await self.click("leave"):
                 return
-        for _ in range(16):
-            snap = await self.read_meeting()
-            if snap is not None and not snap["leaveCall"]:
-                return
-            await asyncio.sleep(self.join_poll_s)
+        await self.wait_until_left(16, shown=lambda snap: snap["leaveCall"])
 
     async def send_chat(self, text: str) -> None:
         body = text.strip()[: self.chat_limit]

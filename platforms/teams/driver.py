@@ -83,13 +83,8 @@ class TeamsDriver(PolledDriver[TeamsJoinSnapshot, TeamsMeetingSnapshot]):
     gone_polls: ClassVar[int] = 8  # calling controls missing this many polls: the call is over
     people_polls: ClassVar[int] = 2
 
-    @classmethod
-    def web_client_url(cls, url: str) -> str:
-        return teams_web_client_url(url)
-
-    @classmethod
-    def display_name(cls, name: str) -> str:
-        return teams_display_name(name)
+    web_client_url = staticmethod(teams_web_client_url)
+    display_name = staticmethod(teams_display_name)
 
     def __init__(self, page: Page, settings: DriverSettings, emit: EventSink) -> None:
         super().__init__(page, settings, emit)
