@@ -6,20 +6,28 @@ client is first needed, so a VP that uses neither service never loads it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 CONNECT_TIMEOUT_S = 3
 MAX_ATTEMPTS = 2
 
 
-def aws_client(service: str, *, region: str | None, read_timeout_s: float, user: str) -> Any:
-    """A boto3 client for ``service`` with bounded timeouts and retries (``user`` names what
-    needs it, for the error when boto3 is missing)."""
+def aws_client(
+    service: str,
+    region: str | None,
+    read_timeout_s: float,
+    factory: Callable[[], Any] | None = None,
+) -> Any:
+    """A boto3 client for ``service`` with bounded timeouts and retries, or ``factory()`` when
+    given (tests)."""
+    if factory is not None:
+        return factory()
     try:
         import boto3
         from botocore.config import Config
     except ModuleNotFoundError as exc:  # pragma: no cover - depends on the install
-        raise RuntimeError(f"{user} needs boto3: pip install 'vp[aws]'") from exc
+        raise RuntimeError(f"{service} needs boto3: pip install 'vp[aws]'") from exc
     config = Config(
         read_timeout=read_timeout_s,
         connect_timeout=CONNECT_TIMEOUT_S,

@@ -235,15 +235,9 @@ class BedrockEngine(AssistantEngine):
 
     def _get_client(self) -> Any:
         if self._client is None:
-            if self.client_factory is not None:
-                self._client = self.client_factory()
-            else:
-                self._client = aws_client(
-                    "bedrock-runtime",
-                    region=self.region,
-                    read_timeout_s=self.timeout_s,
-                    user="the bedrock engine",
-                )
+            self._client = aws_client(
+                "bedrock-runtime", self.region, self.timeout_s, self.client_factory
+            )
         return self._client
 
     def request(self, question: str, context: MeetingContext) -> dict[str, Any]:

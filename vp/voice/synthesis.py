@@ -152,12 +152,7 @@ class PollySynthesizer(SpeechSynthesizer):
 
     def _get_client(self) -> Any:
         if self._client is None:
-            if self.client_factory is not None:
-                self._client = self.client_factory()
-            else:
-                self._client = aws_client(
-                    "polly", region=self.region, read_timeout_s=self.timeout_s, user="Polly"
-                )
+            self._client = aws_client("polly", self.region, self.timeout_s, self.client_factory)
         return self._client
 
     def request(self, text: str) -> dict[str, Any]:
