@@ -315,6 +315,19 @@ async def click_first_visible(
     return True
 
 
+async def poll_until(
+    check: Callable[[], Awaitable[bool]], timeout_s: float, every_s: float = 0.2
+) -> bool:
+    """Check every ``every_s`` s (the first after one wait) until ``check()`` is true (True)
+    or ``timeout_s`` s have passed (False)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        await asyncio.sleep(every_s)
+        if await check():
+            return True
+    return False
+
+
 async def toggle_microphone(
     ui: Page | Frame, on: bool, *, unmute_label: str, mute_label: str, timeout_s: float = 5.0
 ) -> bool:

@@ -59,7 +59,7 @@ from platforms.meet.decisions import MeetSnapshot
 from platforms.meet.urls import HOST_RULES, NAVIGATION_RULES, with_english
 from platforms.meet.urls import display_name as meet_display_name
 from platforms.meet.urls import web_client_url as meet_web_client_url
-from platforms.toolkit import PageScript, send_chat_confirmed, type_into
+from platforms.toolkit import PageScript, poll_until, send_chat_confirmed, type_into
 from vp.errors import VpError
 from vp.lifecycle import Reason
 from vp.urls import HostRule
@@ -215,12 +215,11 @@ class MeetDriver(PolledDriver[MeetSnapshot, MeetSnapshot]):
         await self.click("chat")
         if not wait:
             return False
-        deadline = time.monotonic() + 5.0
-        while time.monotonic() < deadline:
-            await asyncio.sleep(0.2)
-            if await self.call("chatOpen"):
-                return True
-        return False
+
+        async def chat_open() -> bool:
+            return bool(await self.call("chatOpen"))
+
+        return await poll_until(chat_open, 5.0)
 
     # -- leave / chat ---------------------------------------------------------------------
     async def leave(self) -> None:

@@ -47,7 +47,13 @@ from platforms.teams import decisions
 from platforms.teams.decisions import TeamsJoinSnapshot, TeamsMeetingSnapshot, norm
 from platforms.teams.urls import HOST_RULES, NAVIGATION_RULES, teams_display_name, with_passcode
 from platforms.teams.urls import web_client_url as teams_web_client_url
-from platforms.toolkit import PageScript, send_chat_confirmed, toggle_microphone, type_into
+from platforms.toolkit import (
+    PageScript,
+    poll_until,
+    send_chat_confirmed,
+    toggle_microphone,
+    type_into,
+)
 from vp.errors import JoinError, VpError
 from vp.lifecycle import Reason
 from vp.urls import HostRule
@@ -229,11 +235,11 @@ class TeamsDriver(PolledDriver[TeamsJoinSnapshot, TeamsMeetingSnapshot]):
                     await self.page.keyboard.press("Control+Shift+H")
                 except PlaywrightError:
                     return
-        deadline = time.monotonic() + 4.0
-        while time.monotonic() < deadline:
-            await asyncio.sleep(0.2)
-            if await self.call("confirmLeave") == "gone":
-                return
+
+        async def gone() -> bool:
+            return bool(await self.call("confirmLeave") == "gone")
+
+        await poll_until(gone, 4.0)
 
     # -- chat -----------------------------------------------------------------------------
     async def _editor(self, action: str, text: str = "") -> object:
@@ -245,12 +251,11 @@ class TeamsDriver(PolledDriver[TeamsJoinSnapshot, TeamsMeetingSnapshot]):
         await self.call("openChat")
         if not wait:
             return False
-        deadline = time.monotonic() + 5.0
-        while time.monotonic() < deadline:
-            await asyncio.sleep(0.2)
-            if await self._editor("read") is not None:
-                return True
-        return False
+
+        async def editor_shown() -> bool:
+            return await self._editor("read") is not None
+
+        return await poll_until(editor_shown, 5.0)
 
     async def _editor_text(self) -> str:
         value = await self._editor("read")
