@@ -209,13 +209,6 @@ def _alone_when_no_others(_snap: object, others: tuple[str, ...] | None) -> bool
     return None if others is None else not others
 
 
-def missing_ui(
-    in_meeting: Callable[[M], bool], over: MeetingOver
-) -> Callable[[M | None], MeetingOver | None]:
-    """A ``gone_signal``: ``over`` while the snapshot (if any) does not show the meeting."""
-    return lambda snap: over if snap is None or not in_meeting(snap) else None
-
-
 @dataclass(frozen=True, slots=True)
 class MeetingRules(Generic[M]):
     """A platform's pure meeting decisions (its ``decisions`` module's ``RULES``)."""
@@ -338,6 +331,28 @@ class PolledDriver(PlatformDriver, Generic[J, M]):
         if meeting is not None and self.rules.in_meeting(meeting):
             self.note_people(self.rules.others(meeting, self.context), force=True)
             self.note_speaker(meeting)
+
+    # -- leave and chat helpers ----------------------------------------------------------
+    async def wait_until_left(self, polls: int, shown: Callable[[M], bool] | None = None) -> None:
+        """After the leave clicks: poll until the page no longer shows the meeting (``shown``,
+        default :attr:`rules` ``in_meeting``), at most ``polls`` polls."""
+        in_meeting = shown or self.rules.in_meeting
+        for _ in range(polls):
+            snap = await self.read_meeting()
+            if snap is not None and not in_meeting(snap):
+                return
+            await asyncio.sleep(self.join_poll_s)
+
+    async def chat_body(self, text: str) -> str:
+        """``text`` as it is posted ("" when there is nothing to post). Raises when the page
+        does not show the meeting: its chat is gone."""
+        body = text.strip()
+        if not body:
+            return ""
+        snap = await self.read_meeting()
+        if snap is None or not self.rules.in_meeting(snap):
+            raise VpError("not in the meeting: the chat is gone")
+        return body
 
     # -- watch ---------------------------------------------------------------------------
     async def housekeeping(self, snap: M) -> None:

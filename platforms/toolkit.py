@@ -33,20 +33,37 @@ from vp.errors import VpError
 if TYPE_CHECKING:
     from playwright.async_api import Frame, Locator, Page
 
+    from platforms.base import MeetingOver
+
 log = structlog.get_logger(__name__)
 
 S = TypeVar("S")
+M = TypeVar("M")  # a platform's meeting snapshot (TypedDict)
+
+
+def missing_ui(
+    in_meeting: Callable[[M], bool], over: MeetingOver
+) -> Callable[[M | None], MeetingOver | None]:
+    """A ``gone_signal``: ``over`` while the snapshot (if any) does not show the meeting."""
+    return lambda snap: over if snap is None or not in_meeting(snap) else None
+
+
+PRELUDE = Path(__file__).with_name("page_prelude.js")
 
 
 class PageScript:
     """A driver's ``page.js``: one JavaScript expression whose value is an object of functions,
     each evaluated in the page on its own (``fn("name")``). Kept in a ``.js`` file next to the
-    driver so it is linted and syntax-checked as JavaScript (tests/unit/test_page_scripts.py).
+    driver so it is linted and syntax-checked as JavaScript (tests/unit/test_driver_toolkit.py).
+    The helpers of ``platforms/page_prelude.js`` (``vis``, ``visible``, ``q``, ``qa``,
+    ``anyVisible``) are in scope: :attr:`source` declares them around the page script.
     """
 
     def __init__(self, package_file: str, name: str = "page.js") -> None:
         self.path = Path(package_file).parent / name
-        self.source = self.path.read_text(encoding="utf-8").strip().rstrip(";")
+        page = self.path.read_text(encoding="utf-8").strip().rstrip(";")
+        prelude = PRELUDE.read_text(encoding="utf-8").strip()
+        self.source = f"(() => {{\n{prelude}\nreturn ({page});\n}})()"
         self._calls: dict[str, str] = {}
 
     def fn(self, name: str) -> str:
@@ -277,6 +294,38 @@ async def first_visible(where: Page | Frame, selector: str, page: Page) -> Locat
             if page.is_closed():
                 raise
     return None
+
+
+async def click_first_visible(
+    where: Page | Frame, selector: str, page: Page, timeout_s: float = 2.0
+) -> bool:
+    """Click the first visible match of ``selector`` in ``where`` (see :func:`first_visible`).
+    False when nothing matches or the click does not take; raises once ``page`` closed."""
+    from playwright.async_api import Error as PlaywrightError
+
+    target = await first_visible(where, selector, page)
+    if target is None:
+        return False
+    try:
+        await target.click(timeout=timeout_s * 1000)
+    except PlaywrightError:
+        if page.is_closed():
+            raise
+        return False
+    return True
+
+
+async def poll_until(
+    check: Callable[[], Awaitable[bool]], timeout_s: float, every_s: float = 0.2
+) -> bool:
+    """Check every ``every_s`` s (the first after one wait) until ``check()`` is true (True)
+    or ``timeout_s`` s have passed (False)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        await asyncio.sleep(every_s)
+        if await check():
+            return True
+    return False
 
 
 async def toggle_microphone(

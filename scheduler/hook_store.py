@@ -15,16 +15,12 @@ cursor's expected value, so two producers cannot emit the same lines twice.
 from __future__ import annotations
 
 import json
-import os
-import sqlite3
-import threading
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from scheduler.sqlite_db import SqliteDb
 from vp.lifecycle import utc_now_iso
 
 SCHEMA = """
@@ -185,37 +181,12 @@ class WebhookStore(Protocol):
     def outbox_states(self, webhook_id: str) -> dict[str, int]: ...
 
 
-class HookStore:
+class HookStore(SqliteDb):
     """Webhooks, outbox, deliveries, calendars on SQLite. Thread-safe (one connection under a
     lock, one ``BEGIN IMMEDIATE`` transaction per write), like :class:`SqliteStore`."""
 
     def __init__(self, path: str | Path) -> None:
-        self.path = str(path)
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-            # Owner-only: webhook secrets live here.
-            os.close(os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600))
-        self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA busy_timeout=5000")
-        with self._lock:
-            self._db.executescript(SCHEMA)
-
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
-
-    def _read(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        with self._lock:
-            return list(self._db.execute(sql, params).fetchall())
+        super().__init__(path, SCHEMA)
 
     # -- webhooks ---------------------------------------------------------------------------
     def create_webhook(self, row: WebhookRow) -> None:
@@ -450,7 +421,3 @@ class HookStore:
                 "DELETE FROM calendar_vps WHERE calendar_id = ? AND occurrence = ?",
                 (calendar_id, occurrence),
             )
-
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()

@@ -94,6 +94,14 @@ def default_vp_command() -> list[str]:
     return [sys.executable, "-m", "vp.cli"]
 
 
+def reaped_status(joined: bool, reason: Reason) -> tuple[Status, Reason | None]:
+    """How a VP the launcher ends itself ends: a stop COMPLETED once joined (else CANCELLED),
+    anything else FAILED with its reason."""
+    if reason is Reason.STOPPED:
+        return (Status.COMPLETED, Reason.STOPPED) if joined else (Status.CANCELLED, None)
+    return Status.FAILED, reason
+
+
 class LocalLauncher(Launcher):
     """Runs VPs as ``vp join`` subprocesses with bounded concurrency."""
 
@@ -179,11 +187,7 @@ class LocalLauncher(Launcher):
         record = await self._get(vp_id)
         if record is None or record.terminal:
             return
-        if reason is Reason.STOPPED:
-            status = Status.COMPLETED if record.joined else Status.CANCELLED
-            why: Reason | None = Reason.STOPPED if record.joined else None
-        else:
-            status, why = Status.FAILED, reason
+        status, why = reaped_status(record.joined, reason)
         try:
             await self._transition(vp_id, status, why, detail)
         except StaleTransition:  # it ended meanwhile

@@ -10,15 +10,12 @@ vp_id). One connection guarded by a lock: the store is called from worker thread
 from __future__ import annotations
 
 import builtins
-import os
 import sqlite3
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from scheduler.errors import IdempotencyConflict, NotFound, StaleTransition
 from scheduler.models import StatusObject, VpRecord, VpSecrets, utc_now
+from scheduler.sqlite_db import SqliteDb
 from scheduler.store import VpStore
 from vp.lifecycle import TERMINAL, Reason, Status, TransitionError, check_transition, utc_now_iso
 
@@ -50,39 +47,11 @@ CREATE TABLE IF NOT EXISTS idempotency (
 _TERMINAL_VALUES = tuple(s.value for s in TERMINAL)
 
 
-class SqliteStore(VpStore):
+class SqliteStore(SqliteDb, VpStore):
     """:class:`VpStore` on one SQLite file (``":memory:"`` works too, for one process)."""
 
     def __init__(self, path: str | Path) -> None:
-        self.path = str(path)
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-            # Owner-only: the secrets table holds passcodes (SQLite gives -wal/-shm the same).
-            os.close(os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600))
-        self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("PRAGMA foreign_keys=ON")
-        self._db.execute("PRAGMA busy_timeout=5000")
-        with self._lock:
-            self._db.executescript(SCHEMA)
-
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        """One IMMEDIATE transaction under the lock: commit on success, roll back on error."""
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
-
-    def _read(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
-        with self._lock:
-            return list(self._db.execute(sql, params).fetchall())
+        super().__init__(path, SCHEMA, pragmas=("synchronous=NORMAL", "foreign_keys=ON"))
 
     @staticmethod
     def _record(row: tuple[object, ...]) -> VpRecord:
@@ -219,7 +188,3 @@ class SqliteStore(VpStore):
             (owner, key),
         )
         return self._record(rows[0]) if rows else None
-
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()

@@ -12,10 +12,15 @@ import asyncio
 import contextlib
 from collections.abc import Coroutine
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, TypeVar
+
+import structlog
 
 from vp.lifecycle import Reason
 from vp.tasks import TaskOwner
+
+log = structlog.get_logger(__name__)
 
 T = TypeVar("T")
 
@@ -77,3 +82,21 @@ class CallEnd:
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await task
         return None
+
+    async def hold_until(self, when: datetime) -> bool:
+        """Wait until ``when`` (prepared early: the AWS pre-start lead). False when the VP must
+        end first."""
+        # +1 ms: status times have millisecond precision, and JOINING must not read earlier.
+        delay = (when - datetime.now(UTC)).total_seconds() + 0.001
+        if delay <= 0:
+            return True
+        log.info("vp.waiting_to_join", seconds=round(delay, 1))
+        return await self.race(asyncio.sleep(delay, True), "hold-until-join") is not None
+
+    def conclude_after(self, seconds: float, reason: Reason, detail: str) -> None:
+        """Conclude ``reason`` in ``seconds`` (an owned task) unless something ends it first."""
+        self._owner.spawn(self._conclude_later(seconds, reason, detail), reason.value)
+
+    async def _conclude_later(self, seconds: float, reason: Reason, detail: str) -> None:
+        await asyncio.sleep(seconds)
+        self.conclude(reason, detail)

@@ -48,6 +48,19 @@ PARSER_FIELDS = frozenset(
 )
 
 
+# `vp demo` runs the replicas and the local meeting: a source checkout has them (the dev
+# install), a wheel or the task image leaves them out (pyproject.toml, .dockerignore).
+DEV_ONLY_MODULES = frozenset(
+    {"vp.demo", "vp.localmeeting", "platforms.replicas"}
+    | {"vp.localmeeting.meeting", "vp.localmeeting.participant", "platforms.replicas.server"}
+)
+DEV_ONLY_DEMO = (
+    "vp demo is a dev-only command: it needs the replicas and the local meeting, which this"
+    " install leaves out (the task image has only what a VP needs). Run it from a source"
+    " checkout: ./dev demo"
+)
+
+
 def build_parser(settings: VpSettings | None = None) -> argparse.ArgumentParser:
     """The ``vp`` parser; defaults that come from the environment are ``settings``'."""
     env = settings if settings is not None else VpSettings.from_env(only=PARSER_FIELDS)
@@ -261,8 +274,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             calendar_poll=args.calendar_poll,
         )
     if args.command == "demo":
-        from vp.demo import run_demo
-
+        try:
+            from vp.demo import run_demo
+        except ModuleNotFoundError as exc:
+            if exc.name not in DEV_ONLY_MODULES:
+                raise
+            print(DEV_ONLY_DEMO, file=sys.stderr)
+            return 1
         return asyncio.run(run_demo(Path(args.out_dir), args.duration, args.platform, args.voice))
     if args.command == "transcriber":
         from vp.transcriber.server import serve_forever

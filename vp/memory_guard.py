@@ -30,7 +30,9 @@ from typing import Any
 
 import structlog
 
+from vp.call_part import CallPart
 from vp.proctree import tree_pss_bytes
+from vp.tasks import TaskOwner
 
 log = structlog.get_logger(__name__)
 
@@ -281,6 +283,37 @@ class MemoryGuard:
         peak = round(100 * s.peak_bytes / s.limit_bytes)
         reloaded = f", page reloaded {s.reloads}x" if s.reloads else ""
         return f"memory peaked at {peak}% of the {mib(s.limit_bytes)} limit{reloaded}"
+
+
+class MemoryWatch(CallPart):
+    """The memory guard of one call, started once JOINED when a limit applies (else nothing
+    runs). Owns the sampling task: :meth:`aclose` cancels and awaits it."""
+
+    def __init__(self) -> None:
+        self.guard: MemoryGuard | None = None
+        self._owner = TaskOwner()
+
+    async def start(
+        self, configured: int | None, *, reload: Callable[[str], None], can_reload: bool
+    ) -> None:
+        """Find the limit (off the loop) and start sampling. In pool mode the process tree is
+        every VP's: the guard reports, but one VP's reload would not help (``can_reload``)."""
+        limit = await asyncio.to_thread(find_limit, configured)
+        if limit is None:
+            return
+        self.guard = MemoryGuard(limit, reload=reload, can_reload=can_reload)
+        log.info("vp.memory_guard", limit_bytes=limit.limit_bytes, source=limit.source)
+        self._owner.spawn(self.guard.run(), "memory-guard")
+
+    def note(self) -> str | None:
+        return self.guard.note() if self.guard is not None else None
+
+    def summarize(self, stats: dict[str, Any]) -> None:
+        if self.guard is not None:
+            stats["memory"] = self.guard.summary()
+
+    async def aclose(self) -> None:
+        await self._owner.aclose()
 
 
 def mib(n: int) -> str:

@@ -35,6 +35,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -51,38 +52,7 @@ _LOCAL_SCHEMES = frozenset({"about", "blob", "data"})
 _PATTERNS = [{"urlPattern": "*", "resourceType": "Document", "requestStage": "Request"}]
 # Runs in every frame before the page's scripts: no window.open, no link or form that opens
 # another window (``target=_blank`` or a named window, also through ``<base target>``).
-POPUP_BLOCKER_JS = r"""
-(() => {
-  const own = new Set(['', '_self', '_top', '_parent']);
-  const opensWindow = (target) => !own.has(String(target || '').toLowerCase());
-  try {
-    Object.defineProperty(window, 'open', {
-      value: function open() { return null; }, writable: false, configurable: false,
-    });
-  } catch (e) {}
-  const baseTarget = () => {
-    const base = document.querySelector('base[target]');
-    return base ? base.getAttribute('target') : '';
-  };
-  const onClick = (event) => {
-    const start = event.target;
-    const link = start && start.closest ? start.closest('a[href], area[href]') : null;
-    if (link && (opensWindow(link.getAttribute('target') || baseTarget()) ||
-                 event.type === 'auxclick' || event.ctrlKey || event.metaKey || event.shiftKey)) {
-      event.preventDefault();
-    }
-  };
-  window.addEventListener('click', onClick, true);
-  window.addEventListener('auxclick', onClick, true);
-  window.addEventListener('submit', (event) => {
-    const form = event.target;
-    const submitter = event.submitter;
-    const target = (submitter && submitter.getAttribute('formtarget')) ||
-      (form && form.getAttribute && form.getAttribute('target')) || baseTarget();
-    if (opensWindow(target)) event.preventDefault();
-  }, true);
-})();
-"""
+POPUP_BLOCKER_JS = Path(__file__).with_name("popup_blocker.js").read_text(encoding="utf-8")
 
 
 @dataclass(frozen=True, slots=True)

@@ -143,6 +143,24 @@ class PageSession:
         await self.driver.join(self.meeting.url)
         return True
 
+    async def join_call(self, timeout: float, waiting: Callable[[], bool]) -> bool:
+        """The first join, within ``timeout`` s and raced against the call's end. False when
+        the VP must end instead; not admitted in time concludes ``waiting-room-timeout``
+        (``waiting()``: whether the VP is in the waiting room, for the detail)."""
+        try:
+            joined = await self._end.race(asyncio.wait_for(self.join(), timeout), "join")
+        except TimeoutError:
+            where = " in the waiting room" if waiting() else ""
+            self._end.conclude(
+                Reason.WAITING_ROOM_TIMEOUT, f"not admitted{where} within {timeout:.0f} s"
+            )
+            return False
+        except PlaywrightError as exc:
+            if not self._end.done:
+                raise VpError(f"join failed: {first_line(exc)}") from exc
+            return False
+        return joined is not None
+
     def watch(self) -> None:
         """Follow the meeting through the driver until it says the call is over."""
         self._watch_task = self._owner.spawn(self._watch(self.generation), "driver-watch")

@@ -10,7 +10,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TextIO
 
-from vp.lifecycle import StatusEvent
+import structlog
+
+from vp import log as vplog
+from vp.lifecycle import Lifecycle, Reason, Status, StatusEvent
+
+log = structlog.get_logger(__name__)
 
 
 class StatusSink(ABC):
@@ -68,3 +73,27 @@ class FanOut(StatusSink):
     def close(self) -> None:
         for sink in self.sinks:
             sink.close()
+
+
+class StatusTrail(FanOut):
+    """One VP's statuses: its lifecycle's transitions, details scrubbed of secrets, emitted to
+    every sink in order."""
+
+    def __init__(self, vp_id: str, sinks: Sequence[StatusSink]) -> None:
+        super().__init__(sinks)
+        self.lifecycle = Lifecycle(vp_id)
+
+    def advance(
+        self, status: Status, reason: Reason | None = None, detail: str | None = None
+    ) -> StatusEvent:
+        event = self.lifecycle.advance(status, reason, vplog.scrub(detail) if detail else None)
+        self.emit(event)
+        log.info("vp.status", status=status.value, reason=reason.value if reason else None)
+        return event
+
+    def finish(self, reason: Reason, detail: str | None) -> StatusEvent:
+        """The terminal status (COMPLETED or FAILED, by ``reason``)."""
+        event = self.lifecycle.finish(reason, vplog.scrub(detail) if detail else None)
+        self.emit(event)
+        log.info("vp.status", status=event.status.value, reason=reason.value)
+        return event

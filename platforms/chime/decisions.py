@@ -13,16 +13,8 @@ import re
 from typing import TypedDict
 from urllib.parse import urlsplit
 
-from platforms.base import (
-    JoinState,
-    MeetingContext,
-    MeetingOver,
-    MeetingRules,
-    Phase,
-    Refused,
-    missing_ui,
-)
-from platforms.toolkit import ChatLine, platform_said, refusal_detail
+from platforms.base import JoinState, MeetingContext, MeetingOver, MeetingRules, Phase, Refused
+from platforms.toolkit import ChatLine, missing_ui, platform_said, refusal_detail
 from vp.lifecycle import Reason
 
 C = "Amazon Chime"  # the platform's name in refusal details

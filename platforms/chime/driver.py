@@ -49,12 +49,12 @@ from platforms.chime.urls import HOST_RULES
 from platforms.chime.urls import web_client_url as chime_web_client_url
 from platforms.toolkit import (
     PageScript,
+    click_first_visible,
     first_visible,
     send_chat_confirmed,
     toggle_microphone,
     type_into,
 )
-from vp.errors import VpError
 from vp.incoming_video import IncomingVideo
 from vp.urls import HostRule
 
@@ -123,16 +123,7 @@ class ChimeDriver(PolledDriver[ChimeSnapshot, ChimeSnapshot]):
         return await first_visible(self.page, selector, self.page)
 
     async def _click(self, selector: str, timeout: float = 2.0) -> bool:
-        target = await self._visible(selector)
-        if target is None:
-            return False
-        try:
-            await target.click(timeout=timeout * 1000)
-        except PlaywrightError:
-            if self.page.is_closed():
-                raise
-            return False
-        return True
+        return await click_first_visible(self.page, selector, self.page, timeout)
 
     # -- join -----------------------------------------------------------------------------
     def join_state(self, snap: ChimeSnapshot) -> JoinState:
@@ -243,19 +234,12 @@ class ChimeDriver(PolledDriver[ChimeSnapshot, ChimeSnapshot]):
         if not await self._click(LEAVE_BUTTON, 2.0):
             return
         await self._click(LEAVE_CONFIRM, 2.0)
-        for _ in range(12):
-            snap = await self.read_meeting()
-            if snap is not None and not snap["inMeeting"]:
-                return
-            await asyncio.sleep(self.join_poll_s)
+        await self.wait_until_left(12)
 
     async def send_chat(self, text: str) -> None:
-        body = text.strip()
+        body = await self.chat_body(text)
         if not body:
             return
-        snap = await self.read_meeting()
-        if snap is None or not snap["inMeeting"]:
-            raise VpError("not in the meeting: the chat is gone")
         box = await self._visible(CHAT_INPUT)
         if box is None:
             await self._click(CHAT_OPEN, 2.0)

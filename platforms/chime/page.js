@@ -4,16 +4,6 @@
 // transient alerts/toasts. Selectors: shared/facts/web-clients.md §3.
 (() => ({
   snapshot() {
-
-    const q = (s) => document.querySelector(s);
-    const visible = (el) => {
-      if (!el || !el.isConnected) return false;
-      const r = el.getBoundingClientRect();
-      if (r.width === 0 && r.height === 0) return false;
-      const cs = getComputedStyle(el);
-      return cs.visibility !== 'hidden' && cs.display !== 'none';
-    };
-    const anyVisible = (sel) => Array.from(document.querySelectorAll(sel)).some(visible);
     const controlBar = anyVisible('nav[data-testid="control-bar"]');
     const chatToggle = anyVisible('button[aria-label^="Open chat panel"],'
       + 'button[aria-label^="Close chat panel"]');

@@ -59,7 +59,13 @@ from platforms.meet.decisions import MeetSnapshot
 from platforms.meet.urls import HOST_RULES, NAVIGATION_RULES, with_english
 from platforms.meet.urls import display_name as meet_display_name
 from platforms.meet.urls import web_client_url as meet_web_client_url
-from platforms.toolkit import PageScript, send_chat_confirmed, toggle_microphone, type_into
+from platforms.toolkit import (
+    PageScript,
+    poll_until,
+    send_chat_confirmed,
+    toggle_microphone,
+    type_into,
+)
 from vp.errors import VpError
 from vp.incoming_video import IncomingVideo
 from vp.lifecycle import Reason
@@ -98,13 +104,8 @@ class MeetDriver(PolledDriver[MeetSnapshot, MeetSnapshot]):
     _last_click = 0.0
     _last_chat_open = -CHAT_REOPEN_EVERY_S
 
-    @classmethod
-    def web_client_url(cls, url: str) -> str:
-        return meet_web_client_url(url)
-
-    @classmethod
-    def display_name(cls, name: str) -> str:
-        return meet_display_name(name)
+    web_client_url = staticmethod(meet_web_client_url)
+    display_name = staticmethod(meet_display_name)
 
     async def read_join(self) -> MeetSnapshot | None:
         snap: MeetSnapshot | None = await self.call("snapshot")
@@ -224,12 +225,11 @@ class MeetDriver(PolledDriver[MeetSnapshot, MeetSnapshot]):
         await self.click("chat")
         if not wait:
             return False
-        deadline = time.monotonic() + 5.0
-        while time.monotonic() < deadline:
-            await asyncio.sleep(0.2)
-            if await self.call("chatOpen"):
-                return True
-        return False
+
+        async def chat_open() -> bool:
+            return bool(await self.call("chatOpen"))
+
+        return await poll_until(chat_open, 5.0)
 
     # -- microphone -----------------------------------------------------------------------
     async def set_microphone(self, on: bool) -> bool:
@@ -255,11 +255,7 @@ class MeetDriver(PolledDriver[MeetSnapshot, MeetSnapshot]):
                 return
             if not await self.click("leave"):
                 return
-        for _ in range(16):
-            snap = await self.read_meeting()
-            if snap is not None and not snap["leaveCall"]:
-                return
-            await asyncio.sleep(self.join_poll_s)
+        await self.wait_until_left(16, shown=lambda snap: snap["leaveCall"])
 
     async def send_chat(self, text: str) -> None:
         body = text.strip()[: self.chat_limit]

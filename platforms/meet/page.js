@@ -1,15 +1,6 @@
 // The Google Meet driver's page scripts (platforms/meet/driver.py calls each function on its own).
 // Selectors and texts: shared/facts/web-clients-meet-webex.md (Google Meet).
 (() => {
-  const vis = (e) => {
-    if (!e) return false;
-    const r = e.getClientRects();
-    if (!r.length) return false;
-    const s = getComputedStyle(e);
-    return s.visibility !== 'hidden' && s.display !== 'none';
-  };
-  const q = (sel, root) => (root || document).querySelector(sel);
-  const qa = (sel, root) => Array.from((root || document).querySelectorAll(sel));
   const txt = (e) => ((e && (e.innerText || e.textContent)) || '').trim();
   const aria = (e) => (e.getAttribute('aria-label') || '').trim();
   // The join button texts (A-ui, V-sel), matched as //button[.//span[text()=…]].

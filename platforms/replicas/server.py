@@ -7,6 +7,8 @@ as the real web client (each replica lists its page routes in ``<platform>/route
 :class:`MeetingControl`. The replica page talks to the server under ``/__replica/``:
 
     GET  /__replica/static/<platform>/<file>        the replica's assets
+    GET  /__replica/common/<file>                   assets shared by replicas (common/: the VP's
+                                                    uplink, one mixed audio stream)
     GET  /__replica/m/<id>/scenario                 the scenario JSON
     GET  /__replica/m/<id>/commands?after=N         test → page commands after seq N
     POST /__replica/m/<id>/report                   page → test reports (JSON object)
@@ -399,8 +401,9 @@ class ReplicaServer:
         if path.startswith(f"/__replica/static/{self.platform}/"):
             self._file(req, self.root / path.split("/", 4)[4])
             return
-        if path == "/__replica/common/uplink.js":  # shared by every replica (the VP's uplink)
-            self._file(req, REPLICAS_DIR / "common" / "uplink.js", REPLICAS_DIR / "common")
+        if path.startswith("/__replica/common/"):  # shared by replicas (uplink, mixed audio)
+            common = REPLICAS_DIR / "common"
+            self._file(req, common / path.removeprefix("/__replica/common/"), common)
             return
         match = re.fullmatch(r"/__replica/m/([^/]+)/(scenario|commands|audio/(\d+)\.wav)", path)
         if match:

@@ -47,7 +47,13 @@ from platforms.teams import decisions
 from platforms.teams.decisions import TeamsJoinSnapshot, TeamsMeetingSnapshot, norm
 from platforms.teams.urls import HOST_RULES, NAVIGATION_RULES, teams_display_name, with_passcode
 from platforms.teams.urls import web_client_url as teams_web_client_url
-from platforms.toolkit import PageScript, send_chat_confirmed, toggle_microphone, type_into
+from platforms.toolkit import (
+    PageScript,
+    poll_until,
+    send_chat_confirmed,
+    toggle_microphone,
+    type_into,
+)
 from vp.errors import JoinError, VpError
 from vp.incoming_video import IncomingVideo
 from vp.lifecycle import Reason
@@ -87,13 +93,8 @@ class TeamsDriver(PolledDriver[TeamsJoinSnapshot, TeamsMeetingSnapshot]):
     gone_polls: ClassVar[int] = 8  # calling controls missing this many polls: the call is over
     people_polls: ClassVar[int] = 2
 
-    @classmethod
-    def web_client_url(cls, url: str) -> str:
-        return teams_web_client_url(url)
-
-    @classmethod
-    def display_name(cls, name: str) -> str:
-        return teams_display_name(name)
+    web_client_url = staticmethod(teams_web_client_url)
+    display_name = staticmethod(teams_display_name)
 
     def __init__(self, page: Page, settings: DriverSettings, emit: EventSink) -> None:
         super().__init__(page, settings, emit)
@@ -238,11 +239,11 @@ class TeamsDriver(PolledDriver[TeamsJoinSnapshot, TeamsMeetingSnapshot]):
                     await self.page.keyboard.press("Control+Shift+H")
                 except PlaywrightError:
                     return
-        deadline = time.monotonic() + 4.0
-        while time.monotonic() < deadline:
-            await asyncio.sleep(0.2)
-            if await self.call("confirmLeave") == "gone":
-                return
+
+        async def gone() -> bool:
+            return bool(await self.call("confirmLeave") == "gone")
+
+        await poll_until(gone, 4.0)
 
     # -- chat -----------------------------------------------------------------------------
     async def _editor(self, action: str, text: str = "") -> object:
@@ -254,12 +255,11 @@ class TeamsDriver(PolledDriver[TeamsJoinSnapshot, TeamsMeetingSnapshot]):
         await self.call("openChat")
         if not wait:
             return False
-        deadline = time.monotonic() + 5.0
-        while time.monotonic() < deadline:
-            await asyncio.sleep(0.2)
-            if await self._editor("read") is not None:
-                return True
-        return False
+
+        async def editor_shown() -> bool:
+            return await self._editor("read") is not None
+
+        return await poll_until(editor_shown, 5.0)
 
     async def _editor_text(self) -> str:
         value = await self._editor("read")

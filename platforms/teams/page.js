@@ -1,15 +1,6 @@
 // The Teams driver's page scripts (platforms/teams/driver.py calls each function on its own).
 // Selectors and texts: shared/facts/web-clients.md §2.
 (() => {
-  const vis = (e) => {
-    if (!e) return false;
-    const r = e.getClientRects();
-    if (!r.length) return false;
-    const s = getComputedStyle(e);
-    return s.visibility !== 'hidden' && s.display !== 'none';
-  };
-  const q = (sel, root) => (root || document).querySelector(sel);
-  const qa = (sel, root) => Array.from((root || document).querySelectorAll(sel));
   const firstVis = (sels) => {
     for (const s of sels) for (const e of qa(s)) if (vis(e)) return e;
     return null;

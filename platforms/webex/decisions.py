@@ -11,16 +11,8 @@ from __future__ import annotations
 import re
 from typing import TypedDict
 
-from platforms.base import (
-    JoinState,
-    MeetingContext,
-    MeetingOver,
-    MeetingRules,
-    Phase,
-    Refused,
-    missing_ui,
-)
-from platforms.toolkit import ChatLine, platform_said, refusal_detail
+from platforms.base import JoinState, MeetingContext, MeetingOver, MeetingRules, Phase, Refused
+from platforms.toolkit import ChatLine, missing_ui, platform_said, refusal_detail
 from vp.lifecycle import Reason
 
 W = "Webex"  # the platform's name in refusal details

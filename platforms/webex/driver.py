@@ -40,6 +40,7 @@ from playwright.async_api import Frame, Locator
 from platforms.base import JoinState, MeetingRules, PolledDriver
 from platforms.toolkit import (
     PageScript,
+    click_first_visible,
     first_visible,
     platform_said,
     read_snapshot,
@@ -51,7 +52,6 @@ from platforms.webex import decisions
 from platforms.webex.decisions import WebexClient, WebexSnapshot, WebexTop
 from platforms.webex.urls import HOST_RULES, password_of
 from platforms.webex.urls import web_client_url as webex_web_client_url
-from vp.errors import VpError
 from vp.incoming_video import IncomingVideo
 from vp.urls import HostRule
 
@@ -175,16 +175,7 @@ class WebexDriver(PolledDriver[WebexSnapshot, WebexSnapshot]):
         return await first_visible(where, selector, self.page)
 
     async def _click(self, where: Frame, selector: str, timeout: float = 2.0) -> bool:
-        target = await self._visible(where, selector)
-        if target is None:
-            return False
-        try:
-            await target.click(timeout=timeout * 1000)
-        except PlaywrightError:
-            if self.page.is_closed():
-                raise
-            return False
-        return True
+        return await click_first_visible(where, selector, self.page, timeout)
 
     # -- join -------------------------------------------------------------------------------
     async def open(self, url: str) -> None:
@@ -311,19 +302,12 @@ class WebexDriver(PolledDriver[WebexSnapshot, WebexSnapshot]):
         if not await self._click(frame, LEAVE_BUTTON, 2.0):
             return
         await self._click(frame, LEAVE_CONFIRM, 2.0)
-        for _ in range(12):
-            snap = await self.read_meeting()
-            if snap is not None and not decisions.in_meeting(snap):
-                return
-            await asyncio.sleep(self.join_poll_s)
+        await self.wait_until_left(12)
 
     async def send_chat(self, text: str) -> None:
-        body = text.strip()
+        body = await self.chat_body(text)
         if not body:
             return
-        snap = await self.read_meeting()
-        if snap is None or not decisions.in_meeting(snap):
-            raise VpError("not in the meeting: the chat is gone")
         frame = self.ui
 
         async def prepare() -> None:

@@ -4,14 +4,6 @@
 // visible text outside the chat list and the composer (people may type anything there).
 // Selectors: shared/facts/web-clients-meet-webex.md (Webex).
 (() => {
-  const visible = (el) => {
-    if (!el || !el.isConnected) return false;
-    const r = el.getBoundingClientRect();
-    if (r.width === 0 && r.height === 0) return false;
-    const cs = getComputedStyle(el);
-    return cs.visibility !== 'hidden' && cs.display !== 'none';
-  };
-  const anyVisible = (sel) => Array.from(document.querySelectorAll(sel)).some(visible);
   const pageText = (skipSel) => {
     let text = '';
     if (!document.body) return text;

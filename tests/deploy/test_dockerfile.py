@@ -234,6 +234,9 @@ def test_dockerignore_sends_only_what_the_build_copies() -> None:
         assert _dockerignore_excludes(patterns, private), private
     assert _dockerignore_excludes(patterns, "vp/__pycache__/cli.cpython-311.pyc")
     assert not _dockerignore_excludes(patterns, "vp/capture_js/00-prelude.js")  # package data
+    assert not _dockerignore_excludes(patterns, "platforms/page_prelude.js")
+    for dev_only in ("platforms/replicas/server.py", "vp/localmeeting/meeting.py", "vp/demo.py"):
+        assert _dockerignore_excludes(patterns, dev_only), dev_only
 
 
 def test_the_image_runs_vps_on_the_headless_shell() -> None:

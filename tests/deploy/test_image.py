@@ -329,9 +329,18 @@ async def test_vp_run_entrypoint_completes_a_vp_through_the_broker(
 
 async def test_the_offline_transcriber_is_not_in_the_image(image: Image, tmp_path: Path) -> None:
     """pocketsphinx (vp[local]) is left out: a VP without a transcriber URL is a usage error
-    naming the extra, before any browser starts."""
+    naming the extra, before any browser starts. So are the dev-only parts (the replicas, the
+    local meeting, the demo): `vp demo` says it is a dev-only command."""
     site = next((image.root / "opt/venv/lib").glob("python3*/site-packages"))
     assert not (site / "pocketsphinx").exists()
+    assert (site / "platforms" / "zoom" / "page.js").exists() and (
+        site / "vp" / "runner.py"
+    ).exists()
+    for dev_only in ("platforms/replicas", "vp/localmeeting", "vp/demo.py"):
+        assert not (site / dev_only).exists(), dev_only
+    async with running(image, ["vp", "demo"], {}, tmp_path / "demo-vol") as box:
+        rc, _out, err = await box.wait(60)
+    assert rc == 1 and "dev-only command" in err and "./dev demo" in err, err[-2000:]
     command = ["vp", "join", "http://127.0.0.1:9/room", "--platform", "janus"]
     env = {"VP_ALLOWED_HOSTS": "127.0.0.1:9"}
     async with running(image, command, env, tmp_path / "vol") as box:

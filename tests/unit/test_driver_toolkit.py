@@ -7,10 +7,12 @@ every function its driver calls; no driver keeps a long script inside a Python s
 from __future__ import annotations
 
 import ast
+import fnmatch
 import json
 import re
 import shutil
 import subprocess
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -99,14 +101,16 @@ def test_seen_chat_is_bounded():
 def test_page_js_is_valid_and_defines_what_the_driver_calls(folder):
     page_js = folder / "page.js"
     subprocess.run([NODE, "--check", str(page_js)], check=True, timeout=30)
+    driver = get_driver(folder.name)
+    # What the driver evaluates: page.js joined with platforms/page_prelude.js.
     listed = subprocess.run(
         [
             NODE,
             "-e",
-            "const o = eval(require('fs').readFileSync(process.argv[1], 'utf8'));"
+            "const o = eval(require('fs').readFileSync(0, 'utf8'));"
             "console.log(JSON.stringify(Object.keys(o)))",
-            str(page_js),
         ],
+        input=driver.script.source,
         check=True,
         capture_output=True,
         text=True,
@@ -115,7 +119,6 @@ def test_page_js_is_valid_and_defines_what_the_driver_calls(folder):
     defined = set(json.loads(listed.stdout))
     source = (folder / "driver.py").read_text()
     called = set(re.findall(r"""(?:call|fn)\(\s*["'](\w+)["']""", source))
-    driver = get_driver(folder.name)
     if "read_join" not in source:
         called |= {"joinState"}
     if "read_meeting" not in source:
@@ -148,7 +151,20 @@ def test_page_scripts_ship_with_the_package():
     pyproject = tomllib.loads((PLATFORMS.parent / "pyproject.toml").read_text())
     globs = pyproject["tool"]["setuptools"]["package-data"]["platforms"]
     shipped = {p for g in globs for p in PLATFORMS.glob(g) if p.suffix == ".js"}
-    assert {d / "page.js" for d in DRIVER_DIRS} <= shipped
+    assert {d / "page.js" for d in DRIVER_DIRS} | {PLATFORMS / "page_prelude.js"} <= shipped
+
+
+def test_the_prelude_is_valid_and_its_helpers_are_not_copied_into_drivers():
+    subprocess.run([NODE, "--check", str(PLATFORMS / "page_prelude.js")], check=True, timeout=30)
+    prelude = (PLATFORMS / "page_prelude.js").read_text()
+    helpers = re.findall(r"^const (\w+) = ", prelude, re.M)
+    assert {"vis", "visible", "q", "qa", "anyVisible"} <= set(helpers)
+    for folder in DRIVER_DIRS:
+        body = (folder / "page.js").read_text()
+        for definition in re.findall(r"^const \w+ = .*$", prelude, re.M):
+            assert definition.strip() not in {line.strip() for line in body.splitlines()}, (
+                f"{folder.name}/page.js repeats the prelude's {definition}"
+            )
 
 
 # -- incoming video (vp/incoming_video.py) ----------------------------------------------------
@@ -182,5 +198,7 @@ def test_incoming_video_script_is_valid_javascript_with_its_config(mode, tmp_pat
     path = tmp_path / "incoming_video.js"
     path.write_text(script)
     subprocess.run([NODE, "--check", str(path)], check=True)
-    pyproject = (PLATFORMS.parent / "pyproject.toml").read_text()
-    assert '"incoming_video.js"' in pyproject, "shipped with the package"
+    package_data = tomllib.loads((PLATFORMS.parent / "pyproject.toml").read_text())["tool"][
+        "setuptools"
+    ]["package-data"]["vp"]
+    assert any(fnmatch.fnmatch("incoming_video.js", g) for g in package_data), "shipped"

@@ -16,6 +16,8 @@ from typing import Any
 
 import structlog
 
+from vp.aws_clients import aws_client, error_code
+
 log = structlog.get_logger(__name__)
 
 
@@ -233,24 +235,9 @@ class BedrockEngine(AssistantEngine):
 
     def _get_client(self) -> Any:
         if self._client is None:
-            if self.client_factory is not None:
-                self._client = self.client_factory()
-            else:
-                try:
-                    import boto3
-                    from botocore.config import Config
-                except ModuleNotFoundError as exc:  # pragma: no cover - depends on install
-                    raise RuntimeError(
-                        "the bedrock engine needs boto3: pip install 'vp[aws]'"
-                    ) from exc
-                config = Config(
-                    read_timeout=self.timeout_s,
-                    connect_timeout=3,
-                    retries={"max_attempts": 2, "mode": "standard"},
-                )
-                self._client = boto3.client(
-                    "bedrock-runtime", region_name=self.region, config=config
-                )
+            self._client = aws_client(
+                "bedrock-runtime", self.region, self.timeout_s, self.client_factory
+            )
         return self._client
 
     def request(self, question: str, context: MeetingContext) -> dict[str, Any]:
@@ -281,7 +268,7 @@ class BedrockEngine(AssistantEngine):
             log.warning("assistant.bedrock_timeout")
             return APOLOGY_BUSY
         except Exception as exc:
-            code = _error_code(exc)
+            code = error_code(exc)
             log.warning("assistant.bedrock_error", error=code or type(exc).__name__)
             return APOLOGY_BUSY if code in _RETRYABLE_CODES else APOLOGY_FAILED
         try:
@@ -291,14 +278,6 @@ class BedrockEngine(AssistantEngine):
             log.warning("assistant.bedrock_malformed_response")
             return APOLOGY_FAILED
         return text or APOLOGY_FAILED
-
-
-def _error_code(exc: Exception) -> str | None:
-    response = getattr(exc, "response", None)
-    if isinstance(response, dict):
-        code = response.get("Error", {}).get("Code")
-        return str(code) if code else None
-    return None
 
 
 ENGINES: dict[str, Callable[..., AssistantEngine]] = {

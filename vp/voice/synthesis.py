@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import structlog
 
+from vp.aws_clients import aws_client, error_code
 from vp.errors import VpError
 from vp.signal import resample
 
@@ -151,18 +152,7 @@ class PollySynthesizer(SpeechSynthesizer):
 
     def _get_client(self) -> Any:
         if self._client is None:
-            if self.client_factory is not None:
-                self._client = self.client_factory()
-            else:
-                import boto3
-                from botocore.config import Config
-
-                config = Config(
-                    read_timeout=self.timeout_s,
-                    connect_timeout=3,
-                    retries={"max_attempts": 2, "mode": "standard"},
-                )
-                self._client = boto3.client("polly", region_name=self.region, config=config)
+            self._client = aws_client("polly", self.region, self.timeout_s, self.client_factory)
         return self._client
 
     def request(self, text: str) -> dict[str, Any]:
@@ -192,18 +182,10 @@ class PollySynthesizer(SpeechSynthesizer):
         except TimeoutError:
             raise SynthesisError("Polly timed out") from None
         except Exception as exc:
-            code = _error_code(exc) or type(exc).__name__
+            code = error_code(exc) or type(exc).__name__
             log.warning("voice.polly_error", error=code)
             raise SynthesisError(f"Polly failed: {code}") from exc
         return pcm[: len(pcm) // 2 * 2]
-
-
-def _error_code(exc: Exception) -> str | None:
-    response = getattr(exc, "response", None)
-    if isinstance(response, dict):
-        code = response.get("Error", {}).get("Code")
-        return str(code) if code else None
-    return None
 
 
 SYNTHESIZERS: dict[str, Callable[..., SpeechSynthesizer]] = {

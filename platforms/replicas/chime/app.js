@@ -19,7 +19,7 @@
  *     [aria-label^="Present"] count, and the active speaker .activeSpeakerCell
  *     ._3yg3rB2Xb_sfSzRXkm8QT- ("No one" when idle; its text node changes in place);
  *   - "Your meeting has ended"; #endMeeting gone once the meeting is over;
- *   - remote audio as one mixed stream on <audio id="audio-speaker-element"> (meeting-audio.js).
+ *   - remote audio as one mixed stream on <audio id="audio-speaker-element"> (common/mixed-audio.js).
  * From the Amazon Chime user guide: anonymous guests wait in the Waiting Room (a dialog over the
  * device preview saying their request to join was received) until admitted or denied; a
  * moderated meeting does not start until a moderator enters the moderator passcode (the
@@ -544,7 +544,7 @@
 
   async function startAudio() {
     if (!st.people.length) return;
-    audio = new window.ChimeMeetingAudio(meetingId, st.people.length, scenario);
+    audio = new window.MixedMeetingAudio(meetingId, st.people.length, scenario);
     try {
       await audio.start();
     } catch (e) {

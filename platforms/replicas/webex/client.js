@@ -212,7 +212,7 @@
 
   async function startAudio() {
     if (!st.people.length) return;
-    audio = new window.WebexMeetingAudio(meetingId, st.people.length, scenario);
+    audio = new window.MixedMeetingAudio(meetingId, st.people.length, scenario);
     try { await audio.start(); } catch (e) { console.error('[replica] audio failed', e); return; }
     if (st.view !== 'meeting') { audio.stop(); return; }
     audio.bindAudioElement(ui.audioEl);

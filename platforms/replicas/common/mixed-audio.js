@@ -1,19 +1,22 @@
 /*
- * Meeting audio for the Webex replica's client frame: the meeting's remote audio is one mixed
- * stream (the facts record bots taking Webex as mixed tab audio, and MCR's bridge taking the
- * frame's remote tracks), played by one <audio> element inside the cross-origin client frame.
+ * Meeting audio as ONE mixed remote stream played by ONE <audio> element, shared by the
+ * replicas whose clients do it that way:
+ *   - Chime, plumbed the way the Amazon Chime SDK for JavaScript does it (bindAudioElement(),
+ *     id "audio-speaker-element" in the SDK's logs);
+ *   - Webex, in its cross-origin client frame (the facts record bots taking Webex as mixed tab
+ *     audio, and MCR's bridge taking the frame's remote tracks).
  *
  * The "media server" lives in this page: each participant's tone WAV
  * (/__replica/m/<id>/audio/<index>.wav) is decoded in an AudioContext, looped through that
  * participant's gain (open only while they speak) into a MediaStreamAudioDestinationNode (the
  * server-side mix), which is sent over a loopback RTCPeerConnection pair. The page receives it
- * as a genuine remote WebRTC track (Opus) and plays it through the client's <audio> element. Levels
+ * as a genuine remote WebRTC track (Opus) and plays it through the bound element. Levels
  * are the WAVs' own: every gain is 0 or 1 and one participant speaks at a time.
  */
 (function () {
   'use strict';
 
-  function WebexMeetingAudio(meetingId, participantCount, scenario) {
+  function MixedMeetingAudio(meetingId, participantCount, scenario) {
     this.meetingId = meetingId;
     this.cameras = window.ReplicaCameras ? window.ReplicaCameras.fromScenario(scenario) : null;
     this.count = participantCount;
@@ -27,7 +30,7 @@
     this.speaking = -1;
   }
 
-  WebexMeetingAudio.prototype.start = async function () {
+  MixedMeetingAudio.prototype.start = async function () {
     const ctx = (this.ctx = new AudioContext({ sampleRate: 48000 }));
     if (ctx.state === 'suspended') ctx.resume().catch(function () {});
     this.mix = ctx.createMediaStreamDestination();
@@ -59,7 +62,7 @@
   };
 
   // The SFU leg: server mix -> RTCPeerConnection -> RTCPeerConnection -> remote track.
-  WebexMeetingAudio.prototype._connect = async function () {
+  MixedMeetingAudio.prototype._connect = async function () {
     const send = new RTCPeerConnection();
     const recv = new RTCPeerConnection();
     this.pcs = [send, recv];
@@ -85,8 +88,8 @@
     this.stream = await got;
   };
 
-  // DefaultAudioVideoController.bindAudioElement(): the one element that plays the meeting.
-  WebexMeetingAudio.prototype.bindAudioElement = function (el) {
+  // The one element that plays the meeting (Chime: DefaultAudioVideoController.bindAudioElement()).
+  MixedMeetingAudio.prototype.bindAudioElement = function (el) {
     el.srcObject = this.stream;
     el.autoplay = true;
     const p = el.play();
@@ -94,7 +97,7 @@
   };
 
   // Open participant i's gain (and restart their signal) — or nobody's with i = -1.
-  WebexMeetingAudio.prototype.setSpeaker = function (i) {
+  MixedMeetingAudio.prototype.setSpeaker = function (i) {
     if (!this.ctx || i === this.speaking) return;
     const t = this.ctx.currentTime;
     if (this.speaking >= 0) {
@@ -118,7 +121,7 @@
     this.gains[i].gain.setValueAtTime(1, t);
   };
 
-  WebexMeetingAudio.prototype.stop = function () {
+  MixedMeetingAudio.prototype.stop = function () {
     this.setSpeaker(-1);
     for (const pc of this.pcs) {
       try {
@@ -130,5 +133,5 @@
     this.ctx = null;
   };
 
-  window.WebexMeetingAudio = WebexMeetingAudio;
+  window.MixedMeetingAudio = MixedMeetingAudio;
 })();

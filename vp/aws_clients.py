@@ -1,0 +1,45 @@
+"""The VP's own AWS clients (Bedrock for the assistant, Polly for the voice): one setup.
+
+boto3 comes with the ``[aws]`` extra (the task image has it); it is imported only when a
+client is first needed, so a VP that uses neither service never loads it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+CONNECT_TIMEOUT_S = 3
+MAX_ATTEMPTS = 2
+
+
+def aws_client(
+    service: str,
+    region: str | None,
+    read_timeout_s: float,
+    factory: Callable[[], Any] | None = None,
+) -> Any:
+    """A boto3 client for ``service`` with bounded timeouts and retries, or ``factory()`` when
+    given (tests)."""
+    if factory is not None:
+        return factory()
+    try:
+        import boto3
+        from botocore.config import Config
+    except ModuleNotFoundError as exc:  # pragma: no cover - depends on the install
+        raise RuntimeError(f"{service} needs boto3: pip install 'vp[aws]'") from exc
+    config = Config(
+        read_timeout=read_timeout_s,
+        connect_timeout=CONNECT_TIMEOUT_S,
+        retries={"max_attempts": MAX_ATTEMPTS, "mode": "standard"},
+    )
+    return boto3.client(service, region_name=region, config=config)
+
+
+def error_code(exc: Exception) -> str | None:
+    """The AWS error code of a botocore ``ClientError`` (None for any other error)."""
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        code = response.get("Error", {}).get("Code")
+        return str(code) if code else None
+    return None
