@@ -451,6 +451,10 @@ async def test_spoken_answer_unmutes_speaks_mutes_and_yields_to_a_talker(
         control.command("speak", name="Bob")  # Bob talks over the VP
         await wait_until(lambda: vp.speaker is not None and not vp.speaker.speaking, 10)
         barge["stopped"] = time.time()
+        # The uplink measured the second answer's end and the mic going off: the scenario is over.
+        await wait_until(lambda: control.reported("mic")[-1]["on"] is False, 10)
+        await wait_until(lambda: control.reported("uplink")[-1]["sending"] is False, 10)
+        control.end()
 
     run = await run_on_replica(
         replicas,
@@ -458,11 +462,11 @@ async def test_spoken_answer_unmutes_speaks_mutes_and_yields_to_a_talker(
         tmp_path,
         monkeypatch,
         during=ask,
-        max_duration=30,
+        max_duration=60,
         voice="espeak-ng",
         speak_turn_s=60,
     )
-    assert run.final == (Status.COMPLETED, Reason.MAX_DURATION)
+    assert run.final == (Status.COMPLETED, Reason.HOST_ENDED)
     assert run.control is not None
     voice = run.result.stats["voice"]
     assert voice["utterances"] == 2 and voice["refused"] == 0, voice
