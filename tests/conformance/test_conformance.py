@@ -263,8 +263,8 @@ async def test_waiting_room_then_speakers_in_order(platform, replicas, tmp_path,
         tmp_path,
         monkeypatch,
         waiting_room_s=3,
-        speak_turn_s=3,
-        max_duration=14,
+        speak_turn_s=2,  # Alice, Bob, Alice: three turns by 6 s, each a whole tone sequence
+        max_duration=9,
     )
     assert run.final == (Status.COMPLETED, Reason.MAX_DURATION)
     assert run.statuses[:4] == ["INITIALIZING", "JOINING", "WAITING_ROOM", "JOINED"]
