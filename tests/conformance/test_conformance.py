@@ -31,6 +31,7 @@ from platforms.replicas.server import (
     Scenario,
 )
 from tests.recording_server import RecordingServer
+from tests.support import wait_until
 from vp.config import JoinConfig
 from vp.lifecycle import Reason, Status
 from vp.localmeeting.meeting import LocalMeeting
@@ -593,13 +594,6 @@ async def test_admitted_from_lobby_then_a_speaker_out_of_turn(
     states = run.control.states
     assert "lobby" in states and states.index("lobby") < states.index("joined")
     assert run.speakers()[:2] == ["Alice", "Bob"]
-
-
-async def wait_until(predicate: Callable[[], bool], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        await asyncio.sleep(0.1)
 
 
 @pytest.mark.parametrize("platform", REPLICA_PLATFORMS)

@@ -23,6 +23,7 @@ import structlog
 from tests.chromium_kill import kill_chromium
 from tests.faults.conftest import ch0, start_and_wait_joined, statuses, summary
 from tests.recording_server import RecordingServer
+from tests.support import wait_until
 from vp import memory_guard
 from vp.config import JoinConfig
 from vp.lifecycle import Reason, Status
@@ -58,14 +59,6 @@ async def crash_renderer(vp: VirtualParticipant) -> None:
         await asyncio.wait_for(session.send("Page.crash"), 2)
 
 
-async def wait_for(predicate, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    for _ in range(int(timeout * 10)):
-        if predicate():
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def decoded_after(audio: bytes, seconds_from_end: float) -> int:
     tail = audio[-int(seconds_from_end * STEREO_BYTES_PER_S) // 4 * 4 :]
     return count_sequence(decode(ch0(tail)), DEFAULT_SYMBOLS)
@@ -82,7 +75,7 @@ async def test_renderer_crash_rejoins_once_then_second_crash_fails(
         await asyncio.sleep(3)
         first_page = vp.page
         await crash_renderer(vp)
-        await wait_for(lambda: bool(vp.rejoins), 60, "the rejoin")
+        await wait_until(lambda: bool(vp.rejoins), 60, "the rejoin")
         assert vp.page is not first_page and not task.done()
         assert vp.lifecycle.status is Status.JOINED
         # Audio flows again after the rejoin: Alice's tone sequence decodes from it.
@@ -153,7 +146,7 @@ async def test_hung_page_is_detected_by_the_watchdog_and_rejoined(
     hung_page = vp.page
     # The page's main thread never yields again: every evaluate on it would wait forever.
     await hung_page.evaluate("() => { setTimeout(() => { for (;;) {} }, 0); }")
-    await wait_for(lambda: vp.page is not hung_page, 40, "the watchdog to replace the page")
+    await wait_until(lambda: vp.page is not hung_page, 40, "the watchdog to replace the page")
     result = await asyncio.wait_for(task, 90)
     await server.aclose()
 
@@ -201,7 +194,7 @@ async def test_memory_guard_reports_then_reloads_the_page_once_and_the_call_goes
     vp = VirtualParticipant(config(meeting, server, out, rejoin_timeout=45, memory_limit=limit))
     with structlog.testing.capture_logs() as logs:
         task = await start_and_wait_joined(vp)
-        await wait_for(lambda: vp.memory is not None, 10, "the guard (it starts once JOINED)")
+        await wait_until(lambda: vp.memory is not None, 10, "the guard (it starts once JOINED)")
         guard = vp.memory
         assert guard is not None and guard.limit.source == "--memory-limit"
         first_page = vp.page
@@ -212,10 +205,10 @@ async def test_memory_guard_reports_then_reloads_the_page_once_and_the_call_goes
                 assert first_page is not None
                 await first_page.evaluate(HOG_64_MIB)
             await asyncio.sleep(0.5)
-        await wait_for(lambda: bool(vp.rejoins), 60, "the reload")
+        await wait_until(lambda: bool(vp.rejoins), 60, "the reload")
         assert vp.page is not first_page and vp.lifecycle.status is Status.JOINED
         # The reload freed the hog: the tree is back under the report threshold.
-        await wait_for(lambda: (guard.limit.usage() or limit) < 0.85 * limit, 30, "memory freed")
+        await wait_until(lambda: (guard.limit.usage() or limit) < 0.85 * limit, 30, "memory freed")
         sent_at_rejoin = len(server.audio_bytes)
         await asyncio.sleep(6)
         assert decoded_after(server.audio_bytes[sent_at_rejoin:], 6) >= 1, "Alice heard again"
