@@ -194,7 +194,7 @@ async def test_the_shared_chromium_killed_every_vp_rejoins_in_one_new_one(
             base = config(meeting, server, tmp_path, vp_id)
             await pool.add(base.model_copy(update={"max_duration": 120, "rejoin_timeout": 45}))
         await wait_joined(pool)
-        await wait_until(lambda: heard_in_calls(server, "ef"), 20, "Alice heard", interval=0.5)
+        await wait_until(lambda: heard_in_calls(server, "ef"), 30, "Alice heard", interval=0.5)
         old = pool.host
         assert old is not None
         await kill_chromium(old)
