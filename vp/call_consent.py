@@ -1,10 +1,10 @@
 """Consent in one call (contract 1): :class:`~vp.consent.Consent` wired to the call.
 
 :class:`CallConsent` feeds the pure :class:`~vp.consent.Consent` what the meeting shows (the
-active speaker, chat commands), silences ch0 while it says so (through a delay line, so speech just before the indicator
-is silenced too), keeps transcript lines of
-opted-out participants out of the call's outputs, and posts each confirmation in chat from a
-task it owns (cancelled and awaited by :meth:`aclose`).
+active speaker, chat commands), silences ch0 while it says so (through a delay line, so speech
+just before the indicator is silenced too), keeps transcript lines of opted-out participants
+out of the call's outputs, and posts each confirmation in chat from a task it owns (cancelled
+and awaited by :meth:`aclose`).
 """
 
 from __future__ import annotations

@@ -23,6 +23,7 @@ import structlog
 from tests.chromium_kill import kill_chromium
 from tests.faults.conftest import ch0, start_and_wait_joined, statuses, summary
 from tests.recording_server import RecordingServer
+from tests.support import wait_until
 from vp import memory_guard
 from vp.config import JoinConfig
 from vp.lifecycle import Reason, Status
@@ -58,12 +59,9 @@ async def crash_renderer(vp: VirtualParticipant) -> None:
         await asyncio.wait_for(session.send("Page.crash"), 2)
 
 
-async def wait_for(predicate, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    for _ in range(int(timeout * 10)):
-        if predicate():
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
+def heard(audio: bytes) -> bool:
+    """Alice's whole tone sequence decodes from this stretch of the stream."""
+    return count_sequence(decode(ch0(audio[: len(audio) // 4 * 4])), DEFAULT_SYMBOLS) >= 1
 
 
 def decoded_after(audio: bytes, seconds_from_end: float) -> int:
@@ -79,17 +77,17 @@ async def test_renderer_crash_rejoins_once_then_second_crash_fails(
     vp = VirtualParticipant(config(meeting, server, out, max_duration=90, rejoin_timeout=45))
     with structlog.testing.capture_logs() as logs:
         task = await start_and_wait_joined(vp)
-        await asyncio.sleep(3)
+        await wait_until(lambda: heard(server.audio_bytes), 30, "Alice", interval=0.5)
         first_page = vp.page
         await crash_renderer(vp)
-        await wait_for(lambda: bool(vp.rejoins), 60, "the rejoin")
+        await wait_until(lambda: bool(vp.rejoins), 60, "the rejoin")
         assert vp.page is not first_page and not task.done()
         assert vp.lifecycle.status is Status.JOINED
         # Audio flows again after the rejoin: Alice's tone sequence decodes from it.
         sent_at_rejoin = len(server.audio_bytes)
-        await asyncio.sleep(6)
-        fresh = server.audio_bytes[sent_at_rejoin:]
-        assert decoded_after(fresh, 6) >= 1, "Alice is heard again after the rejoin"
+        await wait_until(
+            lambda: heard(server.audio_bytes[sent_at_rejoin:]), 20, "Alice again", interval=0.5
+        )
         await crash_renderer(vp)  # the second crash: no second rejoin
         result = await asyncio.wait_for(task, 30)
     await server.aclose()
@@ -113,16 +111,23 @@ async def test_chromium_killed_relaunches_and_rejoins(
 ) -> None:
     server = await RecordingServer().start()
     out = tmp_path / "vp"
-    vp = VirtualParticipant(config(meeting, server, out, max_duration=24, rejoin_timeout=45))
+    vp = VirtualParticipant(config(meeting, server, out, max_duration=120, rejoin_timeout=45))
     task = await start_and_wait_joined(vp)
-    await asyncio.sleep(3)
+    await wait_until(lambda: heard(server.audio_bytes), 30, "Alice", interval=0.5)
     host = vp.browser_host
     assert host is not None
     await kill_chromium(host)
-    result = await asyncio.wait_for(task, 90)
+    await wait_until(lambda: bool(vp.rejoins), 60, "the rejoin")
+    sent_at_rejoin = len(server.audio_bytes)
+    # The call goes on: Alice is heard again, then the VP is asked to leave.
+    await wait_until(
+        lambda: heard(server.audio_bytes[sent_at_rejoin:]), 30, "Alice again", interval=0.5
+    )
+    vp.stop()
+    result = await asyncio.wait_for(task, 60)
     await server.aclose()
 
-    assert (result.final.status, result.final.reason) == (Status.COMPLETED, Reason.MAX_DURATION)
+    assert (result.final.status, result.final.reason) == (Status.COMPLETED, Reason.STOPPED)
     assert vp.browser_host is not host, "a new Chromium"
     history = [s["status"] for s in statuses(out)]
     assert history == ["INITIALIZING", "JOINING", "JOINED", "LEAVING", "COMPLETED"], history
@@ -145,19 +150,26 @@ async def test_hung_page_is_detected_by_the_watchdog_and_rejoined(
     server = await RecordingServer().start()
     out = tmp_path / "vp"
     vp = VirtualParticipant(
-        config(meeting, server, out, max_duration=30, hang_timeout=4, rejoin_timeout=45)
+        config(meeting, server, out, max_duration=120, hang_timeout=4, rejoin_timeout=45)
     )
     task = await start_and_wait_joined(vp)
-    await asyncio.sleep(2)
+    await wait_until(lambda: heard(server.audio_bytes), 30, "Alice", interval=0.5)
     assert vp.page is not None
     hung_page = vp.page
     # The page's main thread never yields again: every evaluate on it would wait forever.
     await hung_page.evaluate("() => { setTimeout(() => { for (;;) {} }, 0); }")
-    await wait_for(lambda: vp.page is not hung_page, 40, "the watchdog to replace the page")
-    result = await asyncio.wait_for(task, 90)
+    await wait_until(lambda: vp.page is not hung_page, 40, "the watchdog to replace the page")
+    await wait_until(lambda: bool(vp.rejoins), 60, "the rejoin")
+    sent_at_rejoin = len(server.audio_bytes)
+    # The call goes on: Alice is heard again, then the VP is asked to leave.
+    await wait_until(
+        lambda: heard(server.audio_bytes[sent_at_rejoin:]), 30, "Alice again", interval=0.5
+    )
+    vp.stop()
+    result = await asyncio.wait_for(task, 60)
     await server.aclose()
 
-    assert (result.final.status, result.final.reason) == (Status.COMPLETED, Reason.MAX_DURATION)
+    assert (result.final.status, result.final.reason) == (Status.COMPLETED, Reason.STOPPED)
     (rejoin,) = summary(out)["browser"]["rejoins"]
     assert "hung" in rejoin["cause"]
     assert summary(out)["browser"]["audio_gap_s"] >= 4, "at least the watchdog's timeout"
@@ -201,7 +213,7 @@ async def test_memory_guard_reports_then_reloads_the_page_once_and_the_call_goes
     vp = VirtualParticipant(config(meeting, server, out, rejoin_timeout=45, memory_limit=limit))
     with structlog.testing.capture_logs() as logs:
         task = await start_and_wait_joined(vp)
-        await wait_for(lambda: vp.memory is not None, 10, "the guard (it starts once JOINED)")
+        await wait_until(lambda: vp.memory is not None, 10, "the guard (it starts once JOINED)")
         guard = vp.memory
         assert guard is not None and guard.limit.source == "--memory-limit"
         first_page = vp.page
@@ -212,10 +224,10 @@ async def test_memory_guard_reports_then_reloads_the_page_once_and_the_call_goes
                 assert first_page is not None
                 await first_page.evaluate(HOG_64_MIB)
             await asyncio.sleep(0.5)
-        await wait_for(lambda: bool(vp.rejoins), 60, "the reload")
+        await wait_until(lambda: bool(vp.rejoins), 60, "the reload")
         assert vp.page is not first_page and vp.lifecycle.status is Status.JOINED
         # The reload freed the hog: the tree is back under the report threshold.
-        await wait_for(lambda: (guard.limit.usage() or limit) < 0.85 * limit, 30, "memory freed")
+        await wait_until(lambda: (guard.limit.usage() or limit) < 0.85 * limit, 30, "memory freed")
         sent_at_rejoin = len(server.audio_bytes)
         await asyncio.sleep(6)
         assert decoded_after(server.audio_bytes[sent_at_rejoin:], 6) >= 1, "Alice heard again"

@@ -14,6 +14,7 @@ import pytest
 
 from platforms.replicas.server import ParticipantSpec, ReplicaServer, Scenario
 from tests.recording_server import RecordingServer
+from tests.support import wait_until
 from vp.config import JoinConfig
 from vp.lifecycle import Reason, Status
 from vp.runner import VirtualParticipant
@@ -27,13 +28,6 @@ MEETING_IDS = {
     "webex": "m5f3a9c9001",
     "meet": "xyz-abcd-efg",
 }
-
-
-async def wait_for(predicate, timeout: float = 20.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not predicate():
-        assert asyncio.get_running_loop().time() < deadline, "timed out"
-        await asyncio.sleep(0.2)
 
 
 @pytest.mark.parametrize("platform", ["zoom", "teams", "chime", "webex", "meet"])
@@ -62,12 +56,12 @@ async def test_intro_question_and_leave_command(platform, tmp_path, monkeypatch)
         vp = VirtualParticipant(config)
         task = asyncio.create_task(vp.run())
         try:
-            await wait_for(lambda: len(control.vp_chat) >= 1, 60)
+            await wait_until(lambda: len(control.vp_chat) >= 1, 60)
             intro = control.vp_chat[0]
             assert "Scribe" in intro and "invited by Dana" in intro and "Scribe leave" in intro
 
             control.chat_from("Alice", "OK Assistant, who is here?")
-            await wait_for(lambda: any("(assistant)" in m for m in control.vp_chat))
+            await wait_until(lambda: any("(assistant)" in m for m in control.vp_chat))
             (reply,) = [m for m in control.vp_chat if "(assistant)" in m]
             assert reply.startswith("🤖 Scribe (assistant): ")
             assert "Alice" in reply and "Bob" in reply
@@ -120,7 +114,7 @@ async def test_a_spoken_question_is_answered_in_chat(platform, tmp_path, monkeyp
         vp = VirtualParticipant(config)
         task = asyncio.create_task(vp.run())
         try:
-            await wait_for(lambda: any("(assistant)" in m for m in control.vp_chat), 75)
+            await wait_until(lambda: any("(assistant)" in m for m in control.vp_chat), 75)
         finally:
             vp.stop()
             result = await asyncio.wait_for(task, 45)

@@ -22,6 +22,7 @@ import pytest
 import pytest_asyncio
 from playwright.async_api import BrowserContext, Page
 
+from tests.support import wait_until
 from vp.browser import BrowserHost
 from vp.capture import AudioCapture, CaptureFrame, capture_script
 
@@ -124,22 +125,10 @@ def rms(x: np.ndarray) -> float:
 SINE_RMS = 0.5 / np.sqrt(2)  # the lab pages play sines of amplitude 0.5
 
 
-async def wait_for(predicate: Any, timeout: float = 5.0, poll: Any = None) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        if poll is not None:
-            await poll()
-        if predicate():
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.05)
-
-
 async def settle(rig: Rig, sources: int = 1, sound: bool = True) -> None:
     """Wait until frames carry ``sources`` sources (and sound: a remote track is silent until
     its peer connection is up), then 0.3 s more."""
-    await wait_for(
+    await wait_until(
         lambda: (
             bool(rig.frames)
             and rig.frames[-1].sources == sources
@@ -194,13 +183,13 @@ async def test_webaudio_to_destination_is_captured_and_disconnect_releases_it(ri
     assert rms(x) == pytest.approx(SINE_RMS, rel=0.12)
 
     await rig.page.evaluate("lab.stopWebaudio()")
-    await wait_for(lambda: rig.frames[-1].sources == 0)
+    await wait_until(lambda: rig.frames[-1].sources == 0)
     assert rig.capture.health().state == "no-source"
 
 
 async def test_page_without_audio_is_no_source(rigs: Any) -> None:
     rig = await rigs("capture_empty.html")
-    await wait_for(lambda: len(rig.frames) >= 5)
+    await wait_until(lambda: len(rig.frames) >= 5)
     health = rig.capture.health()
     assert health.state == "no-source"
     assert health.max_sources == 0
@@ -244,12 +233,12 @@ async def test_start_gates_delivery(rigs: Any) -> None:
     rig = await rigs()
     rig.capture.stop()
     before = len(rig.frames)
-    await wait_for(lambda: rig.capture.health().dropped_before_start >= 3)
+    await wait_until(lambda: rig.capture.health().dropped_before_start >= 3)
     assert len(rig.frames) == before
     health = rig.capture.health()
     assert health.frames_received > health.frames
     rig.capture.start()
-    await wait_for(lambda: len(rig.frames) > before)
+    await wait_until(lambda: len(rig.frames) > before)
 
 
 async def test_get_user_media_gives_the_vp_voice(rigs: Any) -> None:
@@ -274,7 +263,7 @@ async def test_get_user_media_gives_the_vp_voice(rigs: Any) -> None:
     # Stopping cuts the queue: silence comes well before the tone's natural end (4 s).
     await rig.capture.voice_stop(rig.page)
     stopped = time.monotonic()
-    await wait_for(lambda: rig.frames[-1].peak < 0.01, timeout=2.0)
+    await wait_until(lambda: rig.frames[-1].peak < 0.01, timeout=2.0)
     assert time.monotonic() - stopped < 2.0
 
 
@@ -331,7 +320,7 @@ async def test_ended_tracks_are_released_and_track_filter_applies(rigs: Any) -> 
     assert rejected.capture.health().state == "no-source"
 
     await ended.page.evaluate("lab.hangup()")
-    await wait_for(lambda: ended.frames[-1].sources == 0)
+    await wait_until(lambda: ended.frames[-1].sources == 0)
     stats = await ended.page.evaluate(STATS_JS)
     assert stats["tracks"] == 0  # registry entry and its muted sink element are gone
 
@@ -348,7 +337,7 @@ async def test_overflow_drops_the_oldest_frames(rigs: Any, transport: str) -> No
     frames = rig.frames[first:]
     gaps = [b.seq - a.seq - 1 for a, b in zip(frames, frames[1:], strict=False)]
     # The page reports its drop counter with later frames: under load it can trail the gaps.
-    await wait_for(lambda: rig.capture.health().dropped_in_page >= sum(gaps), 5)
+    await wait_until(lambda: rig.capture.health().dropped_in_page >= sum(gaps), 5)
     dropped = rig.capture.health().dropped_in_page
     assert dropped >= 8
     assert sum(gaps) == dropped  # every missing seq is a counted drop
@@ -376,7 +365,7 @@ async def test_insecure_origin_falls_back_to_script_processor(rigs: Any, host: B
         capture.start()
         assert await page.evaluate("window.isSecureContext") is False
         await page.evaluate("lab.webaudio({freq: 880})")
-        await wait_for(lambda: len(frames) > 12 and frames[-1].sources == 1)
+        await wait_until(lambda: len(frames) > 12 and frames[-1].sources == 1)
         x = np.frombuffer(b"".join(f.pcm for f in frames[-8:]), "<i2") / 32768.0
         assert dominant_hz(x) == pytest.approx(880, abs=3)
         assert rms(x) == pytest.approx(SINE_RMS, rel=0.12)
@@ -428,7 +417,7 @@ async def test_the_socket_is_opened_by_a_relay_worker_that_cdp_does_not_see(
     try:
         await page.goto(f"{base_url}/capture_lab.html")
         await page.evaluate("lab.webaudio({freq: 660})")
-        await wait_for(lambda: capture.health().frames_received > 12, timeout=8)
+        await wait_until(lambda: capture.health().frames_received > 12, timeout=8)
         stats = await page.evaluate(STATS_JS)
         assert stats["transport"] == "websocket"
         assert stats["relay"] is True
@@ -443,7 +432,7 @@ async def test_an_opaque_origin_document_opens_the_socket_itself(host: BrowserHo
     # capture opens the socket directly (and Playwright sees that one).
     context, page, sockets, capture = await _page_and_its_sockets(host)
     try:
-        await wait_for(lambda: capture.health().frames_received > 3, timeout=8)
+        await wait_until(lambda: capture.health().frames_received > 3, timeout=8)
         stats = await page.evaluate(STATS_JS)
         assert page.url == "about:blank"
         assert stats["transport"] == "websocket"
@@ -475,7 +464,7 @@ async def test_public_origin_gets_the_websocket_only_when_granted(
             await page.goto("https://meeting.example/capture_lab.html")
             capture.start()
             await page.evaluate("lab.webaudio({freq: 880})")
-            await wait_for(
+            await wait_until(
                 lambda fs=frames: len(fs) > 12 and fs[-1].sources == 1,  # type: ignore[misc]
                 timeout=8,
             )
@@ -493,7 +482,7 @@ async def test_frame_server_refuses_unknown_captures(rigs: Any, host: BrowserHos
     from websockets.exceptions import InvalidStatus
 
     rig = await rigs()
-    await wait_for(lambda: len(rig.frames) >= 3)
+    await wait_until(lambda: len(rig.frames) >= 3)
     assert host.frame_server is not None
     for path in ("/", "/x" * 20, "/" + "A" * 24 + "/inst1", "/../etc/passwd"):
         with pytest.raises(InvalidStatus) as info:
@@ -502,7 +491,7 @@ async def test_frame_server_refuses_unknown_captures(rigs: Any, host: BrowserHos
         assert info.value.response.status_code == 403
     assert host.frame_server.refused >= 4
     before = len(rig.frames)
-    await wait_for(lambda: len(rig.frames) > before + 3)  # the real capture is unaffected
+    await wait_until(lambda: len(rig.frames) > before + 3)  # the real capture is unaffected
 
 
 async def test_idle_voice_is_suspended_and_wakes_up_to_speak(rigs: Any) -> None:
@@ -510,7 +499,7 @@ async def test_idle_voice_is_suspended_and_wakes_up_to_speak(rigs: Any) -> None:
     await rig.page.evaluate("lab.mic()")
     await settle(rig, sound=False)
     # Idle: the voice context is suspended (no output stream, nothing encoded or sent).
-    await wait_for(
+    await wait_until(
         lambda: rig.last_stats.get("voice") == "suspended",
         timeout=6,
         poll=lambda: rig.refresh_stats(),
@@ -524,7 +513,7 @@ async def test_idle_voice_is_suspended_and_wakes_up_to_speak(rigs: Any) -> None:
     assert rms(x) == pytest.approx(0.4 / np.sqrt(2), rel=0.15)
     assert (await rig.page.evaluate(STATS_JS))["voice"] == "running"
     # Done speaking: suspended again after the idle delay (2 s).
-    await wait_for(
+    await wait_until(
         lambda: rig.last_stats.get("voice") == "suspended",
         timeout=6,
         poll=lambda: rig.refresh_stats(),

@@ -31,6 +31,7 @@ from platforms.replicas.server import (
     Scenario,
 )
 from tests.recording_server import RecordingServer
+from tests.support import wait_until
 from vp.config import JoinConfig
 from vp.lifecycle import Reason, Status
 from vp.runner import RunResult, VirtualParticipant
@@ -131,13 +132,6 @@ async def run(
             await asyncio.wait_for(task, 30)
         await recorder.aclose()
     return Run(result, out, recorder, control, time.monotonic() - started)
-
-
-async def wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        await asyncio.sleep(0.1)
 
 
 def windowed_rms(x: np.ndarray, n: int = 1600) -> np.ndarray:

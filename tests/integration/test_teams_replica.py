@@ -25,6 +25,7 @@ from platforms.base import DriverSettings
 from platforms.replicas.server import ChatLine, ParticipantSpec, ReplicaServer, Scenario
 from platforms.teams import TeamsDriver
 from tests.recording_server import RecordingServer
+from tests.support import wait_until
 from vp.browser import BrowserHost
 from vp.capture import AudioCapture
 from vp.config import JoinConfig
@@ -93,13 +94,6 @@ def chat_log(out: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
-async def wait_for(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.1)
-
-
 def ch0(stereo: bytes) -> np.ndarray:
     return np.frombuffer(stereo, dtype="<i2").reshape(-1, 2)[:, 0].astype(np.float64)
 
@@ -125,7 +119,7 @@ async def test_happy_path_speakers_audio_and_chat(replica, tmp_path):
         config(short_link(replica, meeting_id), out, transcriber_url=server.url, max_duration=17)
     )
     task = asyncio.create_task(vp.run())
-    await wait_for(lambda: vp.lifecycle.joined or task.done(), 40, "JOINED")
+    await wait_until(lambda: vp.lifecycle.joined or task.done(), 40, "JOINED")
     assert vp.lifecycle.joined
     await asyncio.sleep(3)
     control.chat_from("Alice", "hello")
@@ -219,9 +213,9 @@ async def test_transient_toast_and_flicker_do_not_end_the_meeting(replica, tmp_p
     out = tmp_path / "vp"
     vp = VirtualParticipant(config(meetup_link(replica, meeting_id), out, alone_timeout=30))
     task = asyncio.create_task(vp.run())
-    await wait_for(lambda: vp.lifecycle.joined or task.done(), 40, "JOINED")
+    await wait_until(lambda: vp.lifecycle.joined or task.done(), 40, "JOINED")
     control.command("leave", name="Bob")
-    await wait_for(lambda: vp.participants == ("Alice",), 5, "Bob gone from the roster")
+    await wait_until(lambda: vp.participants == ("Alice",), 5, "Bob gone from the roster")
     # A removal-sounding toast while the toolbar, People badge and stage vanish for 3 s.
     control.command("toast", text="Bob has been removed from the meeting.", seconds=5)
     control.command("flicker", seconds=3.0)

@@ -24,6 +24,7 @@ from scheduler.service import Caller, VpService
 from scheduler.sqlite_store import SqliteStore
 from tests.scheduler.conftest import RunningServer, token
 from tests.scheduler.fakes import RecordingLauncher
+from tests.support import wait_until
 from vp.browser import find_chromium
 from vp.localmeeting.meeting import LocalMeeting
 from vp.localmeeting.participant import SimulatedParticipant, speech_wav
@@ -188,17 +189,17 @@ async def test_meeting_page_of_a_finished_janus_meeting(tmp_path, monkeypatch, s
                     body = {"meeting_url": room.url, "platform": "janus", "name": "Scribe"}
                     vp_id = (await client.post("/v1/vps", json=body)).json()["vp_id"]
                     out = tmp_path / "out" / vp_id
-                    await _wait_for(lambda: _speakers(out, "Alice"), 90)
-                    await _wait_for(lambda: _segment_by(out, "Alice"), 60)
+                    await wait_until(lambda: _speakers(out, "Alice"), 90, interval=0.25)
+                    await wait_until(lambda: _segment_by(out, "Alice"), 60, interval=0.25)
                     await bob.join()
                     await asyncio.sleep(1.0)
                 # Alice has left: Bob is the one other participant, so the speaker.
-                await _wait_for(lambda: _speakers(out, "Bob"), 30)
-                await _wait_for(lambda: _segment_by(out, "Bob"), 60)
+                await wait_until(lambda: _speakers(out, "Bob"), 30, interval=0.25)
+                await wait_until(lambda: _segment_by(out, "Bob"), 60, interval=0.25)
             finally:
                 await bob.aclose()
             await client.delete(f"/v1/vps/{vp_id}")
-            await _wait_for(lambda: (out / "summary.json").exists(), 60)
+            await wait_until(lambda: (out / "summary.json").exists(), 60, interval=0.25)
             for _ in range(100):
                 if (await client.get(f"/v1/vps/{vp_id}")).json()["status"] == "COMPLETED":
                     break
@@ -285,13 +286,6 @@ def _segment_by(out: Path, name: str) -> bool:
     )
 
 
-async def _wait_for(check: Any, timeout: float) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not check():
-        assert asyncio.get_running_loop().time() < deadline, "timed out"
-        await asyncio.sleep(0.25)
-
-
 def _pixels(png: bytes) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(np.int16)
 
@@ -332,7 +326,7 @@ async def test_console_manages_webhooks_and_calendars(tmp_path, serve, page) -> 
 
     from scheduler.hook_store import HookStore
     from scheduler.hooks import HookService, HookSettings
-    from tests.scheduler.test_hooks import ZOOM, Receiver, _event, _ics, wait_for
+    from tests.scheduler.test_hooks import ZOOM, Receiver, _event, _ics
 
     receiver = Receiver()
     await receiver.start()
@@ -368,7 +362,7 @@ async def test_console_manages_webhooks_and_calendars(tmp_path, serve, page) -> 
 
         launched = await service.launch(Caller("alice"), _request(ZOOM))
         assert launched.created
-        await wait_for(lambda: bool(receiver.received))
+        await wait_until(lambda: bool(receiver.received))
         await hook.get_by_role("button", name="Deliveries").click()
         delivery = page.get_by_test_id("delivery")
         await expect(delivery).to_have_count(1)

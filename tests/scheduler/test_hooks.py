@@ -15,7 +15,7 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -37,6 +37,7 @@ from scheduler.service import VpService
 from scheduler.sqlite_store import SqliteStore
 from tests.scheduler.conftest import SECRET, RunningServer, bearer
 from tests.scheduler.fakes import RecordingLauncher
+from tests.support import wait_until
 from vp.lifecycle import Reason, Status
 
 PASSCODE = "HoOk-PaSs-77"
@@ -91,7 +92,7 @@ class Receiver:
         config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off", **tls)
         self.server = uvicorn.Server(config)
         self.task = asyncio.create_task(self.server.serve(sockets=[sock]))
-        await wait_for(lambda: self.server is not None and self.server.started)
+        await wait_until(lambda: self.server is not None and self.server.started)
 
     async def stop(self) -> None:
         if self.server is not None and self.task is not None:
@@ -137,13 +138,6 @@ async def plane(tmp_path: Path, serve: Any, receiver: Receiver) -> Plane:
     hooks = HookService(HookStore(tmp_path / "vps.db"), service, out_root=out, settings=settings)
     server = await serve(service, out, hooks=hooks)
     return Plane(server, hooks, service, out)
-
-
-async def wait_for(check: Callable[[], bool], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "timed out"
-        await asyncio.sleep(0.05)
 
 
 # -- webhooks ----------------------------------------------------------------------------------
@@ -236,8 +230,10 @@ async def test_receiver_gets_every_event_signed_retried_and_in_seq_order(
         hub.publish(store.transition(vp_id, Status.COMPLETED, Reason.END_COMMAND))
 
         expected = 6 + 2 + 1 + 1  # statuses SCHEDULED…COMPLETED, two segments, chat, capture
-        await wait_for(lambda: len({h["webhook-id"] for h, _ in receiver.received}) >= expected)
-        await wait_for(lambda: receiver.fail_first == 0 and len(receiver.received) >= expected + 2)
+        await wait_until(lambda: len({h["webhook-id"] for h, _ in receiver.received}) >= expected)
+        await wait_until(
+            lambda: receiver.fail_first == 0 and len(receiver.received) >= expected + 2
+        )
         deliveries = (await alice.get(f"/v1/webhooks/{hook['webhook_id']}/deliveries")).json()
 
     bodies = receiver.events(hook["secret"])  # every signature verifies
@@ -288,7 +284,7 @@ async def test_event_type_filter_and_owner_scope(plane: Plane, receiver: Receive
         folder.mkdir(parents=True)
         chat = {"ts": 1.0, "sender": "VP", "text": "hello", "direction": "out"}
         (folder / "chat.jsonl").write_text(json.dumps(chat) + "\n")
-        await wait_for(lambda: len(receiver.received) >= 1)
+        await wait_until(lambda: len(receiver.received) >= 1)
         await asyncio.sleep(1.0)
     events = receiver.events(hook["secret"])
     assert [e["type"] for e in events] == ["vp.chat"]
@@ -334,7 +330,7 @@ async def test_killed_vp_serve_loses_no_pending_delivery(
             join_at = (datetime.now(UTC) + timedelta(hours=2)).isoformat()
             created = await client.post("/v1/vps", json={"meeting_url": ZOOM, "join_at": join_at})
             assert created.status_code == 201
-        await wait_for(lambda: len(receiver.received) >= 2)  # failed, retried, failed
+        await wait_until(lambda: len(receiver.received) >= 2)  # failed, retried, failed
     finally:
         proc.send_signal(signal.SIGKILL)
         await proc.wait()
@@ -344,9 +340,9 @@ async def test_killed_vp_serve_loses_no_pending_delivery(
     seen = len(receiver.received)
     proc = await _start_serve(db, port, receiver.host)
     try:
-        await wait_for(lambda: len(receiver.received) > seen)
+        await wait_until(lambda: len(receiver.received) > seen)
         async with httpx.AsyncClient(base_url=base, headers=bearer("alice")) as client:
-            await wait_for(lambda: receiver.received[-1][0]["webhook-id"] in failed_ids)
+            await wait_until(lambda: receiver.received[-1][0]["webhook-id"] in failed_ids)
             log = (await client.get(f"/v1/webhooks/{hook['webhook_id']}/deliveries")).json()
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -545,7 +541,7 @@ async def test_deliveries_are_pinned_to_the_checked_address(
         trust = ssl.create_default_context(cafile=certfile)
         deliverer = Deliverer(store, allowed_hosts=frozenset(), verify=trust)
         task = asyncio.create_task(deliverer.run())
-        await wait_for(lambda: store.outbox_states("wh_1").get("delivered") == 1)
+        await wait_until(lambda: store.outbox_states("wh_1").get("delivered") == 1)
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         ((headers, _),) = rx.received
@@ -559,7 +555,7 @@ async def test_deliveries_are_pinned_to_the_checked_address(
         answers["other.example"] = ["127.0.0.1"]
         assert store.emit("vp1", "alice", "status", 1, 2, [event], now=time.time())
         task = asyncio.create_task(deliverer.run())
-        await wait_for(lambda: bool(store.deliveries("wh_2")))
+        await wait_until(lambda: bool(store.deliveries("wh_2")))
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         (attempt,) = store.deliveries("wh_2")[-1:]
@@ -585,7 +581,7 @@ async def test_a_delivery_failing_past_the_retry_window_is_recorded_failed(
     deliverer = Deliverer(store, allowed_hosts=frozenset({receiver.host}), retry_seconds=2.5)
     task = asyncio.create_task(deliverer.run())
     try:
-        await wait_for(lambda: store.outbox_states("wh_1").get("failed") == 1, timeout=15)
+        await wait_until(lambda: store.outbox_states("wh_1").get("failed") == 1, timeout=15)
         await asyncio.sleep(1.5)
     finally:
         task.cancel()
