@@ -83,7 +83,7 @@ LEAVE_CONFIRM = (
 
 
 class ChimeDriver(PolledDriver[ChimeSnapshot, ChimeSnapshot]):
-    lobby_said = decisions.WAITING
+    lobby_said = decisions.TEXTS["waiting"]
     name: ClassVar[str] = "chime"
     host_rules: ClassVar[tuple[HostRule, ...]] = HOST_RULES
     supports_chat: ClassVar[bool] = True

@@ -78,7 +78,7 @@ JOIN_CLICK_SETTLE_S = 3.0
 
 
 class MeetDriver(PolledDriver[MeetSnapshot, MeetSnapshot]):
-    lobby_said = decisions.LOBBY_RE
+    lobby_said = decisions.TEXTS["lobby"]
     name: ClassVar[str] = "meet"
     host_rules: ClassVar[tuple[HostRule, ...]] = HOST_RULES
     navigation_rules: ClassVar[tuple[HostRule, ...]] = NAVIGATION_RULES

@@ -75,7 +75,7 @@ EDITORS = [
 
 
 class TeamsDriver(PolledDriver[TeamsJoinSnapshot, TeamsMeetingSnapshot]):
-    lobby_said = decisions.LOBBY_RE
+    lobby_said = decisions.TEXTS["lobby"]
     name: ClassVar[str] = "teams"
     host_rules: ClassVar[tuple[HostRule, ...]] = HOST_RULES
     navigation_rules: ClassVar[tuple[HostRule, ...]] = NAVIGATION_RULES

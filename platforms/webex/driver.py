@@ -97,7 +97,7 @@ class WebexDriver(PolledDriver[WebexSnapshot, WebexSnapshot]):
     rules: ClassVar[MeetingRules[Any]] = decisions.RULES
     end_polls: ClassVar[int] = 2
     gone_polls: ClassVar[int] = 3
-    lobby_said = decisions.LOBBY
+    lobby_said = decisions.TEXTS["lobby"]
 
     _frame: Frame | None = None
     _url: str = ""
@@ -110,7 +110,7 @@ class WebexDriver(PolledDriver[WebexSnapshot, WebexSnapshot]):
 
     def lobby_words(self, snap: WebexSnapshot) -> str:
         """The lobby's words are in the client frame's text (and the top page's)."""
-        return platform_said(decisions.LOBBY, decisions.page_text(snap))
+        return platform_said(decisions.TEXTS["lobby"], decisions.page_text(snap))
 
     @classmethod
     def web_client_url(cls, url: str) -> str:

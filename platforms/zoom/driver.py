@@ -72,7 +72,7 @@ HOUSEKEEPING_CLICKS: dict[str, tuple[tuple[str, ...], str | None]] = {
 
 
 class ZoomDriver(PolledDriver[ZoomJoinSnapshot, ZoomMeetingSnapshot]):
-    lobby_said = decisions._LOBBY_RE
+    lobby_said = decisions.TEXTS["lobby"]
     name: ClassVar[str] = "zoom"
     host_rules: ClassVar[tuple[HostRule, ...]] = HOST_RULES
     supports_chat: ClassVar[bool] = True
