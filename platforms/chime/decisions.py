@@ -57,7 +57,7 @@ def refusal(s: ChimeSnapshot, passcode_sent: bool) -> Refused | None:
     if _SIGN_IN_PATH.search(urlsplit(s["url"]).path):
         return TEXTS.refusal("login_required")
     # Pages that let a guest go on (name, device setup, lobby) may still offer "Sign in".
-    guest_path = s["name"] or s["deviceJoin"] or TEXTS["waiting"].search(text)
+    guest_path = s["name"] or s["deviceJoin"] or TEXTS["lobby"].search(text)
     refused = None if guest_path else TEXTS.refused("login_required", text)
     refused = refused or TEXTS.refused("denied", text)
     if passcode_sent:
@@ -73,7 +73,7 @@ def join_state(s: ChimeSnapshot, *, passcode_sent: bool, has_passcode: bool) -> 
     if moderator_wait and has_passcode and not passcode_sent:
         return Phase.PREJOIN  # enter the moderator passcode
     # The waiting room is decided before any in-meeting check.
-    if moderator_wait or TEXTS["waiting"].search(s["text"]):
+    if moderator_wait or TEXTS["lobby"].search(s["text"]):
         return Phase.LOBBY
     return Phase.ADMITTED if s["inMeeting"] else Phase.PREJOIN
 

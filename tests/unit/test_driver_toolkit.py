@@ -168,6 +168,9 @@ def test_each_driver_s_texts_load_and_ship_with_the_package(folder):
     assert all(isinstance(row.reason, Reason) for row in texts.refusals.values())
     decisions = importlib.import_module(f"platforms.{folder.name}.decisions")
     assert texts == decisions.TEXTS
+    driver = get_driver(folder.name)  # its rules, script and lobby text come from decisions
+    assert driver.rules is decisions.RULES and driver.script.path == folder / "page.js"
+    assert driver.lobby_said == texts.patterns.get("lobby")
     pyproject = tomllib.loads((PLATFORMS.parent / "pyproject.toml").read_text())
     globs = pyproject["tool"]["setuptools"]["package-data"]["platforms"]
     assert any(fnmatch.fnmatch(f"{folder.name}/texts.toml", g) for g in globs)
