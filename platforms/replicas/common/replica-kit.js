@@ -21,7 +21,7 @@
       }
       for (let i = 2; i < arguments.length; i++) {
         const c = arguments[i];
-        if (c === null || c === undefined || c === false) continue;
+        if (!c) continue; // null, false, '' (a condition that did not hold): nothing
         el.appendChild(typeof c === 'string' ? document.createTextNode(c) : c);
       }
       return el;
