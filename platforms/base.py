@@ -14,6 +14,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from enum import StrEnum
+from types import ModuleType
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, cast
 from urllib.parse import SplitResult
 
@@ -250,6 +251,19 @@ class PolledDriver(PlatformDriver, Generic[J, M]):
     alone_at_start: ClassVar[bool] = False
     # The lobby's own words in the join snapshot's text (quoted in the WAITING_ROOM detail).
     lobby_said: ClassVar[str | re.Pattern[str] | None] = None
+
+    def __init_subclass__(cls, /, decisions: ModuleType | None = None, **kwargs: Any) -> None:
+        """``class ZoomDriver(PolledDriver[...], decisions=zoom.decisions)``: the platform's
+        pure ``RULES``, its ``page.js`` (next to the decisions module) and the lobby text of
+        its ``texts.toml`` — what every driver would otherwise declare the same way."""
+        super().__init_subclass__(**kwargs)
+        if decisions is None:
+            return
+        cls.rules = decisions.RULES
+        cls.script = PageScript(str(decisions.__file__))
+        texts = getattr(decisions, "TEXTS", None)
+        if texts is not None and "lobby" in texts.patterns:
+            cls.lobby_said = texts["lobby"]
 
     def __init__(self, page: Page, settings: DriverSettings, emit: EventSink) -> None:
         super().__init__(page, settings, emit)

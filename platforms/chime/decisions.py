@@ -14,62 +14,15 @@ from typing import TypedDict
 from urllib.parse import urlsplit
 
 from platforms.base import JoinState, MeetingContext, MeetingOver, MeetingRules, Phase, Refused
-from platforms.toolkit import ChatLine, missing_ui, platform_said, refusal_detail
+from platforms.texts import load_texts
+from platforms.toolkit import ChatLine, missing_ui
 from vp.lifecycle import Reason
-
-C = "Amazon Chime"  # the platform's name in refusal details
 
 SYSTEM_SENDER = "Amazon Chime"
 
-# -- page texts -----------------------------------------------------------------------------
-_Q = "['’]"  # the live client uses typographic apostrophes; match both
-NOT_FOUND = re.compile(
-    rf"meeting not found|(isn{_Q}t|is not|not) a valid meeting id|meeting id (isn{_Q}t|is not)"
-    rf" valid|invalid meeting id|couldn{_Q}t find (the|that|this|a) meeting|meeting"
-    rf" (does not|doesn{_Q}t) exist|meeting (has )?expired",
-    re.I,
-)
-LOGIN_REQUIRED = re.compile(
-    r"sign in to join|only (open|available) to (registered|signed[- ]in)|(must|need to) sign in"
-    r"|requires? (you to )?sign in",
-    re.I,
-)
-CAPTCHA = re.compile(
-    rf"confirm (that )?you are (a )?human|verify (that )?you{_Q}?(re| are) (a )?(human|real"
-    rf" person|not a (ro)?bot)|type the characters you see|complete the security check",
-    re.I,
-)
-DENIED = re.compile(
-    rf"request to join (the meeting )?(was|has been) (denied|declined|rejected)|weren{_Q}t"
-    rf" admitted|were not admitted|denied (you )?(access|entry)|you (were|have been) denied",
-    re.I,
-)
-WRONG_PASSCODE = re.compile(
-    r"(incorrect|invalid|wrong) (moderator )?passcode|passcode (is |was )?(incorrect|invalid"
-    r"|wrong)",
-    re.I,
-)
-WAITING = re.compile(
-    r"waiting room|request to join (the meeting )?(has been|was) (received|sent)|as soon as"
-    r" someone in the meeting admits you|waiting (to be admitted|for someone to admit)",
-    re.I,
-)
-WAITING_FOR_MODERATOR = re.compile(
-    rf"won{_Q}t start until (a|the) moderator|waiting for (a|the) moderator|hasn{_Q}t"
-    rf" started",
-    re.I,
-)
-ENDED = re.compile(
-    r"your meeting has ended|the meeting has ended|meeting has been ended|host ended the meeting",
-    re.I,
-)
-REMOVED = re.compile(
-    rf"(you{_Q}ve|you have) been removed|removed you from (the|this) meeting|you were removed",
-    re.I,
-)
+# -- page texts: texts.toml -----------------------------------------------------------------
+TEXTS = load_texts(__file__)
 _NO_SPEAKER = frozenset({"", "no one", "nobody", "none", "-"})
-# Texts of dialog buttons that only acknowledge a notice (recording, tips…).
-_ACK_BUTTONS = re.compile(r"^(ok|okay|got it|dismiss|close|continue|i understand)$", re.I)
 _SIGN_IN_PATH = re.compile(r"(^|/)(sign-?in|login|oauth)(/|$)", re.I)
 
 
@@ -99,45 +52,34 @@ class ChimeSnapshot(TypedDict):
 def refusal(s: ChimeSnapshot, passcode_sent: bool) -> Refused | None:
     """The refusal a snapshot shows (fast, no waiting)."""
     text = s["text"]
-    if s["captcha"] or CAPTCHA.search(text):
-        return Refused(Reason.CAPTCHA, "a captcha / bot check blocks the join")
+    if s["captcha"] or TEXTS["captcha"].search(text):
+        return TEXTS.refusal("captcha")
     if _SIGN_IN_PATH.search(urlsplit(s["url"]).path):
-        return Refused(Reason.LOGIN_REQUIRED, "the meeting requires signing in")
+        return TEXTS.refusal("login_required")
     # Pages that let a guest go on (name, device setup, lobby) may still offer "Sign in".
-    guest_path = s["name"] or s["deviceJoin"] or WAITING.search(text)
-    if LOGIN_REQUIRED.search(text) and not guest_path:
-        said = platform_said(LOGIN_REQUIRED, text)
-        detail = refusal_detail("the meeting requires signing in", C, said)
-        return Refused(Reason.LOGIN_REQUIRED, detail)
-    if DENIED.search(text):
-        said = platform_said(DENIED, text)
-        return Refused(Reason.DENIED, refusal_detail("the request to join was denied", C, said))
-    if passcode_sent and WRONG_PASSCODE.search(text):
-        said = platform_said(WRONG_PASSCODE, text)
-        detail = refusal_detail("the moderator passcode was refused", C, said)
-        return Refused(Reason.WRONG_PASSCODE, detail)
-    if NOT_FOUND.search(text):
-        said = platform_said(NOT_FOUND, text)
-        detail = refusal_detail("the meeting was not found", C, said)
-        return Refused(Reason.MEETING_NOT_FOUND, detail)
-    return None
+    guest_path = s["name"] or s["deviceJoin"] or TEXTS["lobby"].search(text)
+    refused = None if guest_path else TEXTS.refused("login_required", text)
+    refused = refused or TEXTS.refused("denied", text)
+    if passcode_sent:
+        refused = refused or TEXTS.refused("wrong_passcode", text)
+    return refused or TEXTS.refused("not_found", text)
 
 
 def join_state(s: ChimeSnapshot, *, passcode_sent: bool, has_passcode: bool) -> JoinState:
     refused = refusal(s, passcode_sent)
     if refused is not None:
         return refused
-    moderator_wait = bool(WAITING_FOR_MODERATOR.search(s["text"]))
+    moderator_wait = bool(TEXTS["waiting_for_moderator"].search(s["text"]))
     if moderator_wait and has_passcode and not passcode_sent:
         return Phase.PREJOIN  # enter the moderator passcode
     # The waiting room is decided before any in-meeting check.
-    if moderator_wait or WAITING.search(s["text"]):
+    if moderator_wait or TEXTS["lobby"].search(s["text"]):
         return Phase.LOBBY
     return Phase.ADMITTED if s["inMeeting"] else Phase.PREJOIN
 
 
 def moderator_passcode_wanted(s: ChimeSnapshot) -> bool:
-    return bool(WAITING_FOR_MODERATOR.search(s["text"]))
+    return bool(TEXTS["waiting_for_moderator"].search(s["text"]))
 
 
 # -- the meeting --------------------------------------------------------------------------
@@ -149,9 +91,9 @@ def end_signal(s: ChimeSnapshot | None, ctx: MeetingContext) -> MeetingOver | No
     if s is None:
         return None
     app_host = urlsplit(ctx.meeting_url).hostname
-    if REMOVED.search(s["text"]):
+    if TEXTS["removed"].search(s["text"]):
         return MeetingOver(Reason.REMOVED, "removed from the meeting")
-    if ENDED.search(s["text"]):
+    if TEXTS["ended"].search(s["text"]):
         return MeetingOver(Reason.HOST_ENDED, "the meeting has ended")
     url = s["url"]
     if url.startswith("about:blank") or (app_host and urlsplit(url).hostname != app_host):
@@ -202,7 +144,7 @@ def chat_lines(s: ChimeSnapshot, ctx: MeetingContext) -> list[ChatLine]:
 
 def ack_button(s: ChimeSnapshot) -> str | None:
     """The label of a dialog button that merely acknowledges a notice, if one is shown."""
-    return next((label for label in s["dialogButtons"] if _ACK_BUTTONS.match(label)), None)
+    return next((label for label in s["dialogButtons"] if TEXTS["ack_buttons"].match(label)), None)
 
 
 def mic_on(s: ChimeSnapshot) -> bool:

@@ -37,18 +37,17 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import Locator
 
-from platforms.base import JoinState, MeetingRules, PolledDriver
+from platforms.base import JoinState, PolledDriver
 from platforms.chime import decisions
 from platforms.chime.decisions import ChimeSnapshot
 from platforms.chime.urls import HOST_RULES
 from platforms.chime.urls import web_client_url as chime_web_client_url
 from platforms.toolkit import (
-    PageScript,
     click_first_visible,
     first_visible,
     send_chat_confirmed,
@@ -82,8 +81,7 @@ LEAVE_CONFIRM = (
 )
 
 
-class ChimeDriver(PolledDriver[ChimeSnapshot, ChimeSnapshot]):
-    lobby_said = decisions.WAITING
+class ChimeDriver(PolledDriver[ChimeSnapshot, ChimeSnapshot], decisions=decisions):
     name: ClassVar[str] = "chime"
     host_rules: ClassVar[tuple[HostRule, ...]] = HOST_RULES
     supports_chat: ClassVar[bool] = True
@@ -91,8 +89,6 @@ class ChimeDriver(PolledDriver[ChimeSnapshot, ChimeSnapshot]):
     # negotiated inactive.
     incoming_video: ClassVar[IncomingVideo] = IncomingVideo.NEGOTIATE_INACTIVE
     capture_track_filter_js: ClassVar[str | None] = None  # one mixed stream, one element
-    script: ClassVar[PageScript] = PageScript(__file__)
-    rules: ClassVar[MeetingRules[Any]] = decisions.RULES
     # Consecutive polls an end signal must hold: texts/URL 2, the controls merely gone 3.
     end_polls: ClassVar[int] = 2
     gone_polls: ClassVar[int] = 3

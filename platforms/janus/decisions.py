@@ -8,14 +8,13 @@ theirs.
 
 from __future__ import annotations
 
-import re
 from typing import TypedDict
 
 from platforms.base import JoinState, MeetingContext, MeetingOver, MeetingRules, Phase, Refused
+from platforms.texts import load_texts
 from vp.lifecycle import Reason
 
-_ROOM_MISSING = re.compile(r"does not exist|no such room", re.I)
-_ROOM_DESTROYED = re.compile(r"room has been destroyed", re.I)
+TEXTS = load_texts(__file__)  # the page texts: texts.toml
 
 
 class JanusSnapshot(TypedDict):
@@ -36,8 +35,8 @@ NO_ROOM = JanusSnapshot(
 def join_state(s: JanusSnapshot, *, registered: bool) -> JoinState:
     dialog = s["dialog"]
     if dialog:
-        if _ROOM_MISSING.search(dialog):
-            return Refused(Reason.MEETING_NOT_FOUND, "the room does not exist")
+        if TEXTS["room_missing"].search(dialog):
+            return TEXTS.refusal("room_missing")
         if registered:
             return Refused(Reason.MEETING_NOT_FOUND, "the room could not be joined")
         return Refused(Reason.MEETING_NOT_FOUND, "the Janus session could not be created")
@@ -46,7 +45,7 @@ def join_state(s: JanusSnapshot, *, registered: bool) -> JoinState:
 
 def end_signal(s: JanusSnapshot | None, _ctx: MeetingContext | None = None) -> MeetingOver | None:
     s = s or NO_ROOM
-    if s["dialog"] and _ROOM_DESTROYED.search(s["dialog"]):
+    if s["dialog"] and TEXTS["room_destroyed"].search(s["dialog"]):
         return MeetingOver(Reason.HOST_ENDED, "the room has been destroyed")
     return None
 

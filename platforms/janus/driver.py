@@ -10,13 +10,12 @@ destroyed". Decisions: :mod:`platforms.janus.decisions`; page reads: ``page.js``
 from __future__ import annotations
 
 import re
-from typing import Any, ClassVar
+from typing import ClassVar
 from urllib.parse import SplitResult
 
-from platforms.base import JoinState, MeetingRules, PolledDriver
+from platforms.base import JoinState, PolledDriver
 from platforms.janus import decisions
 from platforms.janus.decisions import NO_ROOM, JanusSnapshot
-from platforms.toolkit import PageScript
 from vp.incoming_video import IncomingVideo
 
 DEMO_PAGE = "audiobridgetest.html"
@@ -32,12 +31,10 @@ SETTINGS_SHIM = """
 """
 
 
-class JanusDriver(PolledDriver[JanusSnapshot, JanusSnapshot]):
+class JanusDriver(PolledDriver[JanusSnapshot, JanusSnapshot], decisions=decisions):
     name: ClassVar[str] = "janus"
-    script: ClassVar[PageScript] = PageScript(__file__)
     # An AudioBridge room carries no video: nothing to suppress.
     incoming_video: ClassVar[IncomingVideo] = IncomingVideo.NONE
-    rules: ClassVar[MeetingRules[Any]] = decisions.RULES
     join_poll_s: ClassVar[float] = 0.2
     end_polls: ClassVar[int] = 1  # the demo's dialogs and page changes are never transient
     gone_polls: ClassVar[int] = 1

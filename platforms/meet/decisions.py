@@ -12,53 +12,16 @@ Replayed from recorded snapshots in tests/unit/test_decisions.py. The facts behi
 
 from __future__ import annotations
 
-import re
 from collections.abc import Collection
 from typing import TypedDict
 from urllib.parse import urlsplit
 
 from platforms.base import JoinState, MeetingContext, MeetingOver, MeetingRules, Phase, Refused
-from platforms.toolkit import ChatLine, platform_said, refusal_detail
+from platforms.texts import load_texts
+from platforms.toolkit import ChatLine, platform_said
 from vp.lifecycle import Reason
 
-M = "Google Meet"  # the platform's name in refusal details
-
-_AP = "['\u2019]"
-LOBBY_RE = re.compile(
-    rf"asking to be let in|you{_AP}ll join the call when someone lets you in"
-    r"|please wait until a meeting host (?:brings you into|admits you to) the call"
-    r"|asking to join|your request to join(?! was denied)"
-    r"|waiting for the host to join",  # the meeting has not started (A-ui waits it out)
-    re.I,
-)
-DENIED_RE = re.compile(
-    rf"someone in the call denied your request to join|denied your request"
-    rf"|your request to join was denied|weren{_AP}t allowed to join"
-    r"|your sign-in credentials might have changed",
-    re.I,
-)
-# After asking: "Ask to join again" (V-sel) and "You left the meeting" (A-ui) mean the ask ended.
-DENIED_AFTER_LOBBY_RE = re.compile(r"ask to join again|you left the meeting", re.I)
-NO_RESPONSE_RE = re.compile(r"no one responded to your request to join", re.I)
-NOT_FOUND_RE = re.compile(
-    rf"check your meeting code|invalid video call name|your meeting code has expired"
-    rf"|the meeting code you entered doesn{_AP}t work",
-    re.I,
-)
-BLOCKED_RE = re.compile(
-    rf"you can{_AP}t join this (?:video call|meeting|call)"
-    r"|there is a problem connecting to this video call",
-    re.I,
-)
-REMOVED_RE = re.compile(
-    rf"you{_AP}ve been removed from the meeting|you were removed from the meeting"
-    rf"|you can{_AP}t rejoin this meeting",
-    re.I,
-)
-ENDED_RE = re.compile(
-    r"(?:your|the) host ended the meeting for everyone|the call ended|call ended|meeting ended",
-    re.I,
-)
+TEXTS = load_texts(__file__)  # the page texts: texts.toml
 LOGIN_HOSTS = frozenset({"accounts.google.com"})
 BLOCK_HOSTS = frozenset({"workspace.google.com"})
 
@@ -97,25 +60,19 @@ def refusal(s: MeetSnapshot, *, was_in_lobby: bool = False) -> Refused | None:
         return Refused(Reason.CAPTCHA, "Google Meet shows a reCAPTCHA challenge")
     if host in LOGIN_HOSTS or s["signIn"]:
         return Refused(Reason.LOGIN_REQUIRED, "the meeting requires a Google account")
-    if NOT_FOUND_RE.search(text):
-        said = platform_said(NOT_FOUND_RE, text)
-        detail = refusal_detail("Google Meet does not know this meeting code", M, said)
-        return Refused(Reason.MEETING_NOT_FOUND, detail)
-    if host in BLOCK_HOSTS or BLOCKED_RE.search(text):
+    refused = TEXTS.refused("not_found", text)
+    if refused is not None:
+        return refused
+    if host in BLOCK_HOSTS or TEXTS["blocked"].search(text):
         return Refused(
             Reason.BLOCKED,
             "Google Meet refused this guest (\u201cYou can't join this video call\u201d):"
             " bot detection or an organisation that blocks anonymous guests",
         )
-    if NO_RESPONSE_RE.search(text):
-        said = platform_said(NO_RESPONSE_RE, text)
-        detail = refusal_detail("no one admitted the VP from the lobby", M, said)
-        return Refused(Reason.WAITING_ROOM_TIMEOUT, detail)
-    if DENIED_RE.search(text) or (was_in_lobby and DENIED_AFTER_LOBBY_RE.search(text)):
-        said = platform_said(DENIED_RE, text) or platform_said(DENIED_AFTER_LOBBY_RE, text)
-        detail = refusal_detail("the VP was denied entry to the meeting", M, said)
-        return Refused(Reason.DENIED, detail)
-    return None
+    refused = TEXTS.refused("no_response", text) or TEXTS.refused("denied", text)
+    if refused is None and was_in_lobby and TEXTS["denied_after_lobby"].search(text):
+        refused = TEXTS.refusal("denied", platform_said(TEXTS["denied_after_lobby"], text))
+    return refused
 
 
 def admitted(s: MeetSnapshot) -> bool:
@@ -130,7 +87,7 @@ def join_state(s: MeetSnapshot, *, was_in_lobby: bool = False) -> JoinState:
         return refused
     if s["dialog"] is not None:
         return Phase.PREJOIN  # a dialog to answer first (before or right after admission)
-    if LOBBY_RE.search(s["text"]):
+    if TEXTS["lobby"].search(s["text"]):
         return Phase.LOBBY  # before any sign of being in the call
     if admitted(s) and not s["join"]:
         return Phase.ADMITTED
@@ -148,9 +105,9 @@ def end_signal(s: MeetSnapshot | None, ctx: MeetingContext) -> MeetingOver | Non
     if s["leaveCall"]:
         return None
     text = s["text"]
-    if REMOVED_RE.search(text):
+    if TEXTS["removed"].search(text):
         return MeetingOver(Reason.REMOVED, "removed from the meeting")
-    if ENDED_RE.search(text):
+    if TEXTS["ended"].search(text):
         return MeetingOver(Reason.HOST_ENDED, "the meeting has ended")
     return None
 

@@ -48,24 +48,18 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import structlog
 from playwright.async_api import Error as PlaywrightError
 
-from platforms.base import JoinState, MeetingRules, Phase, PolledDriver, Refused
+from platforms.base import JoinState, Phase, PolledDriver, Refused
 from platforms.meet import decisions
 from platforms.meet.decisions import MeetSnapshot
 from platforms.meet.urls import HOST_RULES, NAVIGATION_RULES, with_english
 from platforms.meet.urls import display_name as meet_display_name
 from platforms.meet.urls import web_client_url as meet_web_client_url
-from platforms.toolkit import (
-    PageScript,
-    poll_until,
-    send_chat_confirmed,
-    toggle_microphone,
-    type_into,
-)
+from platforms.toolkit import poll_until, send_chat_confirmed, toggle_microphone, type_into
 from vp.errors import VpError
 from vp.incoming_video import IncomingVideo
 from vp.lifecycle import Reason
@@ -77,8 +71,7 @@ CHAT_REOPEN_EVERY_S = 5.0
 JOIN_CLICK_SETTLE_S = 3.0
 
 
-class MeetDriver(PolledDriver[MeetSnapshot, MeetSnapshot]):
-    lobby_said = decisions.LOBBY_RE
+class MeetDriver(PolledDriver[MeetSnapshot, MeetSnapshot], decisions=decisions):
     name: ClassVar[str] = "meet"
     host_rules: ClassVar[tuple[HostRule, ...]] = HOST_RULES
     navigation_rules: ClassVar[tuple[HostRule, ...]] = NAVIGATION_RULES
@@ -89,8 +82,6 @@ class MeetDriver(PolledDriver[MeetSnapshot, MeetSnapshot]):
     incoming_video: ClassVar[IncomingVideo] = IncomingVideo.NEGOTIATE_INACTIVE
     # Every remote track once (the three pool slots, or the no-<audio> variant's tracks).
     capture_track_filter_js: ClassVar[str | None] = None
-    script: ClassVar[PageScript] = PageScript(__file__)
-    rules: ClassVar[MeetingRules[Any]] = decisions.RULES
     end_polls: ClassVar[int] = 2
     gone_polls: ClassVar[int] = 4
     people_polls: ClassVar[int] = 2

@@ -14,53 +14,15 @@ from typing import Any, TypedDict
 from urllib.parse import urlsplit
 
 from platforms.base import JoinState, MeetingContext, MeetingOver, MeetingRules, Phase, Refused
-from platforms.toolkit import ChatLine, platform_said, refusal_detail
+from platforms.texts import load_texts
+from platforms.toolkit import ChatLine, platform_said
 from vp.errors import JoinError
 from vp.lifecycle import Reason
-
-T = "Teams"  # the platform's name in refusal details
 
 # Join clicked, Join button disabled this many polls with no lobby text: a lobby all the same (MB)
 LOBBY_DISABLED_POLLS = 20
 
-# -- page texts (match both ' and ’) --------------------------------------------------------------
-_AP = "['\u2019]"
-LOBBY_RE = re.compile(
-    r"someone will let you in|waiting for someone to let you in|someone in the meeting should"
-    rf" let you in|you{_AP}re in the lobby|waiting to be admitted|your request to join has been"
-    rf" sent|we{_AP}ll let people know you{_AP}re waiting",
-    re.I,
-)
-DENIED_RE = re.compile(
-    r"denied access to the meeting|request to join was declined|you were denied|"
-    r"(?:you|your request) (?:was|were|has been) (?:declined|rejected)",
-    re.I,
-)
-LOBBY_TIMEOUT_RE = re.compile(r"no one responded to your request", re.I)
-WRONG_PASSCODE_RE = re.compile(
-    r"matching this id and passcode|(?:passcode|password) (?:is |was )?(?:incorrect|wrong|invalid)"
-    r"|(?:incorrect|wrong|invalid) (?:meeting )?(?:passcode|password)",
-    re.I,
-)
-NOT_FOUND_RE = re.compile(
-    rf"meeting url is incorrect|we can{_AP}t find this meeting|this meeting (?:link )?(?:is invalid"
-    rf"|has expired|doesn{_AP}t exist|no longer exists)|meeting (?:isn{_AP}t|is not) available"
-    r"|invalid meeting (?:link|url)",
-    re.I,
-)
-LOGIN_RE = re.compile(
-    r"to join, sign in|we need to verify your info before you can join|you need to sign in",
-    re.I,
-)
-CAPTCHA_RE = re.compile(rf"verify you{_AP}re a real person|enter the characters you see", re.I)
-REMOVED_RE = re.compile(
-    rf"you{_AP}ve been removed|removed from (?:the|this) meeting|someone removed you", re.I
-)
-ENDED_RE = re.compile(
-    r"the meeting (?:has )?ended|the call (?:has )?ended|you (?:have )?left the meeting"
-    r"|meeting has been ended",
-    re.I,
-)
+TEXTS = load_texts(__file__)  # the page texts: texts.toml
 END_URL_RE = re.compile(r"postmeeting|meetingended|calling/end", re.I)
 LOGIN_HOSTS = re.compile(
     r"^(?:login\.microsoftonline\.(?:com|us)|login\.live\.com|login\.microsoft\.com)$", re.I
@@ -72,32 +34,18 @@ def join_error(state: Mapping[str, Any]) -> JoinError | None:
     text = str(state.get("text") or "")
     retry = str(state.get("retryTitle") or "")
     host = str(state.get("host") or "")
-    if state.get("captcha") or CAPTCHA_RE.search(text):
+    if state.get("captcha") or TEXTS["captcha"].search(text):
         return JoinError("Teams asks to verify a real person (captcha)", reason=Reason.CAPTCHA)
-    if LOGIN_HOSTS.match(host) or state.get("loginField") or LOGIN_RE.search(text):
-        detail = refusal_detail(
-            "the meeting requires signing in (anonymous join is disabled)",
-            T,
-            platform_said(LOGIN_RE, text),
-            "ask the Teams admin to let anonymous users join meetings",
-        )
-        return JoinError(detail, reason=Reason.LOGIN_REQUIRED)
-    if LOBBY_TIMEOUT_RE.search(retry) or LOBBY_TIMEOUT_RE.search(text):
+    if LOGIN_HOSTS.match(host) or state.get("loginField") or TEXTS["login"].search(text):
+        return TEXTS.refusal("login", platform_said(TEXTS["login"], text)).error()
+    if TEXTS["lobby_timeout"].search(retry) or TEXTS["lobby_timeout"].search(text):
         return JoinError(
             "no one admitted the VP from the lobby", reason=Reason.WAITING_ROOM_TIMEOUT
         )
-    if DENIED_RE.search(retry) or DENIED_RE.search(text):
-        said = platform_said(DENIED_RE, retry, text)
-        detail = refusal_detail("the VP was denied access from the lobby", T, said)
-        return JoinError(detail, reason=Reason.DENIED)
-    if WRONG_PASSCODE_RE.search(text):
-        said = platform_said(WRONG_PASSCODE_RE, text)
-        detail = refusal_detail("the meeting passcode is wrong", T, said)
-        return JoinError(detail, reason=Reason.WRONG_PASSCODE)
-    if NOT_FOUND_RE.search(text):
-        said = platform_said(NOT_FOUND_RE, text)
-        detail = refusal_detail("the meeting link is invalid", T, said)
-        return JoinError(detail, reason=Reason.MEETING_NOT_FOUND)
+    refused = TEXTS.refused("denied", retry, text) or TEXTS.refused("wrong_passcode", text)
+    refused = refused or TEXTS.refused("not_found", text)
+    if refused is not None:
+        return refused.error()
     if state.get("e2ee"):
         return JoinError(
             "the meeting cannot be joined from the web", reason=Reason.MEETING_NOT_FOUND
@@ -121,13 +69,13 @@ def end_signal(
     if state.get("controls"):
         return None
     retry = str(state.get("retryTitle") or "")
-    if retry and REMOVED_RE.search(retry):
+    if retry and TEXTS["removed"].search(retry):
         return MeetingOver(Reason.REMOVED, "removed from the meeting")
-    if retry and ENDED_RE.search(retry):
+    if retry and TEXTS["ended"].search(retry):
         return MeetingOver(Reason.HOST_ENDED, "the meeting has ended")
     if state.get("endScreen"):
         title = str(state.get("endTitle") or "")
-        if REMOVED_RE.search(title):
+        if TEXTS["removed"].search(title):
             return MeetingOver(Reason.REMOVED, "removed from the meeting")
         return MeetingOver(Reason.HOST_ENDED, "the meeting has ended")
     if state.get("e2ee"):
@@ -201,7 +149,7 @@ def join_state(
     if s["passcode"] and not s["name"]:
         return Phase.PREJOIN
     join = s["join"]
-    lobby = bool(LOBBY_RE.search(s["text"])) or (
+    lobby = bool(TEXTS["lobby"].search(s["text"])) or (
         disabled_polls >= LOBBY_DISABLED_POLLS and not s["inMeeting"]
     )
     if lobby:  # checked before any sign of being in the meeting
@@ -218,7 +166,7 @@ def gone_signal(s: TeamsMeetingSnapshot | None) -> MeetingOver | None:
     """The calling controls missing (a flicker while reconnecting, or the end)."""
     if s is not None and s.get("controls"):
         return None
-    if s is not None and REMOVED_RE.search(str(s.get("text") or "")):
+    if s is not None and TEXTS["removed"].search(str(s.get("text") or "")):
         return MeetingOver(Reason.REMOVED, "removed from the meeting")
     return MeetingOver(Reason.HOST_ENDED, "the meeting controls are gone")
 

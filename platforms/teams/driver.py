@@ -36,24 +36,18 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import structlog
 from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import Page
 
-from platforms.base import DriverSettings, EventSink, JoinState, MeetingRules, PolledDriver
+from platforms.base import DriverSettings, EventSink, JoinState, PolledDriver
 from platforms.teams import decisions
 from platforms.teams.decisions import TeamsJoinSnapshot, TeamsMeetingSnapshot, norm
 from platforms.teams.urls import HOST_RULES, NAVIGATION_RULES, teams_display_name, with_passcode
 from platforms.teams.urls import web_client_url as teams_web_client_url
-from platforms.toolkit import (
-    PageScript,
-    poll_until,
-    send_chat_confirmed,
-    toggle_microphone,
-    type_into,
-)
+from platforms.toolkit import poll_until, send_chat_confirmed, toggle_microphone, type_into
 from vp.errors import JoinError, VpError
 from vp.incoming_video import IncomingVideo
 from vp.lifecycle import Reason
@@ -74,8 +68,7 @@ EDITORS = [
 ]
 
 
-class TeamsDriver(PolledDriver[TeamsJoinSnapshot, TeamsMeetingSnapshot]):
-    lobby_said = decisions.LOBBY_RE
+class TeamsDriver(PolledDriver[TeamsJoinSnapshot, TeamsMeetingSnapshot], decisions=decisions):
     name: ClassVar[str] = "teams"
     host_rules: ClassVar[tuple[HostRule, ...]] = HOST_RULES
     navigation_rules: ClassVar[tuple[HostRule, ...]] = NAVIGATION_RULES
@@ -88,8 +81,6 @@ class TeamsDriver(PolledDriver[TeamsJoinSnapshot, TeamsMeetingSnapshot]):
         "({id, streamIds}) => (streamIds || []).some((s) => /mainaudio/i.test(s))"
         " || /^mainaudio/i.test(id || '')"
     )
-    script: ClassVar[PageScript] = PageScript(__file__)
-    rules: ClassVar[MeetingRules[Any]] = decisions.RULES
     gone_polls: ClassVar[int] = 8  # calling controls missing this many polls: the call is over
     people_polls: ClassVar[int] = 2
 

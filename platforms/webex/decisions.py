@@ -12,29 +12,11 @@ import re
 from typing import TypedDict
 
 from platforms.base import JoinState, MeetingContext, MeetingOver, MeetingRules, Phase, Refused
-from platforms.toolkit import ChatLine, missing_ui, platform_said, refusal_detail
+from platforms.texts import load_texts
+from platforms.toolkit import ChatLine, missing_ui, platform_said
 from vp.lifecycle import Reason
 
-W = "Webex"  # the platform's name in refusal details
-
-_Q = "['’]"
-NOT_FOUND = re.compile(r"meeting not found|invalid meeting|meeting unavailable", re.I)
-LOCKED = re.compile(r"meeting is locked|meeting has been locked", re.I)
-DENIED = re.compile(
-    r"denied your request|request to join was (denied|rejected)|host (has )?(rejected|denied)"
-    r"|you were (denied|rejected)",
-    re.I,
-)
-INCORRECT_PASSWORD = re.compile(r"incorrect password|wrong password|password is incorrect", re.I)
-LOBBY = re.compile(
-    r"waiting in lobby|waiting for the host|the host will let you in|you are in the lobby",
-    re.I,
-)
-ENDED = re.compile(
-    r"host ended the meeting|meeting has ended|meeting ended|meeting unavailable", re.I
-)
-REMOVED = re.compile(rf"(you{_Q}ve|you have) been removed|removed you from", re.I)
-LEFT = re.compile(r"you have left the meeting|meeting disconnected|\bdisconnected\b", re.I)
+TEXTS = load_texts(__file__)  # the page texts: texts.toml
 _LABEL = re.compile(
     r"^from\s+(.*?)(?:\s+to\s+(everyone|.+?))?(?:\s+\d{1,2}:\d{2}(\s*[AP]M)?)?$", re.I
 )
@@ -94,27 +76,18 @@ def join_state(s: WebexSnapshot, *, passcode_sent: bool, has_passcode: bool) -> 
     client = s["client"]
     if client is not None and client["captcha"]:
         return Refused(Reason.CAPTCHA, "a CAPTCHA on the password page")
-    if NOT_FOUND.search(text):
-        said = platform_said(NOT_FOUND, text)
-        detail = refusal_detail("the meeting was not found", W, said)
-        return Refused(Reason.MEETING_NOT_FOUND, detail)
-    if LOCKED.search(text):
-        said = platform_said(LOCKED, text)
-        detail = refusal_detail("the meeting is locked", W, said, "unlock the meeting")
-        return Refused(Reason.DENIED, detail)
-    if DENIED.search(text):
-        said = platform_said(DENIED, text)
-        detail = refusal_detail("the host denied the request to join", W, said)
-        return Refused(Reason.DENIED, detail)
+    refused = TEXTS.refused("not_found", text) or TEXTS.refused("locked", text)
+    refused = refused or TEXTS.refused("denied", text)
+    if refused is not None:
+        return refused
     if client is not None and client["password"]:
-        if passcode_sent and (client["passwordError"] or INCORRECT_PASSWORD.search(text)):
-            said = platform_said(INCORRECT_PASSWORD, text)
-            detail = refusal_detail("the meeting password was refused", W, said)
-            return Refused(Reason.WRONG_PASSCODE, detail)
+        wrong = TEXTS["incorrect_password"]
+        if passcode_sent and (client["passwordError"] or wrong.search(text)):
+            return TEXTS.refusal("incorrect_password", platform_said(wrong, text))
         if not has_passcode:
             return Refused(Reason.WRONG_PASSCODE, "the meeting needs a password and none was given")
         return Phase.PREJOIN
-    if client is not None and (client["lobby"] or LOBBY.search(client["text"])):
+    if client is not None and (client["lobby"] or TEXTS["lobby"].search(client["text"])):
         return Phase.LOBBY
     if client is not None and client["inMeeting"]:
         return Phase.ADMITTED
@@ -134,11 +107,11 @@ def end_signal(s: WebexSnapshot | None, ctx: MeetingContext) -> MeetingOver | No
         return None
     client = s["client"]
     text = client["text"] if client is not None else ""
-    if REMOVED.search(text):
+    if TEXTS["removed"].search(text):
         return MeetingOver(Reason.REMOVED, "removed from the meeting")
-    if ENDED.search(text):
+    if TEXTS["ended"].search(text):
         return MeetingOver(Reason.HOST_ENDED, "the meeting has ended")
-    if client is not None and not client["inMeeting"] and LEFT.search(text):
+    if client is not None and not client["inMeeting"] and TEXTS["left"].search(text):
         return MeetingOver(Reason.HOST_ENDED, "the meeting was disconnected")
     return None
 
@@ -190,15 +163,10 @@ def chat_lines(s: WebexSnapshot, ctx: MeetingContext) -> list[ChatLine]:
     return lines
 
 
-_ACK_BUTTONS = re.compile(
-    r"^(ok|got it|continue without microphone and camera|continue without audio or video)$", re.I
-)
-
-
 def ack_button(s: WebexClient) -> str | None:
     """The label of a dialog button that only answers a prompt ("No camera found" → OK, the
     device prompt → "Continue without microphone and camera"), if one is shown."""
-    return next((b for b in s["dialogButtons"] if _ACK_BUTTONS.match(b)), None)
+    return next((b for b in s["dialogButtons"] if TEXTS["ack_buttons"].match(b)), None)
 
 
 def mic_on(s: WebexClient) -> bool:

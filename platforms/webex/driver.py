@@ -32,14 +32,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any, ClassVar, cast
+from typing import ClassVar, cast
 
 from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import Frame, Locator
 
-from platforms.base import JoinState, MeetingRules, PolledDriver
+from platforms.base import JoinState, PolledDriver
 from platforms.toolkit import (
-    PageScript,
     click_first_visible,
     first_visible,
     platform_said,
@@ -85,7 +84,7 @@ LEAVE_BUTTON = '[data-test="leave-button"]'
 LEAVE_CONFIRM = '[role="dialog"] mdc-button:text-is("Leave meeting")'
 
 
-class WebexDriver(PolledDriver[WebexSnapshot, WebexSnapshot]):
+class WebexDriver(PolledDriver[WebexSnapshot, WebexSnapshot], decisions=decisions):
     name: ClassVar[str] = "webex"
     host_rules: ClassVar[tuple[HostRule, ...]] = HOST_RULES
     supports_chat: ClassVar[bool] = True
@@ -93,11 +92,8 @@ class WebexDriver(PolledDriver[WebexSnapshot, WebexSnapshot]):
     # receive-only video transceivers are negotiated inactive, in the client's frame too.
     incoming_video: ClassVar[IncomingVideo] = IncomingVideo.NEGOTIATE_INACTIVE
     capture_all_frames: ClassVar[bool] = True  # the client (and its audio) is in a frame
-    script: ClassVar[PageScript] = PageScript(__file__)
-    rules: ClassVar[MeetingRules[Any]] = decisions.RULES
     end_polls: ClassVar[int] = 2
     gone_polls: ClassVar[int] = 3
-    lobby_said = decisions.LOBBY
 
     _frame: Frame | None = None
     _url: str = ""
@@ -110,7 +106,7 @@ class WebexDriver(PolledDriver[WebexSnapshot, WebexSnapshot]):
 
     def lobby_words(self, snap: WebexSnapshot) -> str:
         """The lobby's words are in the client frame's text (and the top page's)."""
-        return platform_said(decisions.LOBBY, decisions.page_text(snap))
+        return platform_said(decisions.TEXTS["lobby"], decisions.page_text(snap))
 
     @classmethod
     def web_client_url(cls, url: str) -> str:

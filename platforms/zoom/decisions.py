@@ -14,44 +14,13 @@ from typing import Literal, TypedDict
 from urllib.parse import urlsplit
 
 from platforms.base import JoinState, MeetingContext, MeetingOver, MeetingRules, Phase, Refused
-from platforms.toolkit import ChatLine, missing_ui, platform_said, refusal_detail
+from platforms.texts import load_texts
+from platforms.toolkit import ChatLine, missing_ui, platform_said
 from vp.lifecycle import Reason
 
-Z = "Zoom"  # the platform's name in refusal details
-
-_LOBBY_RE = (
-    r"please wait, the meeting host will let you in soon|host has joined\. we[’']ve let them know"
-    r"|waiting for the host to start (this|the) meeting|your host is currently in another meeting"
-    r"|you are in the waiting room"
-)
-_CAPTCHA_RE = (
-    r"detected you may be a bot|automated bots aren[’']t allowed|type the characters you see"
-    r"|verify you are human|i[’']m not a robot"
-)
-_INVALID_RE = (
-    r"meeting link is invalid|invalid meeting id|meeting (id )?does not exist"
-    r"|this meeting id is not valid|meeting not found"
-)
-_LOGIN_RE = (
-    r"sign in to join this meeting|requires authentication|only authenticated users"
-    r"|authorized attendees only"
-)
-_PASSCODE_RE = r"passcode wrong|incorrect pass(code|word)|wrong passcode|invalid passcode"
-_ENDED_RE = (
-    r"meeting has been ended by (the )?host|meeting has ended"
-    r"|the host (has )?ended (this|the) meeting|meeting is end now|this meeting has been ended"
-)
-_REMOVED_RE = (
-    r"you have been removed|removed (you )?from (the|this) meeting|host (has )?removed you"
-)
-
+TEXTS = load_texts(__file__)  # the page texts: texts.toml
 # The patterns the page script itself applies (passed as its argument).
-PAGE_PATTERNS = {
-    "lobby": _LOBBY_RE,
-    "passcode": _PASSCODE_RE,
-    "ended": _ENDED_RE,
-    "removed": _REMOVED_RE,
-}
+PAGE_PATTERNS = {name: TEXTS[name].pattern for name in ("lobby", "passcode", "ended", "removed")}
 _NOT_A_NAME = re.compile(r"^(no one|n/a|)$", re.I)
 _OWN_SENDERS = frozenset({"you", "me"})
 _AUDIO_JOIN_LABEL = re.compile(r"join audio|^audio$", re.I)
@@ -120,29 +89,16 @@ def refusal(s: ZoomJoinSnapshot) -> Refused | None:
     text = s["text"]
     modal = "\n".join(s["modalTexts"])
 
-    def has(pattern: str, where: str = text) -> bool:
-        return re.search(pattern, where, re.I) is not None
-
-    if s["captchaEl"] or has(_CAPTCHA_RE):
+    if s["captchaEl"] or TEXTS["captcha"].search(text):
         return Refused(Reason.CAPTCHA, "Zoom showed a captcha / bot wall")
-    if s["title"].strip() == "Error - Zoom" or has(_INVALID_RE):
-        said = platform_said(_INVALID_RE, text)
-        detail = refusal_detail("the meeting link is invalid", Z, said)
-        return Refused(Reason.MEETING_NOT_FOUND, detail)
-    if has(_LOGIN_RE, s["prompt"] or text) or re.search(r"/signin|/oauth", s["url"]):
-        said = platform_said(_LOGIN_RE, s["prompt"], text)
-        detail = refusal_detail(
-            "the meeting requires signing in", Z, said, "let guests join without signing in"
-        )
-        return Refused(Reason.LOGIN_REQUIRED, detail)
-    if has(_REMOVED_RE, modal):
-        said = platform_said(_REMOVED_RE, modal)
-        return Refused(Reason.DENIED, refusal_detail("the host did not let the VP in", Z, said))
-    if has(_ENDED_RE, modal) or "/postattendee" in s["url"]:
-        said = platform_said(_ENDED_RE, modal)
-        detail = refusal_detail("the meeting ended before the VP was admitted", Z, said)
-        return Refused(Reason.MEETING_NOT_FOUND, detail)
-    return None
+    if s["title"].strip() == "Error - Zoom" or TEXTS["invalid"].search(text):
+        return TEXTS.refusal("invalid", platform_said(TEXTS["invalid"], text))
+    if TEXTS["login"].search(s["prompt"] or text) or re.search(r"/signin|/oauth", s["url"]):
+        return TEXTS.refusal("login", platform_said(TEXTS["login"], s["prompt"], text))
+    refused = TEXTS.refused("removed", modal)
+    if refused is None and "/postattendee" in s["url"]:
+        return TEXTS.refusal("ended", platform_said(TEXTS["ended"], modal))
+    return refused or TEXTS.refused("ended", modal)
 
 
 def join_state(s: ZoomJoinSnapshot) -> JoinState:

@@ -23,15 +23,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from typing import Any, ClassVar
+from typing import ClassVar
 from urllib.parse import SplitResult
 
 import structlog
 from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import Frame, Page
 
-from platforms.base import DriverSettings, EventSink, JoinState, MeetingRules, PolledDriver
-from platforms.toolkit import PageScript, send_chat_confirmed, toggle_microphone, type_into
+from platforms.base import DriverSettings, EventSink, JoinState, PolledDriver
+from platforms.toolkit import send_chat_confirmed, toggle_microphone, type_into
 from platforms.zoom import decisions
 from platforms.zoom.decisions import ZoomJoinSnapshot, ZoomMeetingSnapshot
 from platforms.zoom.urls import HOST_RULES, REPLICA_PATH, web_client_url
@@ -71,16 +71,13 @@ HOUSEKEEPING_CLICKS: dict[str, tuple[tuple[str, ...], str | None]] = {
 }
 
 
-class ZoomDriver(PolledDriver[ZoomJoinSnapshot, ZoomMeetingSnapshot]):
-    lobby_said = decisions._LOBBY_RE
+class ZoomDriver(PolledDriver[ZoomJoinSnapshot, ZoomMeetingSnapshot], decisions=decisions):
     name: ClassVar[str] = "zoom"
     host_rules: ClassVar[tuple[HostRule, ...]] = HOST_RULES
     supports_chat: ClassVar[bool] = True
     # The facts name no setting that stops incoming video on Zoom's web client (only the
     # camera's Start/Stop Video): receive-only video transceivers are negotiated inactive.
     incoming_video: ClassVar[IncomingVideo] = IncomingVideo.NEGOTIATE_INACTIVE
-    script: ClassVar[PageScript] = PageScript(__file__)
-    rules: ClassVar[MeetingRules[Any]] = decisions.RULES
     gone_polls: ClassVar[int] = 15  # Leave button and client absent this long: meeting gone
     lobby_poll_s: ClassVar[float] = 0.5
 

@@ -114,22 +114,25 @@ def test_display_name():
 @pytest.mark.parametrize(
     ("pattern", "text"),
     [
-        (chime.NOT_FOUND, "Meeting not found"),
-        (chime.NOT_FOUND, "This meeting ID isn’t valid. Check the meeting ID and try again."),
-        (chime.NOT_FOUND, "This meeting ID isn't valid."),
-        (chime.LOGIN_REQUIRED, "Sign in to join this meeting"),
-        (chime.CAPTCHA, "Let’s confirm you are human"),
-        (chime.CAPTCHA, "Verify you're a real person"),
-        (chime.DENIED, "Your request to join the meeting was denied."),
-        (chime.DENIED, "You weren’t admitted"),
-        (chime.WRONG_PASSCODE, "Incorrect moderator passcode. Try again."),
-        (chime.WAITING, "Waiting Room"),
-        (chime.WAITING, "Your request to join the meeting has been received."),
-        (chime.WAITING_FOR_MODERATOR, "The meeting won’t start until a moderator joins."),
-        (chime.WAITING_FOR_MODERATOR, "This meeting hasn't started"),
-        (chime.ENDED, "Your meeting has ended"),
-        (chime.REMOVED, "You’ve been removed from the meeting"),
-        (chime.REMOVED, "You've been removed from the meeting"),
+        (chime.TEXTS["not_found"], "Meeting not found"),
+        (
+            chime.TEXTS["not_found"],
+            "This meeting ID isn’t valid. Check the meeting ID and try again.",
+        ),
+        (chime.TEXTS["not_found"], "This meeting ID isn't valid."),
+        (chime.TEXTS["login_required"], "Sign in to join this meeting"),
+        (chime.TEXTS["captcha"], "Let’s confirm you are human"),
+        (chime.TEXTS["captcha"], "Verify you're a real person"),
+        (chime.TEXTS["denied"], "Your request to join the meeting was denied."),
+        (chime.TEXTS["denied"], "You weren’t admitted"),
+        (chime.TEXTS["wrong_passcode"], "Incorrect moderator passcode. Try again."),
+        (chime.TEXTS["lobby"], "Waiting Room"),
+        (chime.TEXTS["lobby"], "Your request to join the meeting has been received."),
+        (chime.TEXTS["waiting_for_moderator"], "The meeting won’t start until a moderator joins."),
+        (chime.TEXTS["waiting_for_moderator"], "This meeting hasn't started"),
+        (chime.TEXTS["ended"], "Your meeting has ended"),
+        (chime.TEXTS["removed"], "You’ve been removed from the meeting"),
+        (chime.TEXTS["removed"], "You've been removed from the meeting"),
     ],
 )
 def test_page_texts(pattern, text):
@@ -147,12 +150,12 @@ def test_page_texts(pattern, text):
 )
 def test_ordinary_texts_are_not_refusals_or_ends(text):
     for pattern in (
-        chime.NOT_FOUND,
-        chime.LOGIN_REQUIRED,
-        chime.CAPTCHA,
-        chime.DENIED,
-        chime.WRONG_PASSCODE,
-        chime.ENDED,
-        chime.REMOVED,
+        chime.TEXTS["not_found"],
+        chime.TEXTS["login_required"],
+        chime.TEXTS["captcha"],
+        chime.TEXTS["denied"],
+        chime.TEXTS["wrong_passcode"],
+        chime.TEXTS["ended"],
+        chime.TEXTS["removed"],
     ):
         assert not pattern.search(text), (pattern.pattern, text)

@@ -478,7 +478,7 @@ def test_the_lobby_is_described_in_the_platform_s_own_words():
     from platforms.meet.driver import MeetDriver
     from platforms.teams.driver import TeamsDriver
     from platforms.toolkit import platform_said
-    from platforms.webex.decisions import LOBBY as WEBEX_LOBBY
+    from platforms.webex.decisions import TEXTS as WEBEX_TEXTS
     from platforms.webex.decisions import page_text
     from platforms.zoom.driver import ZoomDriver
 
@@ -487,7 +487,7 @@ def test_the_lobby_is_described_in_the_platform_s_own_words():
         "teams": platform_said(TeamsDriver.lobby_said, TEAMS["join_lobby"]["text"]),
         "chime": platform_said(ChimeDriver.lobby_said, CHIME["join_lobby"]["text"]),
         "meet": platform_said(MeetDriver.lobby_said, MEET["join_lobby"]["text"]),
-        "webex": platform_said(WEBEX_LOBBY, page_text(WEBEX["join_lobby"])),
+        "webex": platform_said(WEBEX_TEXTS["lobby"], page_text(WEBEX["join_lobby"])),
     }
     assert all(said.values()), said
     assert all(len(words) <= 200 and "\n" not in words for words in said.values())

@@ -154,6 +154,48 @@ def test_page_scripts_ship_with_the_package():
     assert {d / "page.js" for d in DRIVER_DIRS} | {PLATFORMS / "page_prelude.js"} <= shipped
 
 
+@pytest.mark.parametrize("folder", DRIVER_DIRS, ids=lambda p: p.name)
+def test_each_driver_s_texts_load_and_ship_with_the_package(folder):
+    """texts.toml: every pattern compiles, every refusal names a pattern and a contract
+    REASON, the decisions use these very texts, and the package data ships the file."""
+    import importlib
+
+    from platforms.texts import load_texts
+
+    texts = load_texts(str(folder / "decisions.py"))
+    assert texts.patterns and texts.platform
+    assert set(texts.refusals) <= set(texts.patterns)
+    assert all(isinstance(row.reason, Reason) for row in texts.refusals.values())
+    decisions = importlib.import_module(f"platforms.{folder.name}.decisions")
+    assert texts == decisions.TEXTS
+    driver = get_driver(folder.name)  # its rules, script and lobby text come from decisions
+    assert driver.rules is decisions.RULES and driver.script.path == folder / "page.js"
+    assert driver.lobby_said == texts.patterns.get("lobby")
+    pyproject = tomllib.loads((PLATFORMS.parent / "pyproject.toml").read_text())
+    globs = pyproject["tool"]["setuptools"]["package-data"]["platforms"]
+    assert any(fnmatch.fnmatch(f"{folder.name}/texts.toml", g) for g in globs)
+
+
+def test_a_refusal_text_maps_to_its_reason_and_quotes_the_platform(tmp_path):
+    (tmp_path / "texts.toml").write_text(
+        "platform = \"Acme\"\n[patterns]\ngone = '''\nno such\n|meeting'''\n"
+        '[refusals]\ngone = { reason = "meeting-not-found", summary = "not found" }\n'
+    )
+    from platforms.texts import load_texts
+
+    texts = load_texts(str(tmp_path / "decisions.py"))
+    assert texts["gone"].pattern == "no such|meeting"
+    refused = texts.refused("gone", "Welcome\nSorry: NO SUCH meeting here\n")
+    assert refused is not None and refused.reason is Reason.MEETING_NOT_FOUND
+    assert refused.detail == "not found; Acme says \u201cSorry: NO SUCH meeting here\u201d"
+    assert texts.refused("gone", "all fine") is None
+    (tmp_path / "texts.toml").write_text(
+        'platform = "Acme"\n[refusals]\ngone = { reason = "denied", summary = "x" }\n'
+    )
+    with pytest.raises(ValueError, match="no pattern"):
+        load_texts(str(tmp_path / "decisions.py"))
+
+
 def test_the_prelude_is_valid_and_its_helpers_are_not_copied_into_drivers():
     subprocess.run([NODE, "--check", str(PLATFORMS / "page_prelude.js")], check=True, timeout=30)
     prelude = (PLATFORMS / "page_prelude.js").read_text()

@@ -70,35 +70,11 @@
   let ui = null; // the meeting's live nodes
 
   // -- helpers ----------------------------------------------------------------------------
-  function h(tag, attrs) {
-    const el = document.createElement(tag);
-    if (attrs) {
-      for (const k of Object.keys(attrs)) {
-        const v = attrs[k];
-        if (v === null || v === undefined || v === false) continue;
-        if (k === 'class') el.className = v;
-        else if (k === 'text') el.textContent = v;
-        else if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
-        else el.setAttribute(k, v === true ? '' : String(v));
-      }
-    }
-    for (let i = 2; i < arguments.length; i++) {
-      const c = arguments[i];
-      if (c === null || c === undefined || c === false) continue;
-      el.appendChild(typeof c === 'string' ? document.createTextNode(c) : c);
-    }
-    return el;
-  }
+  const h = window.ReplicaKit.makeH();
 
   window.__replicaUplink = { micOn: () => st.view === 'meeting' && !st.muted, report: (b) => report(b) };
   function report(body) {
-    if (!base) return;
-    fetch(base + '/report', {
-      method: 'POST',
-      headers: { 'Content-Type': 'application/json' },
-      body: JSON.stringify(body),
-      keepalive: true,
-    }).catch(function () {});
+    if (base) window.ReplicaKit.report(base, body);
   }
 
   function setState(state) {
@@ -114,8 +90,7 @@
   }
 
   function later(seconds, fn) {
-    if (seconds === null || seconds === undefined) return;
-    st.timers.push(setTimeout(fn, Math.max(0, seconds * 1000)));
+    window.ReplicaKit.later(st.timers, seconds, fn);
   }
 
   function show(view, node) {
@@ -565,19 +540,7 @@
 
   function nextTurn() {
     clearTimeout(st.turnTimer);
-    const present = presentIndexes();
-    if (!present.length) {
-      setSpeaker(-1);
-      return;
-    }
-    let next = present[0];
-    for (const i of present) {
-      if (i > st.speaking) {
-        next = i;
-        break;
-      }
-    }
-    setSpeaker(next);
+    setSpeaker(window.ReplicaKit.nextSpeaker(presentIndexes(), st.speaking));
   }
 
   function setSpeaker(i) {
@@ -868,24 +831,6 @@
     else if (['loading', 'name', 'device', 'moderator', 'waiting'].includes(st.view)) st.pending.push(c);
   }
 
-  let after = 0;
-  async function poll() {
-    try {
-      const r = await fetch(base + '/commands?after=' + after, { cache: 'no-store' });
-      if (r.ok) {
-        for (const c of await r.json()) {
-          after = Math.max(after, c.seq);
-          try {
-            apply(c);
-          } catch (e) {
-            console.error('[replica] command failed', c, e);
-          }
-        }
-      }
-    } catch (e) {}
-    setTimeout(poll, 300);
-  }
-
   // -- boot -----------------------------------------------------------------------------------
   async function boot() {
     cookieBanner();
@@ -903,7 +848,7 @@
       notFoundView();
       return;
     }
-    poll();
+    window.ReplicaKit.pollCommands(base, apply);
     if (scenario.login_required) loginView();
     else nameView();
   }

@@ -6,7 +6,7 @@
  *   - Webex, in its cross-origin client frame (the facts record bots taking Webex as mixed tab
  *     audio, and MCR's bridge taking the frame's remote tracks).
  *
- * The "media server" lives in this page: each participant's tone WAV
+ * The "media server" lives in this page (loopback-media.js): each participant's tone WAV
  * (/__replica/m/<id>/audio/<index>.wav) is decoded in an AudioContext, looped through that
  * participant's gain (open only while they speak) into a MediaStreamAudioDestinationNode (the
  * server-side mix), which is sent over a loopback RTCPeerConnection pair. The page receives it
@@ -35,56 +35,26 @@
     if (ctx.state === 'suspended') ctx.resume().catch(function () {});
     this.mix = ctx.createMediaStreamDestination();
     this.mix.channelCount = 1;
-    const self = this;
-    const loads = [];
     for (let i = 0; i < this.count; i++) {
       const gain = ctx.createGain();
       gain.gain.value = 0;
       gain.connect(this.mix);
       this.gains.push(gain);
-      loads.push(
-        fetch('/__replica/m/' + encodeURIComponent(this.meetingId) + '/audio/' + i + '.wav')
-          .then(function (r) {
-            if (!r.ok) throw new Error('audio ' + i + ': HTTP ' + r.status);
-            return r.arrayBuffer();
-          })
-          .then(function (data) {
-            return ctx.decodeAudioData(data);
-          })
-          .then(function (buf) {
-            self.buffers[i] = buf;
-          })
-      );
     }
-    await Promise.all(loads);
+    this.buffers = await window.LoopbackMedia.loadTones(ctx, this.meetingId, this.count);
     await this._connect();
     return this.stream;
   };
 
   // The SFU leg: server mix -> RTCPeerConnection -> RTCPeerConnection -> remote track.
   MixedMeetingAudio.prototype._connect = async function () {
-    const send = new RTCPeerConnection();
-    const recv = new RTCPeerConnection();
-    this.pcs = [send, recv];
-    send.onicecandidate = function (e) {
-      if (e.candidate) recv.addIceCandidate(e.candidate).catch(function () {});
-    };
-    recv.onicecandidate = function (e) {
-      if (e.candidate) send.addIceCandidate(e.candidate).catch(function () {});
-    };
+    let resolveStream = null;
     const got = new Promise(function (resolve) {
-      recv.ontrack = function (ev) {
-        if (ev.track.kind !== 'audio') return; // cameras (Scenario.camera_streams) are tiles
-        resolve(ev.streams && ev.streams[0] ? ev.streams[0] : new MediaStream([ev.track]));
-      };
+      resolveStream = resolve;
     });
-    const track = this.mix.stream.getAudioTracks()[0];
-    send.addTrack(track, this.mix.stream);
-    if (this.cameras) window.ReplicaCameras.add(send, recv, this.cameras);
-    await send.setLocalDescription();
-    await recv.setRemoteDescription(send.localDescription);
-    await recv.setLocalDescription();
-    await send.setRemoteDescription(recv.localDescription);
+    this.pcs = await window.LoopbackMedia.loopback([this.mix.stream], this.cameras, function (s) {
+      resolveStream(s);
+    });
     this.stream = await got;
   };
 
@@ -123,11 +93,7 @@
 
   MixedMeetingAudio.prototype.stop = function () {
     this.setSpeaker(-1);
-    for (const pc of this.pcs) {
-      try {
-        pc.close();
-      } catch (e) {}
-    }
+    window.LoopbackMedia.closeAll(this.pcs);
     this.pcs = [];
     if (this.ctx) this.ctx.close().catch(function () {});
     this.ctx = null;

@@ -8,7 +8,7 @@
  *   - a variant has no <audio> elements at all (A-ui "a random ab test", BaaS#301): the page
  *     plays the remote tracks through WebAudio instead (MeetAudio.playThroughWebAudio()).
  *
- * The "SFU" lives in this page: each participant's tone WAV (/__replica/m/<id>/audio/<i>.wav)
+ * The "SFU" lives in this page (../common/loopback-media.js): each participant's tone WAV (/__replica/m/<id>/audio/<i>.wav)
  * is decoded and looped into the slot (a MediaStreamAudioDestinationNode) the pool gives the
  * current speaker; the three slots go over a loopback RTCPeerConnection pair as three genuine
  * remote WebRTC tracks. Levels are the WAVs' own; one participant speaks at a time.
@@ -40,53 +40,25 @@
       dest.channelCount = 1;
       this.slots.push(dest);
     }
-    const self = this;
-    const loads = [];
-    for (let i = 0; i < this.count; i++) {
-      loads.push(
-        fetch('/__replica/m/' + encodeURIComponent(this.meetingId) + '/audio/' + i + '.wav')
-          .then(function (r) {
-            if (!r.ok) throw new Error('audio ' + i + ': HTTP ' + r.status);
-            return r.arrayBuffer();
-          })
-          .then(function (data) {
-            return ctx.decodeAudioData(data);
-          })
-          .then(function (buf) {
-            self.buffers[i] = buf;
-          })
-      );
-    }
-    await Promise.all(loads);
+    this.buffers = await window.LoopbackMedia.loadTones(ctx, this.meetingId, this.count);
     await this._connect();
     return this.remote;
   };
 
   // The SFU leg: three slot tracks -> RTCPeerConnection -> RTCPeerConnection -> three remote tracks.
   MeetAudio.prototype._connect = async function () {
-    const send = new RTCPeerConnection();
-    const recv = new RTCPeerConnection();
-    this.pcs = [send, recv];
-    send.onicecandidate = function (e) {
-      if (e.candidate) recv.addIceCandidate(e.candidate).catch(function () {});
-    };
-    recv.onicecandidate = function (e) {
-      if (e.candidate) send.addIceCandidate(e.candidate).catch(function () {});
-    };
     const self = this;
+    let resolveAll = null;
     const got = new Promise(function (resolve) {
-      recv.ontrack = function (ev) {
-        if (ev.track.kind !== 'audio') return; // cameras (Scenario.camera_streams) are tiles
-        self.remote.push(ev.streams && ev.streams[0] ? ev.streams[0] : new MediaStream([ev.track]));
-        if (self.remote.length === SLOTS) resolve();
-      };
+      resolveAll = resolve;
     });
-    for (const slot of this.slots) send.addTrack(slot.stream.getAudioTracks()[0], slot.stream);
-    if (this.cameras) window.ReplicaCameras.add(send, recv, this.cameras);
-    await send.setLocalDescription();
-    await recv.setRemoteDescription(send.localDescription);
-    await recv.setLocalDescription();
-    await send.setRemoteDescription(recv.localDescription);
+    const streams = this.slots.map(function (slot) {
+      return slot.stream;
+    });
+    this.pcs = await window.LoopbackMedia.loopback(streams, this.cameras, function (stream) {
+      self.remote.push(stream);
+      if (self.remote.length === SLOTS) resolveAll();
+    });
     await got;
   };
 
@@ -139,11 +111,7 @@
 
   MeetAudio.prototype.stop = function () {
     this.setSpeaker(-1);
-    for (const pc of this.pcs) {
-      try {
-        pc.close();
-      } catch (e) {}
-    }
+    window.LoopbackMedia.closeAll(this.pcs);
     this.pcs = [];
     for (const c of [this.ctx, this.playCtx]) if (c) c.close().catch(function () {});
     this.ctx = null;

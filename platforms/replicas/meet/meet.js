@@ -69,26 +69,7 @@
   // The fake media server's uplink (../common/uplink.js): the microphone the client sends.
   window.__replicaUplink = { micOn: () => st.view === 'meeting' && st.mic, report: (o) => report(o) };
 
-  function h(tag, attrs) {
-    const el = document.createElement(tag);
-    if (attrs) {
-      for (const k of Object.keys(attrs)) {
-        const v = attrs[k];
-        if (v === null || v === undefined || v === false) continue;
-        if (k === 'class') el.className = v;
-        else if (k === 'text') el.textContent = v;
-        else if (k === 'onclick') el.addEventListener('click', trustedOnly(v));
-        else if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
-        else el.setAttribute(k, v === true ? '' : String(v));
-      }
-    }
-    for (let i = 2; i < arguments.length; i++) {
-      const c = arguments[i];
-      if (c === null || c === undefined || c === false) continue;
-      el.appendChild(typeof c === 'string' ? document.createTextNode(c) : c);
-    }
-    return el;
-  }
+  const h = window.ReplicaKit.makeH((k, v) => (k === 'onclick' ? trustedOnly(v) : v));
 
   // Meet ignores synthetic (isTrusted=false) clicks (V-join: Vexa drives X11 input for it).
   function trustedOnly(fn) {
@@ -99,12 +80,7 @@
   }
 
   function report(body) {
-    fetch(base + '/report', {
-      method: 'POST',
-      headers: { 'Content-Type': 'application/json' },
-      body: JSON.stringify(body),
-      keepalive: true,
-    }).catch(function () {});
+    window.ReplicaKit.report(base, body);
   }
 
   function setState(state) {
@@ -112,8 +88,7 @@
   }
 
   function later(seconds, fn) {
-    if (seconds === null || seconds === undefined) return;
-    st.timers.push(setTimeout(fn, Math.max(0, seconds * 1000)));
+    window.ReplicaKit.later(st.timers, seconds, fn);
   }
 
   function show(view, node) {
@@ -348,16 +323,7 @@
 
   function nextTurn() {
     clearTimeout(st.turnTimer);
-    const present = st.people.filter((p) => p.present).map((p) => p.index);
-    if (!present.length) return setSpeaker(-1);
-    let next = present[0];
-    for (const i of present) {
-      if (i > st.speaking) {
-        next = i;
-        break;
-      }
-    }
-    setSpeaker(next);
+    setSpeaker(window.ReplicaKit.nextSpeaker(st.people.filter((p) => p.present).map((p) => p.index), st.speaking));
   }
 
   function setSpeaker(i) {
@@ -532,24 +498,6 @@
     else if (['loading', 'prejoin', 'lobby'].includes(st.view)) st.pending.push(c);
   }
 
-  let after = 0;
-  async function poll() {
-    try {
-      const r = await fetch(base + '/commands?after=' + after, { cache: 'no-store' });
-      if (r.ok) {
-        for (const c of await r.json()) {
-          after = Math.max(after, c.seq);
-          try {
-            apply(c);
-          } catch (e) {
-            console.error('[replica] command failed', c, e);
-          }
-        }
-      }
-    } catch (e) {}
-    setTimeout(poll, 300);
-  }
-
   async function boot() {
     try {
       const r = await fetch(base + '/scenario', { cache: 'no-store' });
@@ -560,7 +508,7 @@
       homeScreen('not_found', 'Check your meeting code', 'Make sure you entered the correct meeting code in the URL, for example: https://meet.google.com/xxx-yyyy-zzz');
       return;
     }
-    poll();
+    window.ReplicaKit.pollCommands(base, apply);
     if (scenario.login_required) {
       show('login_required', h('div', { class: 'endscreen' }, h('div', { class: 'signin' }, h('h1', { text: 'Sign in' }), h('div', { text: 'to continue to Google Meet. Use your Google Account.' }))));
       setState('login_required');

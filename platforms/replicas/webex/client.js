@@ -38,31 +38,14 @@
   // The fake media server's uplink (../common/uplink.js): the microphone the client sends.
   window.__replicaUplink = { micOn: () => st.view === 'meeting' && !st.muted, report: (o) => report(o) };
 
-  function h(tag, attrs) {
-    const el = document.createElement(tag);
-    for (const k of Object.keys(attrs || {})) {
-      const v = attrs[k];
-      if (v === null || v === undefined || v === false) continue;
-      if (k === 'text') el.textContent = v;
-      else if (k === 'class') el.className = v;
-      else if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
-      else el.setAttribute(k, v === true ? '' : String(v));
-    }
-    for (let i = 2; i < arguments.length; i++) {
-      const c = arguments[i];
-      if (c) el.appendChild(typeof c === 'string' ? document.createTextNode(c) : c);
-    }
-    return el;
-  }
+  const h = window.ReplicaKit.makeH();
   function report(body) {
-    fetch(base + '/report', { method: 'POST', headers: { 'Content-Type': 'application/json' },
-      body: JSON.stringify(body), keepalive: true }).catch(() => {});
+    window.ReplicaKit.report(base, body);
   }
   function setState(s) { report({ kind: 'state', state: s }); }
   function show(view, node) { st.view = view; root.replaceChildren(node); }
   function later(seconds, fn) {
-    if (seconds === null || seconds === undefined) return;
-    st.timers.push(setTimeout(fn, Math.max(0, seconds * 1000)));
+    window.ReplicaKit.later(st.timers, seconds, fn);
   }
   function btn(label, attrs, onclick) {
     return h('mdc-button', Object.assign({}, attrs || {}, { onclick: onclick }), label);
@@ -222,10 +205,7 @@
   function nextTurn() {
     clearTimeout(st.turnTimer);
     const present = st.people.filter((p) => p.present).map((p) => p.index);
-    if (!present.length) { setSpeaker(-1); return; }
-    let next = present[0];
-    for (const i of present) if (i > st.speaking) { next = i; break; }
-    setSpeaker(next);
+    setSpeaker(window.ReplicaKit.nextSpeaker(present, st.speaking));
   }
 
   function setSpeaker(i) {
@@ -370,15 +350,6 @@
     }
     if (st.view === 'meeting') meetingCommand(c); else if (!['ended', 'removed', 'left'].includes(st.view)) st.pending.push(c);
   }
-  let after = 0;
-  async function poll() {
-    try {
-      const r = await fetch(base + '/commands?after=' + after, { cache: 'no-store' });
-      if (r.ok) for (const c of await r.json()) { after = Math.max(after, c.seq); try { apply(c); } catch (e) { console.error(e); } }
-    } catch (e) {}
-    setTimeout(poll, 300);
-  }
-
   async function boot() {
     try {
       const r = await fetch(base + '/scenario', { cache: 'no-store' });
@@ -389,7 +360,7 @@
       show('error', h('div', { class: 'error-page' }, h('mdc-text', { tagname: 'h2', text: 'Invalid meeting' }), h('p', { text: 'Meeting not found.' })));
       return;
     }
-    poll();
+    window.ReplicaKit.pollCommands(base, apply);
     if (scenario.passcode) passwordView(null); else preview();
   }
   boot();

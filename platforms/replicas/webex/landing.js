@@ -20,22 +20,7 @@
   const site = (path.match(/^\/([a-z0-9-]+)\/j\.php$/) || [])[1] || 'replica';
   const meetingId = personal ? personal[1] : params.get('MTID');
 
-  function h(tag, attrs) {
-    const el = document.createElement(tag);
-    for (const k of Object.keys(attrs || {})) {
-      const v = attrs[k];
-      if (v === null || v === undefined || v === false) continue;
-      if (k === 'text') el.textContent = v;
-      else if (k === 'class') el.className = v;
-      else if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
-      else el.setAttribute(k, v === true ? '' : String(v));
-    }
-    for (let i = 2; i < arguments.length; i++) {
-      const c = arguments[i];
-      if (c) el.appendChild(typeof c === 'string' ? document.createTextNode(c) : c);
-    }
-    return el;
-  }
+  const h = window.ReplicaKit.makeH();
 
   function cookieBanner() {
     const close = () => banner.remove();
