@@ -56,8 +56,10 @@ PASSCODE = "4417-secret"
 MAX_IMAGE_BYTES = 1_000_000_000
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def image() -> Image:
+    # Session-wide: xdist may interleave another module's tests into the "image" group's
+    # worker, and a module fixture would then be torn down and the image rebuilt.
     return build_image()
 
 

@@ -136,7 +136,10 @@ async def test_two_vps_share_one_chromium_and_one_stopping_leaves_the_other_runn
     assert count_sequence(decode(ch0(b_conn.frames)), DEFAULT_SYMBOLS) >= 2
     summary_b = json.loads((tmp_path / "b" / "summary.json").read_text())
     assert summary_b["capture"]["state"] == "active"
-    assert summary_b["capture"]["dropped_in_page"] == 0
+    # A frame or two can go when the suite's three workers starve the event loop that acks
+    # them (the page drops its oldest queued frame); a's exit breaking b's capture would lose
+    # everything after it, which the frame count and the real-time rate above rule out.
+    assert summary_b["capture"]["dropped_in_page"] <= 3, summary_b["capture"]
 
 
 async def test_a_crashed_page_disturbs_only_its_own_vp(
