@@ -30,7 +30,7 @@ from vp.lifecycle import Reason, Status
 from vp.localmeeting.meeting import LocalMeeting
 from vp.localmeeting.participant import SimulatedParticipant
 from vp.proctree import tree_pss_bytes
-from vp.runner import VirtualParticipant
+from vp.runner import RunResult, VirtualParticipant
 from vp.signal import DEFAULT_SYMBOLS, count_sequence, decode
 
 pytestmark = pytest.mark.integration
@@ -67,6 +67,21 @@ def heard(audio: bytes) -> bool:
 def decoded_after(audio: bytes, seconds_from_end: float) -> int:
     tail = audio[-int(seconds_from_end * STEREO_BYTES_PER_S) // 4 * 4 :]
     return count_sequence(decode(ch0(tail)), DEFAULT_SYMBOLS)
+
+
+async def rejoined_then_stopped(
+    vp: VirtualParticipant, task: asyncio.Task[RunResult], server: RecordingServer
+) -> RunResult:
+    """Wait for the rejoin and for Alice to be heard after it, then ask the VP to leave."""
+    await wait_until(lambda: bool(vp.rejoins), 60, "the rejoin")
+    sent_at_rejoin = len(server.audio_bytes)
+    await wait_until(
+        lambda: heard(server.audio_bytes[sent_at_rejoin:]), 30, "Alice again", interval=0.5
+    )
+    vp.stop()
+    result = await asyncio.wait_for(task, 60)
+    await server.aclose()
+    return result
 
 
 async def test_renderer_crash_rejoins_once_then_second_crash_fails(
@@ -117,15 +132,7 @@ async def test_chromium_killed_relaunches_and_rejoins(
     host = vp.browser_host
     assert host is not None
     await kill_chromium(host)
-    await wait_until(lambda: bool(vp.rejoins), 60, "the rejoin")
-    sent_at_rejoin = len(server.audio_bytes)
-    # The call goes on: Alice is heard again, then the VP is asked to leave.
-    await wait_until(
-        lambda: heard(server.audio_bytes[sent_at_rejoin:]), 30, "Alice again", interval=0.5
-    )
-    vp.stop()
-    result = await asyncio.wait_for(task, 60)
-    await server.aclose()
+    result = await rejoined_then_stopped(vp, task, server)
 
     assert (result.final.status, result.final.reason) == (Status.COMPLETED, Reason.STOPPED)
     assert vp.browser_host is not host, "a new Chromium"
@@ -159,15 +166,7 @@ async def test_hung_page_is_detected_by_the_watchdog_and_rejoined(
     # The page's main thread never yields again: every evaluate on it would wait forever.
     await hung_page.evaluate("() => { setTimeout(() => { for (;;) {} }, 0); }")
     await wait_until(lambda: vp.page is not hung_page, 40, "the watchdog to replace the page")
-    await wait_until(lambda: bool(vp.rejoins), 60, "the rejoin")
-    sent_at_rejoin = len(server.audio_bytes)
-    # The call goes on: Alice is heard again, then the VP is asked to leave.
-    await wait_until(
-        lambda: heard(server.audio_bytes[sent_at_rejoin:]), 30, "Alice again", interval=0.5
-    )
-    vp.stop()
-    result = await asyncio.wait_for(task, 60)
-    await server.aclose()
+    result = await rejoined_then_stopped(vp, task, server)
 
     assert (result.final.status, result.final.reason) == (Status.COMPLETED, Reason.STOPPED)
     (rejoin,) = summary(out)["browser"]["rejoins"]
