@@ -278,3 +278,43 @@ def test_energy_rise_fires_on_a_rise_not_on_a_steady_level():
         fresh.feed(bytes(3200))  # digital silence: the meeting's audio is not there yet
     fresh.start()
     assert not any(fresh.feed(tone(0.1, 20000)) for _ in range(10)), "disarmed"
+
+
+def test_bench_spoken_question_timeline_parts():
+    """bench_voice --question spoken: the question's end and the VP's first voice sample are
+    read off recording.wav (ch0, ch1) and split into parts on the bench's clock."""
+    from bench.bench_voice import SpokenTimeline, first_sound_after, loud_span, median_spread
+
+    rate = 16000
+    ch0 = np.zeros(rate * 4, dtype=np.int16)
+    t = np.arange(rate) / rate
+    ch0[rate : 2 * rate] = (8000 * np.sin(2 * np.pi * 300 * t)).astype(np.int16)
+    ch0[rate + 8000 : rate + 8800] = 0  # a 50 ms pause inside the speech does not end it
+    assert loud_span(ch0, rate) == pytest.approx((1.0, 2.0))
+    assert loud_span(np.zeros(rate, dtype=np.int16), rate) is None
+    ch1 = np.zeros(rate * 4, dtype=np.int16)
+    ch1[int(0.5 * rate)] = 5000  # before the question: not the answer
+    ch1[int(3.25 * rate) :] = 2000
+    assert first_sound_after(ch1, rate, 1.0) == pytest.approx(3.25)
+    assert first_sound_after(ch1[: 3 * rate], rate, 1.0) is None
+
+    timeline = SpokenTimeline(
+        question_end_rec=2.0,
+        first_voice_rec=3.25,  # 1.25 s after the question's end
+        segment_final=100.5,
+        answer_queued=101.0,
+        first_sound=101.25,  # so the question ended at 100.0 on the bench's clock
+        uplink_sound=101.4,
+    )
+    assert timeline.question_end == pytest.approx(100.0)
+    assert timeline.parts() == {
+        "question_end_to_first_voice_s": 1.25,
+        "transcription_s": 0.5,
+        "assistant_and_chat_post_s": 0.5,
+        "synthesis_unmute_play_s": 0.25,
+        "question_end_to_uplink_sound_s": 1.4,
+    }
+    no_uplink = SpokenTimeline(2.0, 3.25, 100.5, 101.0, 101.25)
+    assert no_uplink.parts()["question_end_to_uplink_sound_s"] is None
+    assert median_spread([1.3, 1.1, 1.6]) == {"median": 1.3, "min": 1.1, "max": 1.6}
+    assert median_spread([]) is None
