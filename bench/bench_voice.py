@@ -27,6 +27,7 @@ import json
 import os
 import resource
 import statistics
+import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass
@@ -37,6 +38,7 @@ import numpy as np
 import soundfile as sf
 
 from platforms.replicas.server import ParticipantSpec, ReplicaServer, Scenario
+from vp import log as vplog
 from vp.config import JoinConfig
 from vp.localmeeting.participant import synthesize_speech
 from vp.runner import VirtualParticipant
@@ -330,8 +332,10 @@ def median_spread(values: list[float]) -> dict[str, float] | None:
 
 
 async def spoken_main(platform: str, runs: int) -> dict[str, Any]:
+    load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="vp-bench-voice-spoken-") as tmp:
         rows = [await spoken_run(platform, Path(tmp), i) for i in range(runs)]
+    load_after = os.getloadavg()
     measured = [r["latency"] for r in rows if r["latency"] is not None]
     summary = {
         key: median_spread([m[key] for m in measured if m[key] is not None])
@@ -342,6 +346,8 @@ async def spoken_main(platform: str, runs: int) -> dict[str, Any]:
         "question": "spoken",
         "spoken_question": SPOKEN_QUESTION,
         "latency": summary,
+        # 1/5/15-minute load averages of this 2-core machine (others' tests run alongside)
+        "load_average": {"before": load_before, "after": load_after},
         "runs": rows,
     }
 
@@ -358,6 +364,7 @@ async def main() -> None:
         help="Alice asks in chat (default) or says the question",
     )
     args = parser.parse_args()
+    vplog.configure("INFO", stream=sys.stderr)  # stdout is the JSON
     if args.question == "spoken":
         print(json.dumps(await spoken_main(args.platform, args.runs), indent=2))
         return
