@@ -119,6 +119,13 @@ def _task_container() -> dict[str, Any]:
     return dict(container)
 
 
+def test_the_image_tests_share_one_worker(request: pytest.FixtureRequest) -> None:
+    """xdist's loadgroup keeps this module on one worker, so the image is built once (pytest
+    9.2 broke that with pytest-xdist 3.8: three workers built it at once)."""
+    if request.config.getvalue("loadgroup"):
+        assert request.node.nodeid.endswith("@image"), request.node.nodeid
+
+
 def test_image_is_small_and_has_only_the_headless_shell(image: Image) -> None:
     assert image.size_bytes <= MAX_IMAGE_BYTES, f"{image.size_bytes / 1e9:.2f} GB"
     assert (image.root / "usr/lib/chromium/chromium-headless-shell").exists()

@@ -227,8 +227,8 @@ async def test_transient_toast_and_flicker_do_not_end_the_meeting(replica, tmp_p
     result = await asyncio.wait_for(task, 20)
     assert (result.final.status, result.final.reason) == (Status.COMPLETED, Reason.HOST_ENDED)
     # The real end still ends the VP promptly (debounce plus leaving, ~3 s on a quiet machine;
-    # the bound leaves room for a loaded CI machine).
-    assert time.monotonic() - ended_at < 12
+    # 14.6 s seen under the suite's three workers; the alone timeout, 30 s, would be a miss).
+    assert time.monotonic() - ended_at < 18
 
 
 async def test_replica_quirks_that_make_the_driver_honest(replica):
