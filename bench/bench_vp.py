@@ -20,7 +20,9 @@ speaker's Chromium, Janus and the sink are not counted.
   (``VP_INCOMING_VIDEO=receive``, "before"), interleaved. The cameras are encoded by a sender
   page in the benchmark's own Chromium (Scenario.camera_sender="external"), not in the VP's
   browser, so the figures hold only what receiving the video costs the VPs; ``sender_fps`` is
-  what the sender actually sent over the window (all streams, all VPs).
+  what the sender actually sent over the window (all streams, all VPs). ``--screen-share``
+  adds a 1920×1080 5 fps VP8 screen share of slowly changing slides (Scenario.screen_share)
+  to every case with cameras, from the same sender.
 * no audio lost: audio seconds at the sink per wall second over the window, and the VPs' own
   counters (summary.json: silence filled, audio dropped in page / pipeline / transcriber).
 
@@ -33,6 +35,8 @@ part (file-backed pages are shared with every process mapping them, also ones ou
     .venv/bin/python bench/bench_vp.py --runs 1 --vps '' --pool '' --duration 1800
     nice .venv/bin/python bench/bench_vp.py --runs 3 --vps 1 --pool 2 --cameras 0,2,4 \
         --latency-clicks 0
+    nice -n 19 .venv/bin/python bench/bench_vp.py --runs 3 --vps 1 --pool '' --cameras 2 \
+        --screen-share --latency-clicks 0
 """
 
 from __future__ import annotations
@@ -514,7 +518,8 @@ async def video_load(
     "before"); medians of ``runs`` interleaved measurements (the order of before/after flips
     every run) in a Zoom replica meeting. The cameras are moving 1280×720 VP8 canvases encoded
     by a sender page in the benchmark's OWN Chromium (Scenario.camera_sender="external"), so
-    the figures hold the VPs' receiving, decoding and rendering only."""
+    the figures hold the VPs' receiving, decoding and rendering only; with ``--screen-share``
+    every case with cameras also carries the screen share (Scenario.screen_share)."""
     from playwright.async_api import async_playwright
 
     from vp.browser import find_chromium
@@ -534,6 +539,7 @@ async def video_load(
                     participants=[ParticipantSpec(name="Speaker")],
                     camera_streams=c,
                     camera_sender="external",
+                    screen_share=bool(c and args.screen_share),
                 )
             )
         async with async_playwright() as pw:
@@ -579,7 +585,10 @@ async def video_load(
                             await sender.evaluate("() => window.closeAll()")
             finally:
                 await sender_browser.close()
-    out: dict[str, Any] = {"camera_sender": "external (the benchmark's own Chromium)"}
+    out: dict[str, Any] = {
+        "camera_sender": "external (the benchmark's own Chromium)",
+        "screen_share": "1920x1080 5 fps VP8, with the cameras" if args.screen_share else None,
+    }
     for c, mode, n, pool in configs:
         key = "before" if mode == "receive" and c else "after"
         section = out.setdefault(f"{'pool' if pool else 'separate'}", {})
@@ -608,6 +617,11 @@ async def main() -> None:
         type=_sizes,
         default=[],
         help="video load: incoming 720p cameras per VP in a Zoom replica, e.g. 0,2,4",
+    )
+    parser.add_argument(
+        "--screen-share",
+        action="store_true",
+        help="video load: a 1080p 5 fps screen share too in every case with cameras",
     )
     parser.add_argument(
         "--vp-cmd",

@@ -141,6 +141,12 @@ class Scenario(BaseModel):
     # (/__replica/camera-sender?m=<id>), on a peer connection of their own, so a benchmark does
     # not count the encoders as the VP's.
     camera_sender: Literal["page", "external"] = "page"
+    # And a screen share after the cameras, on the same path (camera_sender): a canvas of
+    # slides whose text changes slowly, at a low frame rate, VP8 with contentHint "detail"
+    # (cameras.js screen()), shown in a share tile.
+    screen_share: bool = False
+    screen_share_size: tuple[int, int] = (1920, 1080)
+    screen_share_fps: int = Field(default=5, ge=1, le=30)
 
 
 @dataclass

@@ -506,15 +506,16 @@ async def camera_stats(vp: VirtualParticipant) -> dict[str, Any]:
 @pytest.mark.parametrize("platform", REPLICA_PLATFORMS)
 async def test_chat_round_trip(platform, replicas, tmp_path, monkeypatch):
     """Chat both ways in a meeting that sends the VP two moving 1280×720 VP8 cameras
-    (Scenario.camera_streams): the driver's incoming-video suppression (vp/incoming_video.py)
-    negotiates them away, so nothing is sent, decoded or rendered, while chat, speaker
-    detection and Alice's and Bob's audio are unaffected."""
+    (Scenario.camera_streams) and a 1920×1080 screen share (Scenario.screen_share): the
+    driver's incoming-video suppression (vp/incoming_video.py) negotiates them away, so nothing
+    is sent, decoded or rendered, while chat, speaker detection and Alice's and Bob's audio are
+    unaffected."""
     seen: list[dict[str, Any]] = []
 
     async def cameras(vp: VirtualParticipant) -> None:
-        for _ in range(100):  # both cameras' transceivers negotiated (inactive)
+        for _ in range(100):  # the cameras' and the share's transceivers negotiated (inactive)
             stats = await camera_stats(vp)
-            if len(stats["cameras"]) == 2 and all(c["direction"] for c in stats["cameras"]):
+            if len(stats["cameras"]) == 3 and all(c["direction"] for c in stats["cameras"]):
                 break
             await asyncio.sleep(0.2)
         await asyncio.sleep(3)  # time for frames to arrive, had they been sent
@@ -547,6 +548,7 @@ async def test_chat_round_trip(platform, replicas, tmp_path, monkeypatch):
         max_duration=10,
         chat=[ChatLine(at_s=1.0, sender="Bob", text="Bob was here")],
         camera_streams=2,
+        screen_share=True,
     )
     assert run.final == (Status.COMPLETED, Reason.MAX_DURATION)
     assert run.control is not None
@@ -561,10 +563,12 @@ async def test_chat_round_trip(platform, replicas, tmp_path, monkeypatch):
     assert len(incoming) == len(set(incoming)), "no duplicates"
     outgoing = [x["text"] for x in lines if x["direction"] == "out"]
     assert outgoing == ["Hi, I’m the meeting assistant."] * 2
-    # Video suppressed: both cameras offered, negotiated inactive, never encoded or decoded.
+    # Video suppressed: both cameras and the share offered, negotiated inactive, never encoded
+    # or decoded.
     assert seen, "camera stats read"
-    assert [c["direction"] for c in seen[0]["cameras"]] == ["inactive"] * 2, seen[0]
-    assert [c["framesDecoded"] for c in seen[0]["cameras"]] == [0, 0], seen[0]
+    assert [c["kind"] for c in seen[0]["cameras"]] == ["camera", "camera", "share"], seen[0]
+    assert [c["direction"] for c in seen[0]["cameras"]] == ["inactive"] * 3, seen[0]
+    assert [c["framesDecoded"] for c in seen[0]["cameras"]] == [0, 0, 0], seen[0]
     assert seen[0]["framesEncoded"] == 0, "the replica's media server never sent a frame"
     # ...and the meeting otherwise unaffected: speakers followed, both voices captured.
     assert {"Alice", "Bob"} <= set(run.speakers())
