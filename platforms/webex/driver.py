@@ -24,6 +24,16 @@ The flow follows shared/facts/web-clients-meet-webex.md (Webex), from LMA, AS, M
   "from <sender>" labels (the VP's own skipped), the active speaker from
   ``.active-speaker-halo``, "Participants (N)" from the participants panel, end texts, alone.
 
+* Enterprise sites (``thinIframe``) run the enterprise client, whose own controls each step
+  tries next to the classic ones: the banner's ``#cookie-banner-text … button:nth-child(1)``,
+  ``input[type=password]`` → ``#password_validate_btn``, the guest form
+  ``input[aria-labelledby=nameLabel|emailLabel]`` → ``#guest_next-btn``, then the interstitial's
+  ``#audioControlButton``, ``button[data-doi*=STOP_VIDEO]:not([disabled])`` (never START_VIDEO)
+  and ``#interstitial_join_btn``; in the meeting the ``data-doi`` chat toggle, the
+  ``#chat-panel`` textarea and the ``.videoitem-in-speaking-3a-w-`` speaker tile (L-wx, AS).
+  Where the facts say nothing of it (lobby, participants, chat list, leave, end) the classic
+  behaviour stands.
+
 Not covered (see README): the meeting-number form at signin.webex.com, the native "Open
 Webex?" chooser (headless Chromium shows none), enterprise SSO for guests.
 """

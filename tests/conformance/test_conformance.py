@@ -822,6 +822,8 @@ async def test_webex_client_in_the_main_frame(variant, replicas, tmp_path, monke
         await wait_until(lambda: vp.active_speaker is not None, 10)
         frame = await driver.client_frame()  # type: ignore[attr-defined]
         assert frame is not None and frame.name == "thinIframe"
+        # The enterprise cookie banner was answered (#cookie-banner-text … button:nth-child(1)).
+        seen["banner"] = await driver.page.locator("#cookie-banner-text").count()
         # The VP joined through the enterprise controls: muted, video stopped, never started.
         seen["mic"] = await frame.locator("#audioControlButton").get_attribute("aria-label")
         seen["video"] = await frame.locator('button[data-doi*="_VIDEO:"]').get_attribute("data-doi")
@@ -853,6 +855,7 @@ async def test_webex_client_in_the_main_frame(variant, replicas, tmp_path, monke
     assert ("Bob", "Bob was here") in [(x["sender"], x["text"]) for x in run.chat_lines()]
     assert count_sequence(decode(run.ch0()), ALICE.symbols) >= 1
     if enterprise:
+        assert seen["banner"] == 0, seen
         assert seen["mic"] == "Unmute", seen
         assert seen["video"] == "VIDEO:START_VIDEO:MENU_CONTROL_BAR", seen
         assert seen["mic_on"] is True and seen["mic_on_label"] == "Mute", seen
