@@ -24,6 +24,16 @@ The flow follows shared/facts/web-clients-meet-webex.md (Webex), from LMA, AS, M
   "from <sender>" labels (the VP's own skipped), the active speaker from
   ``.active-speaker-halo``, "Participants (N)" from the participants panel, end texts, alone.
 
+* Enterprise sites (``thinIframe``) run the enterprise client, whose own controls each step
+  tries next to the classic ones: the banner's ``#cookie-banner-text … button:nth-child(1)``,
+  ``input[type=password]`` → ``#password_validate_btn``, the guest form
+  ``input[aria-labelledby=nameLabel|emailLabel]`` → ``#guest_next-btn``, then the interstitial's
+  ``#audioControlButton``, ``button[data-doi*=STOP_VIDEO]:not([disabled])`` (never START_VIDEO)
+  and ``#interstitial_join_btn``; in the meeting the ``data-doi`` chat toggle, the
+  ``#chat-panel`` textarea and the ``.videoitem-in-speaking-3a-w-`` speaker tile (L-wx, AS).
+  Where the facts say nothing of it (lobby, participants, chat list, leave, end) the classic
+  behaviour stands.
+
 Not covered (see README): the meeting-number form at signin.webex.com, the native "Open
 Webex?" chooser (headless Chromium shows none), enterprise SSO for guests.
 """
@@ -62,6 +72,7 @@ COOKIE_BUTTONS = (
     '#cookieMgmtbanner button:text-is("Accept")',
     '#cookieMgmtbanner mdc-button:text-is("Accept")',
     ".cookie-manage-close-handler",
+    "#cookie-banner-text button:nth-child(1)",  # enterprise sites: Reject (L-wx)
 )
 JOIN_FROM_BROWSER = "text=/^\\s*join from (this|your) browser\\s*$/i"
 PASSWORD_INPUT = 'input[aria-label="Meeting password"], input[type="password"]'
@@ -71,14 +82,25 @@ NAME_INPUT = (
     ' input[aria-labelledby="nameLabel"]'
 )
 EMAIL_INPUT = 'input[data-test="Email (required)"], input[aria-labelledby="emailLabel"]'
-MIC_BUTTON = 'mdc-button[data-test="microphone-button"]'
-CAMERA_BUTTON = 'mdc-button[data-test="camera-button"]'
+MIC_BUTTON = 'mdc-button[data-test="microphone-button"], #audioControlButton'
+# Enterprise: only ever STOP_VIDEO; START_VIDEO without a camera is the step to avoid (L-wx).
+CAMERA_BUTTON = (
+    'mdc-button[data-test="camera-button"], button[data-doi*="STOP_VIDEO"]:not([disabled])'
+)
+ENTERPRISE_MIC = "#audioControlButton"
+GUEST_NEXT = "#guest_next-btn"  # the enterprise guest form's Next (L-wx)
 JOIN_BUTTON = (
     'mdc-button[data-test="join-button"], #join-button, #interstitial_join_btn,'
     ' button[title="Join meeting"]'
 )
-CHAT_TOGGLE = '[data-test="in-meeting-chat-toggle-button"]'
-CHAT_EDITOR = '.ql-editor[contenteditable="true"]'
+CHAT_TOGGLE = (
+    '[data-test="in-meeting-chat-toggle-button"],'
+    ' button[data-doi="CHAT:OPEN_CHAT_PANEL:MENU_CONTROL_BAR"]'
+)
+CHAT_EDITOR = (
+    '.ql-editor[contenteditable="true"], #chat-panel > div > textarea,'
+    ' textarea[placeholder="Type your message here"]'
+)
 ROSTER_TOGGLE = '[data-test="participants-toggle-button"]'
 LEAVE_BUTTON = '[data-test="leave-button"]'
 LEAVE_CONFIRM = '[role="dialog"] mdc-button:text-is("Leave meeting")'
@@ -216,6 +238,11 @@ class WebexDriver(PolledDriver[WebexSnapshot, WebexSnapshot], decisions=decision
         if client["nameInput"] and (self._form_sent_at is None or now - self._form_sent_at > 5):
             await self._fill_form(frame, client)
             self._form_sent_at = time.monotonic()
+        elif not client["nameInput"] and client["joinEnabled"]:
+            # The enterprise interstitial after the guest form: audio and video off, Join.
+            await self._mute(frame, client)
+            await self._click(frame, JOIN_BUTTON, 2.0)
+            return 0.5
         return None
 
     async def _join_from_browser(self) -> bool:
@@ -234,6 +261,10 @@ class WebexDriver(PolledDriver[WebexSnapshot, WebexSnapshot], decisions=decision
             email_field = await self._visible(frame, EMAIL_INPUT)
             if email_field is not None:
                 await type_into(self.page, email_field, GUEST_EMAIL, delay_ms=5)
+        if not client["joinButton"] and await self._visible(frame, GUEST_NEXT) is not None:
+            # Enterprise: the guest form's Next; the interstitial then has the controls.
+            await self._click(frame, GUEST_NEXT + ":not([disabled])", 2.0)
+            return
         await self._mute(frame, client)
         for _ in range(10):
             snap = await read_snapshot(frame, self.script.fn("client"))
@@ -283,8 +314,14 @@ class WebexDriver(PolledDriver[WebexSnapshot, WebexSnapshot], decisions=decision
         "Mute" while not; AS, L-wx), in whichever frame runs the client."""
         self._mic_wanted = on
         await self.client_frame()  # re-found if it was replaced; else the main frame
+        # The enterprise client's own control is #audioControlButton (L-wx).
+        enterprise = await self.ui.locator(ENTERPRISE_MIC).count() > 0
         return await toggle_microphone(
-            self.ui, on, unmute_label="Unmute", mute_label="Mute", element="mdc-button"
+            self.ui,
+            on,
+            unmute_label="Unmute",
+            mute_label="Mute",
+            element=ENTERPRISE_MIC if enterprise else "mdc-button",
         )
 
     def voice_frame(self) -> Frame | None:

@@ -61,6 +61,12 @@
         const n = holder && holder.querySelector('[data-test="participant-name"]');
         if (n) speaker = (n.textContent || '').trim();
       }
+      // The enterprise client: the speaking tile and its name element (L-wx, AS).
+      const speaking = Array.from(document.querySelectorAll('.videoitem-in-speaking-3a-w-')).find(visible);
+      if (speaker === null && speaking) {
+        const n = speaking.querySelector('.videoitem-full-name-content-TzQC4');
+        if (n) speaker = (n.textContent || '').trim();
+      }
       let roster = null;
       let count = null;
       const rosterToggle = document.querySelector('[data-test="participants-toggle-button"]');
@@ -77,6 +83,9 @@
       const joinBtn = document.querySelector('mdc-button[data-test="join-button"], #join-button,'
         + ' #interstitial_join_btn, button[title="Join meeting"]');
       const chatToggle = document.querySelector('[data-test="in-meeting-chat-toggle-button"]');
+      // The enterprise client's video button: STOP_VIDEO while the camera is on (L-wx).
+      const videoDoi = document.querySelector('button[data-doi*="STOP_VIDEO"]:not([disabled]),'
+        + ' button[data-doi*="START_VIDEO"]');
       return {
         url: location.href,
         text: pageText(chatSel),
@@ -94,16 +103,19 @@
         lobby: anyVisible('[data-test="call_lobby_content"]'),
         inMeeting: anyVisible('[data-test="grid-layout"], [data-test="participants-toggle-button"],'
           + ' [data-test="in-meeting-chat-toggle-button"], [data-test="mc-share"],'
-          + ' [data-test="raise-hand-button"]'),
-        mic: label('mdc-button[data-test="microphone-button"]'),
-        camera: label('mdc-button[data-test="camera-button"]'),
+          + ' [data-test="raise-hand-button"],'
+          + ' button[data-doi="CHAT:OPEN_CHAT_PANEL:MENU_CONTROL_BAR"]'),
+        mic: label('mdc-button[data-test="microphone-button"]') ?? label('#audioControlButton'),
+        camera: label('mdc-button[data-test="camera-button"]')
+          ?? (videoDoi ? (/STOP_VIDEO/.test(videoDoi.getAttribute('data-doi')) ? 'Stop video' : 'Start video') : null),
         speaker,
         roster,
         rosterOpen,
         count,
         chat,
-        chatOpen: !!chatToggle && chatToggle.getAttribute('aria-expanded') === 'true'
-          && anyVisible('.ql-editor[contenteditable="true"]'),
+        chatOpen: (!!chatToggle && chatToggle.getAttribute('aria-expanded') === 'true'
+          && anyVisible('.ql-editor[contenteditable="true"]'))
+          || anyVisible('#chat-panel > div > textarea, textarea[placeholder="Type your message here"]'),
         dialogButtons: Array.from(document.querySelectorAll('[role="dialog"] mdc-button,'
           + ' [role="dialog"] button')).filter(visible).map((b) => (b.textContent || '').trim()),
       };

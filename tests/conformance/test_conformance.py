@@ -810,8 +810,37 @@ async def test_join_refused(platform, flag, reason, replicas, tmp_path, monkeypa
 @pytest.mark.parametrize("variant", ("client_in_page", "thin_iframe"))
 async def test_webex_client_in_the_main_frame(variant, replicas, tmp_path, monkeypatch):
     """Newer j.php builds run the Webex client in the main frame instead of the cross-origin
-    iframe (and enterprise sites in a cross-origin iframe[name=thinIframe]): the same steps,
-    lobby, speakers, chat and removal there."""
+    iframe: the same steps, lobby, speakers, chat and removal there. Enterprise sites run the
+    enterprise client in a cross-origin iframe[name=thinIframe], with its own controls
+    (password #password_validate_btn, guest form #guest_next-btn, #audioControlButton, the
+    STOP_VIDEO button, the data-doi chat toggle and its textarea, .videoitem-* speaker tiles):
+    the VP joins through them, chats both ways, drives its microphone there, and the host
+    ends the meeting."""
+    enterprise = variant == "thin_iframe"
+    seen: dict[str, Any] = {}
+
+    async def enterprise_meeting(vp: VirtualParticipant, control: MeetingControl | None) -> None:
+        assert control is not None and vp.session is not None
+        driver = vp.session.driver
+        await wait_until(lambda: vp.lifecycle.joined, 20)
+        await wait_until(lambda: vp.active_speaker is not None, 10)
+        frame = await driver.client_frame()  # type: ignore[attr-defined]
+        assert frame is not None and frame.name == "thinIframe"
+        # The enterprise cookie banner was answered (#cookie-banner-text … button:nth-child(1)).
+        seen["banner"] = await driver.page.locator("#cookie-banner-text").count()
+        # The VP joined through the enterprise controls: muted, video stopped, never started.
+        seen["mic"] = await frame.locator("#audioControlButton").get_attribute("aria-label")
+        seen["video"] = await frame.locator('button[data-doi*="_VIDEO:"]').get_attribute("data-doi")
+        await vp.post_chat("Hello from the VP")
+        await wait_until(lambda: "Hello from the VP" in control.vp_chat, 10)
+        seen["mic_on"] = await driver.set_microphone(True)
+        seen["mic_on_label"] = await frame.locator("#audioControlButton").get_attribute(
+            "aria-label"
+        )
+        seen["mic_off"] = await driver.set_microphone(False)
+        await asyncio.sleep(3)  # Bob's line (at 1 s) and the speaker turns
+        control.end()
+
     run = await run_on_replica(
         replicas,
         "webex",
@@ -819,15 +848,24 @@ async def test_webex_client_in_the_main_frame(variant, replicas, tmp_path, monke
         monkeypatch,
         **{variant: True},
         waiting_room_s=2,
-        remove_after_s=7,
         max_duration=40,
         chat=[ChatLine(at_s=1.0, sender="Bob", text="Bob was here")],
+        **({"during": enterprise_meeting} if enterprise else {"remove_after_s": 7}),
     )
-    assert run.final == (Status.COMPLETED, Reason.REMOVED)
+    expected = Reason.HOST_ENDED if enterprise else Reason.REMOVED
+    assert run.final == (Status.COMPLETED, expected)
     assert run.statuses[:4] == ["INITIALIZING", "JOINING", "WAITING_ROOM", "JOINED"]
     assert run.speakers()[:2] == ["Alice", "Bob"]
     assert ("Bob", "Bob was here") in [(x["sender"], x["text"]) for x in run.chat_lines()]
     assert count_sequence(decode(run.ch0()), ALICE.symbols) >= 1
+    if enterprise:
+        assert seen["banner"] == 0, seen
+        assert seen["mic"] == "Unmute", seen
+        assert seen["video"] == "VIDEO:START_VIDEO:MENU_CONTROL_BAR", seen
+        assert seen["mic_on"] is True and seen["mic_on_label"] == "Mute", seen
+        assert seen["mic_off"] is True, seen
+        assert run.control is not None
+        assert run.control.vp_chat.count("Hello from the VP") == 1
     assert_clean_end(run)
 
 

@@ -297,6 +297,32 @@ def test_webex_meeting():
     assert webex.speaker({**snap, "client": {**snap["client"], "speaker": "Scribe"}}, here) is None
 
 
+def test_webex_enterprise_client():
+    """The enterprise client (thinIframe): guest form, interstitial with #audioControlButton and
+    the STOP_VIDEO button, lobby, admitted by its data-doi chat toggle, its textarea chat panel
+    and .videoitem-* speaker tile, the end screen."""
+    guest = WEBEX["enterprise_guest_form"]
+    assert guest["client"]["nameInput"] and guest["client"]["emailInput"]
+    assert webex_state(guest, passcode_sent=True) is Phase.PREJOIN
+    interstitial = WEBEX["enterprise_interstitial"]
+    assert webex_state(interstitial) is Phase.PREJOIN
+    assert webex.mic_on(interstitial["client"]) and webex.camera_on(interstitial["client"])
+    assert webex_state(WEBEX["enterprise_lobby"]) is Phase.LOBBY
+    admitted = WEBEX["enterprise_admitted"]
+    assert webex_state(admitted) is Phase.ADMITTED
+    assert not webex.mic_on(admitted["client"]) and not webex.camera_on(admitted["client"])
+    snap = WEBEX["enterprise_meeting"]
+    here = ctx(snap["top"]["url"])
+    assert snap["client"]["chatOpen"]
+    assert webex.in_meeting(snap) and webex.end_signal(snap, here) is None
+    assert webex.speaker(snap, here) in ("Alice", "Bob")
+    lines = webex.chat_lines(snap, here)
+    assert ("Bob", "Bob was here") in [(x.sender, x.text) for x in lines if not x.mine]
+    assert [(x.sender, x.text) for x in lines if x.mine] == [("Scribe", "hi from the VP")]
+    ended = WEBEX["enterprise_meeting_ended"]
+    assert reason_of(webex.end_signal(ended, here)) is Reason.HOST_ENDED
+
+
 def test_webex_chat_labels():
     assert webex.sender_of("from Alice to everyone  3:31 PM") == "Alice"
     assert webex.sender_of("from Mary Ann Lee to Everyone 10:02") == "Mary Ann Lee"

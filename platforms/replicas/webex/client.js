@@ -17,6 +17,19 @@
  *    composer div#quill-composer div.ql-editor[contenteditable], Enter sends),
  *    raise-hand-button, leave-button (a dialog "Leave meeting");
  *  - end: .style-end-message-2PkYs "The host ended the meeting." / removal / "You have left".
+ * Enterprise sites (scenario thin_iframe, the frame is iframe[name=thinIframe]) render the
+ * enterprise client's own controls where the facts name them (L-wx, AS): password
+ * input[type="password"] → button#password_validate_btn; the guest form
+ * input[aria-labelledby="nameLabel"|"emailLabel"] → button#guest_next-btn; then the
+ * interstitial with button#audioControlButton ("Mute"/"Unmute"), a video button
+ * data-doi="VIDEO:STOP_VIDEO:…" (START_VIDEO once stopped) and button#interstitial_join_btn
+ * (title "Join meeting"); in the meeting the same audio / video buttons, the chat toggle
+ * button[data-doi="CHAT:OPEN_CHAT_PANEL:MENU_CONTROL_BAR"], the composer
+ * #chat-panel > div > textarea[placeholder="Type your message here"] (Enter sends), and tiles
+ * .videoitem-* (the speaker .videoitem-in-speaking-3a-w-, its name
+ * .videoitem-full-name-content-TzQC4). Where the facts are silent about the enterprise client
+ * (the lobby, the participants panel, the chat list, leave, end screens) it keeps the
+ * classic DOM.
  * Audio: one mixed remote WebRTC stream played by one <audio> element in this frame; the VP's
  * microphone (getUserMedia in this frame) metered by the fake media server's uplink
  * (../common/uplink.js), sent while the microphone-button says "Mute".
@@ -35,6 +48,7 @@
     decision: null, pending: [] };
   let audio = null;
   let ui = null;
+  let ent = false; // the enterprise client (scenario thin_iframe)
   // The fake media server's uplink (../common/uplink.js): the microphone the client sends.
   window.__replicaUplink = { micOn: () => st.view === 'meeting' && !st.muted, report: (o) => report(o) };
 
@@ -53,13 +67,14 @@
 
   // -- password ------------------------------------------------------------------------------
   function passwordView(error) {
-    const input = h('input', { type: 'password', 'aria-label': 'Meeting password', placeholder: 'Meeting password' });
+    const input = ent ? h('input', { type: 'password', id: 'meeting_password', placeholder: 'Meeting password' })
+      : h('input', { type: 'password', 'aria-label': 'Meeting password', placeholder: 'Meeting password' });
     const captcha = scenario.captcha ? h('div', { class: 'captcha' },
       h('img', { alt: 'Captcha image', width: 160, height: 50, src: 'data:image/svg+xml,%3Csvg xmlns=%22http://www.w3.org/2000/svg%22 width=%22160%22 height=%2250%22/%3E' }),
       h('input', { type: 'text', 'aria-label': 'Enter the code shown' })) : null;
     const next = () => {
       if (scenario.captcha) return; // the characters are never right for a bot
-      if (input.value === scenario.passcode) preview();
+      if (input.value === scenario.passcode) (ent ? guestForm : preview)();
       else passwordView('Incorrect password. Try again.');
     };
     input.addEventListener('keydown', (ev) => { if (ev.key === 'Enter') next(); });
@@ -67,8 +82,62 @@
       h('mdc-text', { tagname: 'h2', text: 'Enter the meeting password' }),
       input, captcha,
       error ? h('p', { role: 'alert', class: 'error', text: error }) : null,
-      btn('Next', { type: 'submit', variant: 'primary' }, next)));
+      ent ? h('button', { type: 'submit', id: 'password_validate_btn' }, 'Next')
+        : btn('Next', { type: 'submit', variant: 'primary' }, next)));
     setState('password');
+  }
+
+  // -- enterprise: guest form, then the interstitial (L-wx, AS) ------------------------------
+  function audioButton() {
+    const b = h('button', { id: 'audioControlButton', type: 'button', 'aria-label': st.muted ? 'Unmute' : 'Mute' }, st.muted ? 'Unmute' : 'Mute');
+    b.addEventListener('click', () => {
+      if (st.muted && scenario.unmute_refused && st.view === 'meeting') return;
+      st.muted = !st.muted; b.textContent = st.muted ? 'Unmute' : 'Mute'; b.setAttribute('aria-label', b.textContent);
+    });
+    return b;
+  }
+  function videoButton(where) {
+    // START_VIDEO without a camera is the step the facts warn against (L-wx): it is disabled.
+    const b = h('button', { type: 'button' });
+    const render = () => {
+      b.textContent = st.video ? 'Stop video' : 'Start video';
+      b.setAttribute('data-doi', (st.video ? 'VIDEO:STOP_VIDEO:' : 'VIDEO:START_VIDEO:') + where);
+      if (st.video) b.removeAttribute('disabled'); else b.setAttribute('disabled', '');
+    };
+    b.addEventListener('click', () => { if (st.video) { st.video = false; render(); } });
+    render();
+    return b;
+  }
+  function guestForm() {
+    const name = h('input', { type: 'text', 'aria-labelledby': 'nameLabel' });
+    const email = h('input', { type: 'text', 'aria-labelledby': 'emailLabel' });
+    const next = h('button', { id: 'guest_next-btn', type: 'button', disabled: true }, 'Next');
+    const typed = { name: false, email: false };
+    const refresh = () => {
+      const ok = typed.name && typed.email && name.value.trim() && EMAIL.test(email.value.trim());
+      if (ok) next.removeAttribute('disabled'); else next.setAttribute('disabled', '');
+    };
+    name.addEventListener('keydown', () => { typed.name = true; });
+    email.addEventListener('keydown', () => { typed.email = true; });
+    name.addEventListener('input', refresh);
+    email.addEventListener('input', refresh);
+    next.addEventListener('click', () => { st.name = name.value.trim(); interstitial(); });
+    show('guest', h('div', { class: 'guest-form' },
+      h('h2', { text: 'Enter your information' }),
+      h('label', { id: 'nameLabel', text: 'Display name' }), name,
+      h('label', { id: 'emailLabel', text: 'Email address' }), email, next));
+    setState('prejoin');
+  }
+  function interstitial() {
+    try {
+      navigator.mediaDevices.getUserMedia({ audio: true }).then((s) => { st.previewStream = s; }, () => {});
+    } catch (e) {}
+    const join = h('button', { id: 'interstitial_join_btn', type: 'button', title: 'Join meeting' }, 'Join meeting');
+    join.addEventListener('click', afterJoin);
+    show('preview', h('div', { class: 'interstitial' },
+      h('h2', { text: st.name }),
+      h('div', { class: 'control-bar' }, audioButton(), videoButton('MEETSIMPLE_INTERSTITIAL'), join)));
+    if (scenario.post_join_modal) devicePrompt();
   }
 
   // -- preview: name, email, mic, camera, join ------------------------------------------------
@@ -157,7 +226,7 @@
     const grid = h('div', { 'data-test': 'grid-layout', class: 'grid' });
     const panels = h('div', { class: 'panels' });
     const audioEl = h('audio', { autoplay: true });
-    const mic = btn(st.muted ? 'Unmute' : 'Mute', { 'data-test': 'microphone-button', 'aria-label': st.muted ? 'Unmute' : 'Mute' }, () => {
+    const mic = ent ? audioButton() : btn(st.muted ? 'Unmute' : 'Mute', { 'data-test': 'microphone-button', 'aria-label': st.muted ? 'Unmute' : 'Mute' }, () => {
       if (st.muted && scenario.unmute_refused) {
         // Replica invention (no source gives Webex's words): the host muted everyone.
         const toast = h('div', { role: 'alert', class: 'toast' }, 'The host has muted everyone. You can’t unmute yourself.');
@@ -167,11 +236,12 @@
       }
       st.muted = !st.muted; mic.textContent = st.muted ? 'Unmute' : 'Mute'; mic.setAttribute('aria-label', mic.textContent);
     });
-    const cam = btn(st.video ? 'Stop video' : 'Start video', { 'data-test': 'camera-button', 'aria-label': st.video ? 'Stop video' : 'Start video' }, () => {
+    const cam = ent ? videoButton('MENU_CONTROL_BAR') : btn(st.video ? 'Stop video' : 'Start video', { 'data-test': 'camera-button', 'aria-label': st.video ? 'Stop video' : 'Start video' }, () => {
       st.video = !st.video; cam.textContent = st.video ? 'Stop video' : 'Start video'; cam.setAttribute('aria-label', cam.textContent);
     });
     const roster = btn('Participants', { 'data-test': 'participants-toggle-button', 'aria-expanded': 'false' }, toggleRoster);
-    const chat = btn('Chat', { 'data-test': 'in-meeting-chat-toggle-button', 'aria-expanded': 'false' }, toggleChat);
+    const chat = ent ? h('button', { type: 'button', 'data-doi': 'CHAT:OPEN_CHAT_PANEL:MENU_CONTROL_BAR', onclick: toggleChat }, 'Chat')
+      : btn('Chat', { 'data-test': 'in-meeting-chat-toggle-button', 'aria-expanded': 'false' }, toggleChat);
     const leave = btn('Leave', { 'data-test': 'leave-button', 'aria-label': 'Leave meeting' }, confirmLeave);
     ui = { grid, panels, audioEl, roster, chat };
     show('meeting', h('div', { class: 'meeting' },
@@ -220,6 +290,10 @@
   }
 
   function tile(name, speaking) {
+    if (ent) {
+      return h('div', { class: 'videoitem-container-1Xa2d' + (speaking ? ' videoitem-in-speaking-3a-w-' : '') },
+        h('div', { class: 'videoitem-full-name-content-TzQC4', text: name }));
+    }
     return h('div', { class: 'participants-video-tile' },
       speaking ? h('div', { class: 'active-speaker-halo' }) : null,
       h('span', { 'data-test': 'participant-name', text: name }));
@@ -261,6 +335,7 @@
   }
 
   function chatPanel() {
+    if (ent) return textareaChatPanel();
     const list = h('div', { class: 'style-chat-box-3LLY3', role: 'log' });
     const editor = h('div', { class: 'ql-editor ql-blank', contenteditable: 'true', 'data-placeholder': 'Enter your message here', role: 'textbox' });
     editor.addEventListener('input', () => editor.classList.toggle('ql-blank', !editor.textContent.trim()));
@@ -282,6 +357,25 @@
       btn('Send', { 'aria-label': 'Send message' }, () => editor.dispatchEvent(new KeyboardEvent('keydown', { key: 'Enter' }))));
   }
 
+  // The enterprise panel: #chat-panel > div > textarea (L-wx; placeholder "Type your message
+  // here", AS); Enter sends. Its list: the classic style-chat-* (the facts name no other).
+  function textareaChatPanel() {
+    const list = h('div', { class: 'style-chat-box-3LLY3', role: 'log' });
+    const input = h('textarea', { placeholder: 'Type your message here', rows: 2 });
+    input.addEventListener('keydown', (ev) => {
+      if (ev.key !== 'Enter' || ev.shiftKey) return;
+      ev.preventDefault();
+      const text = input.value.trim();
+      if (!text) return;
+      input.value = '';
+      addMessage(st.name, text, true);
+      report({ kind: 'chat', sender: st.name, text: text });
+    });
+    ui.chatList = list;
+    for (const m of st.messages) list.appendChild(messageNode(m));
+    return h('div', { class: 'panel', id: 'chat-panel' }, h('h2', { text: 'Chat' }), list, h('div', null, input));
+  }
+
   function messageNode(m) {
     const time = new Date(m.at).toLocaleTimeString('en-US', { hour: 'numeric', minute: '2-digit' });
     return h('div', { class: 'style-chat-item-1xA9d' },
@@ -297,7 +391,7 @@
 
   function toggleChat() {
     st.chatOpen = !st.chatOpen;
-    ui.chat.setAttribute('aria-expanded', String(st.chatOpen));
+    if (!ent) ui.chat.setAttribute('aria-expanded', String(st.chatOpen));
     renderPanels();
   }
 
@@ -361,7 +455,8 @@
       return;
     }
     window.ReplicaKit.pollCommands(base, apply);
-    if (scenario.passcode) passwordView(null); else preview();
+    ent = !!scenario.thin_iframe;
+    if (scenario.passcode) passwordView(null); else if (ent) guestForm(); else preview();
   }
   boot();
 })();

@@ -24,6 +24,16 @@
 
   function cookieBanner() {
     const close = () => banner.remove();
+    if (thin) {
+      // Enterprise sites: #cookie-banner-text … button:nth-child(1) rejects (L-wx).
+      const banner = h('div', { id: 'cookie-banner-text', class: 'cookie-banner-enterprise' },
+        h('p', { text: 'We use cookies to make our website work and to improve your experience.' }),
+        h('div', null,
+          h('button', { type: 'button', onclick: () => banner.remove() }, 'Reject'),
+          h('button', { type: 'button', onclick: () => banner.remove() }, 'Accept')));
+      document.body.appendChild(banner);
+      return;
+    }
     const banner = h('div', { id: 'cookieMgmtbanner', class: 'cookie-banner-body' },
       h('p', { id: 'cookie-banner-text', text: 'We use cookies to make our website work and to improve your experience.' }),
       h('div', { class: 'a32ueaoVYHwRrsRMl0ci' },
@@ -85,7 +95,6 @@
   }
 
   async function boot() {
-    cookieBanner();
     let scenario = null;
     if (meetingId && /^[A-Za-z0-9_-]{1,64}$/.test(meetingId)) {
       try {
@@ -98,6 +107,7 @@
     await new Promise((resolve) => setTimeout(resolve, 300));
     inPage = !!(scenario && scenario.client_in_page);
     thin = !!(scenario && scenario.thin_iframe);
+    cookieBanner();
     if (!scenario || scenario.not_found) notFound();
     else {
       landing();

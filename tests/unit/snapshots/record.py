@@ -115,6 +115,18 @@ async def record_replica(platform: str, tmp: Path) -> None:
         await scenario("wrong_passcode", platform, tmp, vp_passcode="000000")
     if platform == "meet":  # "You can't join this video call", retried once
         await scenario("blocked", platform, tmp, blocked_joins=99)
+    if platform == "webex":  # the enterprise client in iframe[name=thinIframe]
+        await scenario(
+            "enterprise",
+            platform,
+            tmp,
+            thin_iframe=True,
+            waiting_room_s=2,
+            end_after_s=8,
+            max_duration=30,
+            during=chat,
+            chat=[ChatLine(at_s=1.0, sender="Bob", text="Bob was here")],
+        )
 
 
 async def record_janus(tmp: Path) -> None:
@@ -198,6 +210,29 @@ def pick(platform: str) -> dict[str, Any]:
     last("meeting_ended", in_("happy", "meeting"))
     last("meeting_removed", in_("removed", "meeting"))
     last("meeting_alone", in_("alone", "meeting", "joined"))
+    if platform == "webex":
+        ent_join = [r for r in rows if in_("enterprise", "join")(r)]
+        guest = [r for r in ent_join if (r["snapshot"]["client"] or {}).get("nameInput")]
+        if guest:
+            chosen["enterprise_guest_form"] = guest[-1]["snapshot"]
+        interstitial = [
+            r
+            for r in ent_join
+            if r["snapshot"]["client"] is not None
+            and r["state"] == "prejoin"
+            and not r["snapshot"]["client"]["nameInput"]
+            and r["snapshot"]["client"]["joinButton"]
+        ]
+        if interstitial:
+            chosen["enterprise_interstitial"] = interstitial[0]["snapshot"]
+        last("enterprise_lobby", in_("enterprise", "join", "lobby"))
+        if ent_join:
+            chosen["enterprise_admitted"] = ent_join[-1]["snapshot"]
+        ent = [r for r in rows if in_("enterprise", "meeting", "joined")(r)]
+        ent_chat = [r for r in ent if _has_chat(r["snapshot"])]
+        if ent or ent_chat:
+            chosen["enterprise_meeting"] = (ent_chat or ent)[-1]["snapshot"]
+        last("enterprise_meeting_ended", in_("enterprise", "meeting"))
     return chosen
 
 
