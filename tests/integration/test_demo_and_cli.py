@@ -81,7 +81,10 @@ async def test_vp_demo_on_the_webex_replica(tmp_path):
     assert ("Bob", "in") in {(x["sender"], x["direction"]) for x in chat}
     assert [x["direction"] for x in chat if x["sender"] == "Scribe"] == ["out", "out"]
     segments = [json.loads(x) for x in (out / "vp" / "transcript.jsonl").read_text().splitlines()]
-    assert "Alice" in {s["speaker"] for s in segments}
+    # Alice's speech is transcribed: under her name, or as "n/a" when her turn began before
+    # the client showed anyone speaking (the VP is admitted mid-turn; Webex's indicator lags
+    # up to 0.8 s, README "Consent"). Bob's line alone would mean she was never heard.
+    assert {s["speaker"] for s in segments} & {"Alice", "n/a"}, segments
 
 
 async def test_vp_demo_on_the_meet_replica_runs_offline_end_to_end(tmp_path):
