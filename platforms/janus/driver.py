@@ -36,6 +36,7 @@ class JanusDriver(PolledDriver[JanusSnapshot, JanusSnapshot], decisions=decision
     # An AudioBridge room carries no video: nothing to suppress.
     incoming_video: ClassVar[IncomingVideo] = IncomingVideo.NONE
     join_poll_s: ClassVar[float] = 0.2
+    join_on_change: ClassVar[bool] = True  # Start and Register are each clicked once
     end_polls: ClassVar[int] = 1  # the demo's dialogs and page changes are never transient
     gone_polls: ClassVar[int] = 1
     alone_at_start: ClassVar[bool] = True
@@ -95,7 +96,11 @@ class JanusDriver(PolledDriver[JanusSnapshot, JanusSnapshot], decisions=decision
         except Exception:
             return False
         if label == ("Unmute" if on else "Mute"):
-            await toggle.click()
+            # A DOM click on the element itself: the demo shows the toggle while it lays out
+            # the room panel, and Playwright's wait for the button to stop moving held JOINED
+            # (and each unmute before speaking) for about 0.4 s. The demo's jQuery handler
+            # takes the DOM event like a mouse click.
+            await toggle.dispatch_event("click")
         return True
 
     # -- leave ----------------------------------------------------------------------------
