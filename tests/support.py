@@ -10,6 +10,16 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 
+# The status history of a VP that joined and was then stopped (contract 2).
+STOPPED_AFTER_JOINING = [
+    "SCHEDULED",
+    "INITIALIZING",
+    "JOINING",
+    "JOINED",
+    "LEAVING",
+    "COMPLETED",
+]
+
 
 async def wait_until(
     predicate: Callable[[], object],

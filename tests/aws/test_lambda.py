@@ -21,6 +21,7 @@ from scheduler.run import StoreSink
 from tests.aws.conftest import REGION, TABLE, create_hooks_table
 from tests.aws.harness import deploy, wait_done, wait_entered
 from tests.aws.moto_adapter import FakeContainers
+from tests.support import STOPPED_AFTER_JOINING
 from vp.lifecycle import Lifecycle, Reason, Status
 
 PASSCODE = "lambda-pc-5531"
@@ -141,14 +142,7 @@ def test_launch_starts_one_execution_with_only_the_vp_id(
     containers.join()
     status, got = call(event("GET", f"/v1/vps/{vp_id}"))
     assert status == 200 and got["status"] == "COMPLETED" and got["reason"] == "stopped"
-    assert [h["status"] for h in got["history"]] == [
-        "SCHEDULED",
-        "INITIALIZING",
-        "JOINING",
-        "JOINED",
-        "LEAVING",
-        "COMPLETED",
-    ]
+    assert [h["status"] for h in got["history"]] == STOPPED_AFTER_JOINING
     history = sfn.get_execution_history(executionArn=execution["executionArn"])["events"]
     assert PASSCODE not in json.dumps(history, default=str)
     assert "LaMbDaPwd9" not in json.dumps(history, default=str)
