@@ -576,3 +576,13 @@ async def test_a_delivery_failing_past_the_retry_window_is_recorded_failed(
     assert 2 <= len(attempts) <= 3 and all(a.status_code == 500 for a in attempts)
     assert len(receiver.received) == len(attempts), "nothing after it was marked failed"
     assert len({h["webhook-id"] for h, _ in receiver.received}) == 1
+
+
+def test_a_failed_attempt_records_the_refusal_the_timeout_or_the_error_type() -> None:
+    """The delivery log's ``error`` (local and AWS deliveries alike)."""
+    from scheduler.netguard import UrlRefused
+    from scheduler.webhooks import delivery_error
+
+    assert delivery_error(UrlRefused("a private address")) == "refused: a private address"
+    assert delivery_error(httpx.ReadTimeout("slow")) == "timeout"
+    assert delivery_error(httpx.ConnectError("down")) == "ConnectError"
