@@ -30,6 +30,8 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -37,7 +39,7 @@ from typing import Any
 import numpy as np
 import soundfile as sf
 
-from platforms.replicas.server import ParticipantSpec, ReplicaServer, Scenario
+from platforms.replicas.server import MeetingControl, ParticipantSpec, ReplicaServer, Scenario
 from vp import log as vplog
 from vp.config import JoinConfig
 from vp.localmeeting.participant import synthesize_speech
@@ -80,32 +82,52 @@ async def synthesis_cost() -> dict[str, float]:
     }
 
 
-async def one_run(platform: str, tmp: Path, index: int, barge: bool) -> dict[str, Any]:
+@contextmanager
+def voice_meeting(
+    platform: str,
+    number: int,
+    out: Path,
+    *,
+    max_duration: float,
+    passcode: str | None = None,
+    **scenario: Any,
+) -> Iterator[tuple[MeetingControl, JoinConfig]]:
+    """A replica meeting (its ``scenario``, meeting number ``number``) and the config of the
+    benchmarked VP for it: Scribe with the espeak-ng voice and no intro or exit message."""
     with ReplicaServer(platform) as server:
         os.environ["VP_ALLOWED_HOSTS"] = server.allowed_host
-        meeting_id = MEETING_IDS[platform][:-2] + f"{index:02d}"
-        control = server.add_meeting(
-            Scenario(
-                meeting_id=meeting_id,
-                passcode="482913",
-                participants=[
-                    ParticipantSpec(name="Alice", symbols=(0, 3, 1, 4, 2, 5)),
-                    ParticipantSpec(name="Bob", symbols=(6, 2, 4, 0, 5, 1)),
-                ],
-                speak_turn_s=60,
-            )
+        meeting_id = MEETING_IDS[platform][:-2] + f"{number:02d}"
+        control = server.add_meeting(Scenario(meeting_id=meeting_id, passcode=passcode, **scenario))
+        secret = {} if passcode is None else {"passcode": passcode}
+        yield (
+            control,
+            JoinConfig(
+                meeting_url=server.meeting_url(meeting_id, passcode),
+                platform=platform,
+                name="Scribe",
+                out_dir=out,
+                max_duration=max_duration,
+                voice="espeak-ng",
+                intro_message="",
+                exit_message="",
+                **secret,
+            ),
         )
-        config = JoinConfig(
-            meeting_url=server.meeting_url(meeting_id, "482913"),
-            platform=platform,
-            name="Scribe",
-            passcode="482913",
-            out_dir=tmp / f"run{index}",
-            max_duration=25,
-            voice="espeak-ng",
-            intro_message="",
-            exit_message="",
-        )
+
+
+async def one_run(platform: str, tmp: Path, index: int, barge: bool) -> dict[str, Any]:
+    with voice_meeting(
+        platform,
+        index,
+        tmp / f"run{index}",
+        max_duration=25,
+        passcode="482913",
+        participants=[
+            ParticipantSpec(name="Alice", symbols=(0, 3, 1, 4, 2, 5)),
+            ParticipantSpec(name="Bob", symbols=(6, 2, 4, 0, 5, 1)),
+        ],
+        speak_turn_s=60,
+    ) as (control, config):
         vp = VirtualParticipant(config)
         task = asyncio.create_task(vp.run())
         await vp.joined_event.wait()
@@ -222,32 +244,19 @@ async def spoken_run(platform: str, tmp: Path, index: int) -> dict[str, Any]:
         if not segment.is_partial and segment.channel == "CALLER":
             finals.append((time.monotonic(), segment.transcript))
 
-    with ReplicaServer(platform) as server:
-        os.environ["VP_ALLOWED_HOSTS"] = server.allowed_host
-        meeting_id = MEETING_IDS[platform][:-2] + f"{50 + index:02d}"
-        control = server.add_meeting(
-            Scenario(
-                meeting_id=meeting_id,
-                participants=[
-                    # Bob is silent and speaks first; Alice asks once when told to: her
-                    # question, 0.5 s, a short tone (the replica appends one), 30 s of silence.
-                    ParticipantSpec(name="Bob", silent_loads=1000),
-                    ParticipantSpec(name="Alice", symbols=(0,), speech=SPOKEN_QUESTION, pause_s=30),
-                ],
-                speak_turn_s=600,
-            )
-        )
-        out = tmp / f"spoken{index}"
-        config = JoinConfig(
-            meeting_url=server.meeting_url(meeting_id),
-            platform=platform,
-            name="Scribe",
-            out_dir=out,
-            max_duration=60,
-            voice="espeak-ng",
-            intro_message="",
-            exit_message="",
-        )
+    with voice_meeting(
+        platform,
+        50 + index,
+        tmp / f"spoken{index}",
+        max_duration=60,
+        participants=[
+            # Bob is silent and speaks first; Alice asks once when told to: her
+            # question, 0.5 s, a short tone (the replica appends one), 30 s of silence.
+            ParticipantSpec(name="Bob", silent_loads=1000),
+            ParticipantSpec(name="Alice", symbols=(0,), speech=SPOKEN_QUESTION, pause_s=30),
+        ],
+        speak_turn_s=600,
+    ) as (control, config):
         vp = VirtualParticipant(config, on_segment=on_segment)
         task = asyncio.create_task(vp.run())
         try:

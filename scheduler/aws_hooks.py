@@ -45,7 +45,13 @@ from botocore.exceptions import ClientError
 
 from scheduler.hook_store import CalendarRow, CalendarVp, DeliveryRow, NewEvent, WebhookRow
 from scheduler.netguard import WEBHOOK_HOSTS_ENV, UrlRefused, allowed_hosts, pinned_target
-from scheduler.webhooks import DELIVERY_TIMEOUT, EventType, backoff, signed_headers
+from scheduler.webhooks import (
+    DELIVERY_TIMEOUT,
+    EventType,
+    backoff,
+    delivery_error,
+    signed_headers,
+)
 from vp import log as vplog
 
 log = structlog.get_logger(__name__)
@@ -398,12 +404,8 @@ class Delivery:
                 headers={**headers, **target.headers},
                 extensions=target.extensions,
             ).status_code
-        except UrlRefused as exc:
-            error = f"refused: {exc}"
-        except httpx.TimeoutException:
-            error = "timeout"
-        except httpx.HTTPError as exc:
-            error = type(exc).__name__
+        except (UrlRefused, httpx.HTTPError) as exc:
+            error = delivery_error(exc)
         ok = status_code is not None and 200 <= status_code < 300
         expired = time.time() + backoff(attempt) - float(message["created_at"]) > self.retry_seconds
         state = "delivered" if ok else ("failed" if expired else "pending")

@@ -259,6 +259,16 @@ def signed_headers(secret: str, msg_id: str, body: str, now: datetime) -> dict[s
     }
 
 
+def delivery_error(exc: UrlRefused | httpx.HTTPError) -> str:
+    """What a failed delivery attempt records: the URL rule that refused the target,
+    ``timeout``, or the HTTP error's type."""
+    if isinstance(exc, UrlRefused):
+        return f"refused: {exc}"
+    if isinstance(exc, httpx.TimeoutException):
+        return "timeout"
+    return type(exc).__name__
+
+
 def new_client(verify: ssl.SSLContext | bool = True) -> httpx.AsyncClient:
     """The HTTP client of deliveries and feed fetches: no redirects followed, no proxy from
     the environment, no kept-alive connections (targets are pinned per request)."""
@@ -343,12 +353,8 @@ class Deliverer:
                     extensions=target.extensions,
                 )
                 status_code = response.status_code
-            except UrlRefused as exc:
-                error = f"refused: {exc}"
-            except httpx.TimeoutException:
-                error = "timeout"
-            except httpx.HTTPError as exc:
-                error = type(exc).__name__
+            except (UrlRefused, httpx.HTTPError) as exc:
+                error = delivery_error(exc)
             now_s = self.clock()
             attempt = row.attempts + 1
             if status_code is not None and 200 <= status_code < 300:

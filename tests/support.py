@@ -9,6 +9,20 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from vp.config import JoinConfig
+
+# The status history of a VP that joined and was then stopped (contract 2).
+STOPPED_AFTER_JOINING = [
+    "SCHEDULED",
+    "INITIALIZING",
+    "JOINING",
+    "JOINED",
+    "LEAVING",
+    "COMPLETED",
+]
 
 
 async def wait_until(
@@ -32,3 +46,15 @@ async def wait_until(
         if time.monotonic() >= deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
         await asyncio.sleep(interval)
+
+
+def scribe_config(meeting_url: str, out: Path, transcriber_url: str, **options: Any) -> JoinConfig:
+    """The test VP: "Scribe" joins ``meeting_url``, writes to ``out`` and streams to
+    ``transcriber_url``; ``options`` are any other JoinConfig fields."""
+    return JoinConfig(
+        meeting_url=meeting_url,
+        name="Scribe",
+        out_dir=out,
+        transcriber_url=transcriber_url,
+        **options,
+    )

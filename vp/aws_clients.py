@@ -6,11 +6,14 @@ client is first needed, so a VP that uses neither service never loads it.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 CONNECT_TIMEOUT_S = 3
 MAX_ATTEMPTS = 2
+
+T = TypeVar("T")
 
 
 def aws_client(
@@ -43,3 +46,29 @@ def error_code(exc: Exception) -> str | None:
         code = response.get("Error", {}).get("Code")
         return str(code) if code else None
     return None
+
+
+class AwsCallFailed(Exception):
+    """A bounded AWS call that gave no answer: it timed out (``timed_out``) or raised.
+
+    ``code`` is the AWS error code of a botocore ``ClientError`` (None for a timeout or any
+    other error); ``label`` names the failure for logs: the code, else the exception's type."""
+
+    def __init__(self, code: str | None, label: str, *, timed_out: bool = False) -> None:
+        super().__init__(label)
+        self.code = code
+        self.label = label
+        self.timed_out = timed_out
+
+
+async def call_aws(call: Callable[[], T], timeout_s: float) -> T:
+    """``call()`` — the blocking boto3 work: get the client, send the request, read the
+    answer — in a worker thread, bounded by ``timeout_s``; any failure is :class:`AwsCallFailed`
+    (chained to the error it stands for)."""
+    try:
+        return await asyncio.wait_for(asyncio.to_thread(call), timeout_s)
+    except TimeoutError:
+        raise AwsCallFailed(None, "timeout", timed_out=True) from None
+    except Exception as exc:
+        code = error_code(exc)
+        raise AwsCallFailed(code, code or type(exc).__name__) from exc

@@ -395,15 +395,6 @@ class ReplicaServer:
             body = (REPLICAS_DIR / "camera-sender.html").read_bytes()
             self._send(req, 200, body, CONTENT_TYPES[".html"])
             return
-        cams = re.fullmatch(r"/__replica/m/([^/]+)/cameras", path)
-        if cams:
-            control = self.meetings.get(cams.group(1))
-            if control is None:
-                self._send(req, HTTPStatus.NOT_FOUND, b"no such meeting\n")
-            else:
-                with control._lock:
-                    self._json(req, {k: dict(v) for k, v in control.camera_signals.items()})
-            return
         if path.startswith(f"/__replica/static/{self.platform}/"):
             self._file(req, self.root / path.split("/", 4)[4])
             return
@@ -411,7 +402,9 @@ class ReplicaServer:
             common = REPLICAS_DIR / "common"
             self._file(req, common / path.removeprefix("/__replica/common/"), common)
             return
-        match = re.fullmatch(r"/__replica/m/([^/]+)/(scenario|commands|audio/(\d+)\.wav)", path)
+        match = re.fullmatch(
+            r"/__replica/m/([^/]+)/(scenario|commands|cameras|audio/(\d+)\.wav)", path
+        )
         if match:
             control = self.meetings.get(match.group(1))
             if control is None:
@@ -421,6 +414,9 @@ class ReplicaServer:
             elif match.group(2) == "commands":
                 after = int(parse_qs(parts.query).get("after", ["0"])[0] or 0)
                 self._json(req, control.commands_after(after))
+            elif match.group(2) == "cameras":
+                with control._lock:
+                    self._json(req, {k: dict(v) for k, v in control.camera_signals.items()})
             else:
                 index = int(match.group(3))
                 people = control.scenario.participants

@@ -94,6 +94,18 @@ def create_vp_table(
     )
 
 
+def create_hooks_table(name: str = "vp-hooks") -> None:
+    """The webhook table as deploy/template.yaml defines it: key pk (HASH) + sk (RANGE)."""
+    boto3.client("dynamodb", region_name=REGION).create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"},
+                   {"AttributeName": "sk", "KeyType": "RANGE"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
+                              {"AttributeName": "sk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )  # fmt: skip
+
+
 @pytest.fixture
 def kms_key(aws: None) -> str:
     key: str = boto3.client("kms", region_name=REGION).create_key()["KeyMetadata"]["KeyId"]

@@ -30,7 +30,7 @@ from scheduler.dynamodb_limits import ActiveLimitReached, DynamoDbLaunchLimiter
 from scheduler.dynamodb_store import DynamoDbStore
 from scheduler.errors import NotFound, RateLimited
 from scheduler.models import LaunchRequest, VpRecord, VpSecrets
-from tests.aws.conftest import REGION, TABLE, raw_item
+from tests.aws.conftest import REGION, TABLE, create_hooks_table, raw_item
 from tests.aws.harness import (
     BROKER_FUNCTION,
     TICKET_BUCKET,
@@ -366,15 +366,7 @@ def test_transcript_and_chat_events_go_through_the_broker_for_the_tickets_vp_onl
     from scheduler.run import EventForwarder
 
     broker, tickets = launched
-    ddb = boto3.client("dynamodb", region_name=REGION)
-    ddb.create_table(
-        TableName="vp-hooks",
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"},
-                   {"AttributeName": "sk", "KeyType": "RANGE"}],
-        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
-                              {"AttributeName": "sk", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )  # fmt: skip
+    create_hooks_table()
     sqs = boto3.client("sqs", region_name=REGION)
     queue = sqs.create_queue(QueueName="vp-webhooks")["QueueUrl"]
     key = boto3.client("kms", region_name=REGION).create_key()["KeyMetadata"]["KeyId"]

@@ -18,9 +18,10 @@ from standardwebhooks import Webhook
 from scheduler import aws_lambda
 from scheduler.dynamodb_store import DynamoDbStore
 from scheduler.run import StoreSink
-from tests.aws.conftest import REGION, TABLE
+from tests.aws.conftest import REGION, TABLE, create_hooks_table
 from tests.aws.harness import deploy, wait_done, wait_entered
 from tests.aws.moto_adapter import FakeContainers
+from tests.support import STOPPED_AFTER_JOINING
 from vp.lifecycle import Lifecycle, Reason, Status
 
 PASSCODE = "lambda-pc-5531"
@@ -141,14 +142,7 @@ def test_launch_starts_one_execution_with_only_the_vp_id(
     containers.join()
     status, got = call(event("GET", f"/v1/vps/{vp_id}"))
     assert status == 200 and got["status"] == "COMPLETED" and got["reason"] == "stopped"
-    assert [h["status"] for h in got["history"]] == [
-        "SCHEDULED",
-        "INITIALIZING",
-        "JOINING",
-        "JOINED",
-        "LEAVING",
-        "COMPLETED",
-    ]
+    assert [h["status"] for h in got["history"]] == STOPPED_AFTER_JOINING
     history = sfn.get_execution_history(executionArn=execution["executionArn"])["events"]
     assert PASSCODE not in json.dumps(history, default=str)
     assert "LaMbDaPwd9" not in json.dumps(history, default=str)
@@ -475,17 +469,6 @@ class _Receiver(http.server.BaseHTTPRequestHandler):
         pass
 
 
-def _hooks_table() -> None:
-    boto3.client("dynamodb", region_name=REGION).create_table(
-        TableName="vp-hooks",
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"},
-                   {"AttributeName": "sk", "KeyType": "RANGE"}],
-        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
-                              {"AttributeName": "sk", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )  # fmt: skip
-
-
 def _stream_records(table: str) -> list[dict[str, Any]]:
     streams = boto3.client("dynamodbstreams", region_name=REGION)
     arn = boto3.client("dynamodb", region_name=REGION).describe_table(TableName=table)["Table"][
@@ -532,7 +515,7 @@ def test_webhooks_on_aws_stream_queue_and_delivery_lambda(
         TableName=TABLE,
         StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
     )
-    _hooks_table()
+    create_hooks_table()
     sqs = boto3.client("sqs", region_name=REGION)
     dlq = sqs.create_queue(QueueName="vp-webhooks-dlq")["QueueUrl"]
     dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"][
@@ -628,7 +611,7 @@ def test_calendars_on_aws_schedule_move_and_cancel_vps(
     from scheduler import aws_hooks
     from tests.scheduler.test_hooks import _event, _ics
 
-    _hooks_table()
+    create_hooks_table()
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     host = f"127.0.0.1:{server.server_address[1]}"

@@ -245,6 +245,23 @@ async def run_vp(
     return Run(result, out, server, control, vp, time.monotonic() - started)
 
 
+async def run_on_janus(
+    url: str, tmp_path: Path, *, during: During | None = None, alone_timeout: float = 120
+) -> Run:
+    """Run one VP in a Janus room (no passcode, no replica control) to its end."""
+    return await run_vp(
+        url,
+        "janus",
+        tmp_path,
+        None,
+        passcode=None,
+        during=during,
+        join_timeout=30,
+        max_duration=60,
+        alone_timeout=alone_timeout,
+    )
+
+
 @asynccontextmanager
 async def janus_room(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -925,17 +942,7 @@ async def test_janus_speaker_audio_and_host_ends(tmp_path, monkeypatch):
                 await asyncio.sleep(6)
                 await meeting.end_meeting()
 
-            run = await run_vp(
-                meeting.url,
-                "janus",
-                tmp_path,
-                None,
-                passcode=None,
-                during=end_later,
-                join_timeout=30,
-                max_duration=60,
-                alone_timeout=120,
-            )
+            run = await run_on_janus(meeting.url, tmp_path, during=end_later)
     assert run.final == (Status.COMPLETED, Reason.HOST_ENDED)
     assert run.speakers() == ["Alice"]
     assert count_sequence(decode(run.ch0()), ALICE.symbols) >= 1
@@ -947,34 +954,14 @@ async def test_janus_speaker_audio_and_host_ends(tmp_path, monkeypatch):
 
 async def test_janus_alone(tmp_path, monkeypatch):
     async with janus_room(tmp_path, monkeypatch) as meeting:
-        run = await run_vp(
-            meeting.url,
-            "janus",
-            tmp_path,
-            None,
-            passcode=None,
-            during=None,
-            join_timeout=30,
-            max_duration=60,
-            alone_timeout=3,
-        )
+        run = await run_on_janus(meeting.url, tmp_path, alone_timeout=3)
     assert run.final == (Status.COMPLETED, Reason.ALONE)
 
 
 async def test_janus_room_not_found(tmp_path, monkeypatch):
     async with janus_room(tmp_path, monkeypatch) as meeting:
         url = meeting.url.replace(f"room={meeting.room_id}", "room=4242")
-        run = await run_vp(
-            url,
-            "janus",
-            tmp_path,
-            None,
-            passcode=None,
-            during=None,
-            join_timeout=30,
-            max_duration=60,
-            alone_timeout=120,
-        )
+        run = await run_on_janus(url, tmp_path)
     assert run.final == (Status.FAILED, Reason.MEETING_NOT_FOUND)
     assert run.seconds < 20
     assert_refusal_detail(run, r"room does not exist")

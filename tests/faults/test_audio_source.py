@@ -22,7 +22,7 @@ import structlog
 from tests.conformance.test_conformance import replicas, run_on_replica  # noqa: F401 (fixture)
 from tests.faults.conftest import summary
 from tests.recording_server import RecordingServer
-from vp.config import JoinConfig
+from tests.support import scribe_config
 from vp.lifecycle import Reason, Status
 from vp.localmeeting.meeting import LocalMeeting
 from vp.localmeeting.participant import SimulatedParticipant
@@ -70,13 +70,7 @@ async def test_participant_playing_silence_is_silent_not_no_source(
         async with LocalMeeting(tmp_path / "janus") as meeting:
             monkeypatch.setenv("VP_ALLOWED_HOSTS", meeting.allowed_host)
             async with SimulatedParticipant(meeting.url, "Alice", silence):
-                config = JoinConfig(
-                    meeting_url=meeting.url,
-                    name="Scribe",
-                    out_dir=out,
-                    transcriber_url=server.url,
-                    max_duration=14,
-                )
+                config = scribe_config(meeting.url, out, server.url, max_duration=14)
                 result = await VirtualParticipant(config).run()
     await server.aclose()
     assert (result.final.status, result.final.reason) == (Status.COMPLETED, Reason.MAX_DURATION)

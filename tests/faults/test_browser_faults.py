@@ -23,7 +23,7 @@ import structlog
 from tests.chromium_kill import kill_chromium
 from tests.faults.conftest import ch0, start_and_wait_joined, statuses, summary
 from tests.recording_server import RecordingServer
-from tests.support import wait_until
+from tests.support import scribe_config, wait_until
 from vp import memory_guard
 from vp.config import JoinConfig
 from vp.lifecycle import Reason, Status
@@ -41,14 +41,7 @@ STEREO_BYTES_PER_S = 64000
 def config(
     meeting: LocalMeeting, server: RecordingServer, out: Path, **extra: object
 ) -> JoinConfig:
-    return JoinConfig(
-        meeting_url=meeting.url,
-        name="Scribe",
-        out_dir=out,
-        transcriber_url=server.url,
-        call_id="call-crash",
-        **extra,  # type: ignore[arg-type]
-    )
+    return scribe_config(meeting.url, out, server.url, call_id="call-crash", **extra)
 
 
 async def crash_renderer(vp: VirtualParticipant) -> None:

@@ -19,6 +19,7 @@ import pytest
 
 from tests.faults.conftest import start_and_wait_joined, statuses, summary
 from tests.recording_server import RecordingServer
+from tests.support import scribe_config
 from vp.browser import BrowserHost
 from vp.config import JoinConfig
 from vp.lifecycle import Reason, Status
@@ -132,14 +133,7 @@ async def test_meeting_page_sent_away_mid_call_ends_invalid_url(
 ) -> None:
     server = await RecordingServer().start()
     out = tmp_path / "vp"
-    config = JoinConfig(
-        meeting_url=meeting.url,
-        name="Scribe",
-        out_dir=out,
-        transcriber_url=server.url,
-        max_duration=60,
-        alone_timeout=120,
-    )
+    config = scribe_config(meeting.url, out, server.url, max_duration=60, alone_timeout=120)
     vp = VirtualParticipant(config)
     task = await start_and_wait_joined(vp)
     assert vp.page is not None

@@ -19,7 +19,7 @@ from websockets.asyncio.server import serve
 
 from tests.faults.conftest import ch0, start_and_wait_joined, statuses, summary
 from tests.recording_server import RecordingServer
-from vp.config import JoinConfig
+from tests.support import scribe_config
 from vp.lifecycle import Reason, Status
 from vp.localmeeting.janus import free_port
 from vp.localmeeting.meeting import LocalMeeting
@@ -65,11 +65,10 @@ async def test_transcriber_down_at_start_fails_within_bound_and_keeps_recording(
     meeting: LocalMeeting, alice: SimulatedParticipant, tmp_path: Path
 ) -> None:
     out = tmp_path / "vp"
-    config = JoinConfig(
-        meeting_url=meeting.url,
-        name="Scribe",
-        out_dir=out,
-        transcriber_url=f"ws://127.0.0.1:{free_port()}/api/v1/ws",  # nothing listens
+    config = scribe_config(
+        meeting.url,
+        out,
+        f"ws://127.0.0.1:{free_port()}/api/v1/ws",  # nothing listens
         transcriber_wait=6,
         max_duration=120,
     )
@@ -105,14 +104,7 @@ async def test_transcriber_up_late_within_bound_gets_everything(
 ) -> None:
     server = FlakyServer(free_port())
     out = tmp_path / "vp"
-    config = JoinConfig(
-        meeting_url=meeting.url,
-        name="Scribe",
-        out_dir=out,
-        transcriber_url=server.url,
-        transcriber_wait=30,
-        max_duration=14,
-    )
+    config = scribe_config(meeting.url, out, server.url, transcriber_wait=30, max_duration=14)
     vp = VirtualParticipant(config)
     task = await start_and_wait_joined(vp)
     await asyncio.sleep(4)  # the transcriber is down for the first seconds of the call
@@ -132,14 +124,7 @@ async def test_outage_longer_than_buffer_reports_the_seconds_lost(
 ) -> None:
     server = await FlakyServer(free_port()).start()
     out = tmp_path / "vp"
-    config = JoinConfig(
-        meeting_url=meeting.url,
-        name="Scribe",
-        out_dir=out,
-        transcriber_url=server.url,
-        transcriber_buffer=2,
-        max_duration=22,
-    )
+    config = scribe_config(meeting.url, out, server.url, transcriber_buffer=2, max_duration=22)
     vp = VirtualParticipant(config)
     with structlog.testing.capture_logs() as logs:
         task = await start_and_wait_joined(vp)

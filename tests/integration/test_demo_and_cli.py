@@ -17,27 +17,34 @@ REPO = Path(__file__).resolve().parents[2]
 VP_BIN = str(REPO / ".venv" / "bin" / "vp")
 
 
-async def test_vp_demo_runs_offline_end_to_end(tmp_path):
-    """``vp demo --voice espeak-ng``: Janus and Alice, who speaks and listens: the AudioBridge
-    mixes everyone but herself, so what she hears is the VP's spoken intro."""
-    out = tmp_path / "demo"
+async def run_demo(out: Path, *options: str) -> str:
+    """Run ``vp demo --out OUT OPTIONS`` to its end; assert it succeeded; return its stdout."""
     proc = await asyncio.create_subprocess_exec(
         VP_BIN,
         "demo",
         "--out",
         str(out),
-        "--duration",
-        "20",
-        "--voice",
-        "espeak-ng",
+        *options,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
     stdout, stderr = await asyncio.wait_for(proc.communicate(), 240)
     text = stdout.decode()
     assert proc.returncode == 0, text + stderr.decode()[-3000:]
+    return text
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(x) for x in path.read_text().splitlines()]
+
+
+async def test_vp_demo_runs_offline_end_to_end(tmp_path):
+    """``vp demo --voice espeak-ng``: Janus and Alice, who speaks and listens: the AudioBridge
+    mixes everyone but herself, so what she hears is the VP's spoken intro."""
+    out = tmp_path / "demo"
+    text = await run_demo(out, "--duration", "20", "--voice", "espeak-ng")
     assert "[status] JOINED" in text and "COMPLETED (max-duration)" in text
-    statuses = [json.loads(x) for x in (out / "vp" / "status.jsonl").read_text().splitlines()]
+    statuses = read_jsonl(out / "vp" / "status.jsonl")
     assert statuses[-1]["status"] == "COMPLETED"
     # Alice heard the VP: at least a second of its speech.
     heard = re.search(r"Alice heard the VP speak for ([0-9.]+) s", text)
@@ -46,7 +53,7 @@ async def test_vp_demo_runs_offline_end_to_end(tmp_path):
     assert summary["voice"]["utterances"] >= 1 and summary["voice"]["refused"] == 0
     # The in-process pocketsphinx transcriber heard Alice's speech: finals attributed to her
     # (the VP's own voice, ch1, is transcribed under its own name).
-    segments = [json.loads(x) for x in (out / "vp" / "transcript.jsonl").read_text().splitlines()]
+    segments = read_jsonl(out / "vp" / "transcript.jsonl")
     segments = [s for s in segments if s["channel"] != "AGENT"]
     assert segments, "at least one final transcript segment"
     assert all(s["speaker"] == "Alice" and s["text"] for s in segments)
@@ -66,21 +73,14 @@ async def test_vp_demo_on_the_webex_replica(tmp_path):
     """``vp demo --platform webex``: offline, the replica's cross-origin client frame, Alice and
     Bob heard, Bob's chat line read, the VP's intro and exit posted."""
     out = tmp_path / "demo"
-    proc = await asyncio.create_subprocess_exec(
-        *(VP_BIN, "demo", "--platform", "webex", "--out", str(out), "--duration", "16"),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    stdout, stderr = await asyncio.wait_for(proc.communicate(), 240)
-    text = stdout.decode()
-    assert proc.returncode == 0, text + stderr.decode()[-3000:]
+    text = await run_demo(out, "--platform", "webex", "--duration", "16")
     assert "webex replica up" in text and "[status] WAITING_ROOM" in text
     assert "[status] JOINED" in text and "COMPLETED (max-duration)" in text
     assert "tone signal heard intact" in text and "intact 0 time" not in text
-    chat = [json.loads(x) for x in (out / "vp" / "chat.jsonl").read_text().splitlines()]
+    chat = read_jsonl(out / "vp" / "chat.jsonl")
     assert ("Bob", "in") in {(x["sender"], x["direction"]) for x in chat}
     assert [x["direction"] for x in chat if x["sender"] == "Scribe"] == ["out", "out"]
-    segments = [json.loads(x) for x in (out / "vp" / "transcript.jsonl").read_text().splitlines()]
+    segments = read_jsonl(out / "vp" / "transcript.jsonl")
     # Alice's speech is transcribed: under her name, or as "n/a" when her turn began before
     # the client showed anyone speaking (the VP is admitted mid-turn; Webex's indicator lags
     # up to 0.8 s, README "Consent"). Bob's line alone would mean she was never heard.
@@ -91,18 +91,11 @@ async def test_vp_demo_on_the_meet_replica_runs_offline_end_to_end(tmp_path):
     """``vp demo --platform meet``: the Google Meet replica, its lobby, two speakers through
     its three-slot audio pool, and chat, offline."""
     out = tmp_path / "demo"
-    proc = await asyncio.create_subprocess_exec(
-        *(VP_BIN, "demo", "--platform", "meet", "--out", str(out), "--duration", "16"),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    stdout, stderr = await asyncio.wait_for(proc.communicate(), 240)
-    text = stdout.decode()
-    assert proc.returncode == 0, text + stderr.decode()[-3000:]
+    text = await run_demo(out, "--platform", "meet", "--duration", "16")
     assert "[status] WAITING_ROOM" in text and "COMPLETED (max-duration)" in text
     assert "[chat] Bob: Could someone share the agenda?" in text
     assert "tone signal heard intact" in text and "intact 0 time" not in text
-    segments = [json.loads(x) for x in (out / "vp" / "transcript.jsonl").read_text().splitlines()]
+    segments = read_jsonl(out / "vp" / "transcript.jsonl")
     assert segments and {s["speaker"] for s in segments} <= {"Alice", "Bob"}
 
 

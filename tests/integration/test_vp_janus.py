@@ -19,6 +19,7 @@ import pytest
 import soundfile as sf
 
 from tests.recording_server import RecordingServer
+from tests.support import scribe_config
 from vp.config import JoinConfig
 from vp.lifecycle import Reason, Status
 from vp.localmeeting.meeting import LocalMeeting
@@ -57,11 +58,10 @@ def ch0(stereo_bytes: bytes) -> np.ndarray:
 async def test_audio_reaches_transcriber_intact_and_in_real_time(meeting, speaker, tmp_path):
     server = await RecordingServer(token="secret-jwt-value").start()
     out = tmp_path / "vp"
-    config = JoinConfig(
-        meeting_url=meeting.url,
-        name="Scribe",
-        out_dir=out,
-        transcriber_url=server.url,
+    config = scribe_config(
+        meeting.url,
+        out,
+        server.url,
         transcriber_token="secret-jwt-value",
         call_id="call-e2e",
         max_duration=12,
@@ -115,14 +115,7 @@ async def test_audio_reaches_transcriber_intact_and_in_real_time(meeting, speake
 async def test_dropped_connection_reconnects_and_loses_nothing(meeting, speaker, tmp_path):
     server = await RecordingServer(drop_after_frames=40).start()  # drop after ~4 s
     out = tmp_path / "vp"
-    config = JoinConfig(
-        meeting_url=meeting.url,
-        name="Scribe",
-        out_dir=out,
-        transcriber_url=server.url,
-        call_id="call-drop",
-        max_duration=10,
-    )
+    config = scribe_config(meeting.url, out, server.url, call_id="call-drop", max_duration=10)
     result = await VirtualParticipant(config).run()
     await server.aclose()
     assert result.final.status is Status.COMPLETED
@@ -138,13 +131,7 @@ async def test_dropped_connection_reconnects_and_loses_nothing(meeting, speaker,
 async def test_room_destroyed_ends_host_ended(meeting, speaker, tmp_path):
     server = await RecordingServer().start()
     out = tmp_path / "vp"
-    config = JoinConfig(
-        meeting_url=meeting.url,
-        name="Scribe",
-        out_dir=out,
-        transcriber_url=server.url,
-        max_duration=60,
-    )
+    config = scribe_config(meeting.url, out, server.url, max_duration=60)
     vp = VirtualParticipant(config)
     task = asyncio.create_task(vp.run())
     for _ in range(300):
@@ -258,11 +245,10 @@ async def test_voice_intro_is_heard_in_the_room_and_on_ch1_not_ch0(meeting, tmp_
     silence = silence_wav(tmp_path / "silence.wav")
     server = await RecordingServer().start()
     out = tmp_path / "vp"
-    config = JoinConfig(
-        meeting_url=meeting.url,
-        name="Scribe",
-        out_dir=out,
-        transcriber_url=server.url,
+    config = scribe_config(
+        meeting.url,
+        out,
+        server.url,
         max_duration=16,
         voice="espeak-ng",
         intro_message="Hello everyone, I am Scribe, the meeting assistant.",

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
+import sys
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +31,35 @@ def token(sub: str = "alice", *, admin: bool = False, secret: str = SECRET) -> s
 
 def bearer(sub: str = "alice", *, admin: bool = False) -> dict[str, str]:
     return {"Authorization": f"Bearer {token(sub, admin=admin)}"}
+
+
+async def start_vp_serve(
+    db: Path,
+    port: int,
+    *args: str,
+    env: dict[str, str] | None = None,
+    stderr: int = asyncio.subprocess.DEVNULL,
+) -> asyncio.subprocess.Process:
+    """`vp serve` as a real process on ``port`` over ``db``, returned once /healthz answers.
+
+    The auth secret goes in the environment (never in argv), with ``env`` on top; ``args``
+    are more `vp serve` options."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "vp.cli", "serve", "--port", str(port), "--db", str(db), *args,
+        env={**os.environ, "VP_AUTH_SECRET": SECRET, **(env or {})},
+        stdout=asyncio.subprocess.DEVNULL, stderr=stderr,
+    )  # fmt: skip
+    deadline = time.monotonic() + 30
+    async with httpx.AsyncClient() as client:
+        while time.monotonic() < deadline:
+            assert proc.returncode is None, "vp serve exited early"
+            try:
+                if (await client.get(f"http://127.0.0.1:{port}/healthz")).status_code == 200:
+                    return proc
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(0.1)
+    raise AssertionError("vp serve did not come up")
 
 
 @dataclass

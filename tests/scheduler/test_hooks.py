@@ -10,10 +10,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import os
 import signal
 import socket
-import sys
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -35,7 +33,7 @@ from scheduler.hooks import HookService, HookSettings
 from scheduler.ratelimit import RateLimiter
 from scheduler.service import VpService
 from scheduler.sqlite_store import SqliteStore
-from tests.scheduler.conftest import SECRET, RunningServer, bearer
+from tests.scheduler.conftest import RunningServer, bearer, start_vp_serve
 from tests.scheduler.fakes import RecordingLauncher
 from tests.support import wait_until
 from vp.lifecycle import Reason, Status
@@ -299,20 +297,7 @@ def _free_port() -> int:
 
 
 async def _start_serve(db: Path, port: int, hosts: str) -> asyncio.subprocess.Process:
-    env = {**os.environ, "VP_AUTH_SECRET": SECRET, "VP_WEBHOOK_ALLOWED_HOSTS": hosts}
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "vp.cli", "serve", "--port", str(port), "--db", str(db),
-        env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-    )  # fmt: skip
-    async with httpx.AsyncClient() as client:
-        for _ in range(300):
-            try:
-                if (await client.get(f"http://127.0.0.1:{port}/healthz")).status_code == 200:
-                    return proc
-            except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.1)
-    raise AssertionError("vp serve did not come up")
+    return await start_vp_serve(db, port, env={"VP_WEBHOOK_ALLOWED_HOSTS": hosts})
 
 
 async def test_killed_vp_serve_loses_no_pending_delivery(
@@ -591,3 +576,13 @@ async def test_a_delivery_failing_past_the_retry_window_is_recorded_failed(
     assert 2 <= len(attempts) <= 3 and all(a.status_code == 500 for a in attempts)
     assert len(receiver.received) == len(attempts), "nothing after it was marked failed"
     assert len({h["webhook-id"] for h, _ in receiver.received}) == 1
+
+
+def test_a_failed_attempt_records_the_refusal_the_timeout_or_the_error_type() -> None:
+    """The delivery log's ``error`` (local and AWS deliveries alike)."""
+    from scheduler.netguard import UrlRefused
+    from scheduler.webhooks import delivery_error
+
+    assert delivery_error(UrlRefused("a private address")) == "refused: a private address"
+    assert delivery_error(httpx.ReadTimeout("slow")) == "timeout"
+    assert delivery_error(httpx.ConnectError("down")) == "ConnectError"

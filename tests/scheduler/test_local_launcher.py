@@ -21,6 +21,7 @@ from scheduler.local_launcher import LocalLauncher
 from scheduler.models import LaunchRequest, VpRecord, VpSecrets
 from scheduler.service import Caller, VpService
 from scheduler.sqlite_store import SqliteStore
+from tests.support import STOPPED_AFTER_JOINING
 from vp.lifecycle import Status
 
 FAKE_VP = [sys.executable, str(Path(__file__).with_name("fake_vp.py"))]
@@ -106,14 +107,7 @@ async def test_secrets_travel_in_the_environment_not_argv(make, tmp_path) -> Non
     record = await service.cancel(ALICE, vp_id)
     record = await until(service, vp_id, lambda r: r.terminal)
     assert (record.status, record.reason) == (Status.COMPLETED, "stopped")
-    assert statuses(record) == [
-        "SCHEDULED",
-        "INITIALIZING",
-        "JOINING",
-        "JOINED",
-        "LEAVING",
-        "COMPLETED",
-    ]
+    assert statuses(record) == STOPPED_AFTER_JOINING
 
 
 async def test_bounded_concurrency_queues_and_shutdown_stops(make) -> None:

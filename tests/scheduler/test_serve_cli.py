@@ -6,34 +6,17 @@ import asyncio
 import os
 import signal
 import sys
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 
-from tests.scheduler.conftest import SECRET, bearer
+from tests.scheduler.conftest import SECRET, bearer, start_vp_serve
 from vp.localmeeting.janus import free_port
 
 
 async def start(db: Path, port: int) -> asyncio.subprocess.Process:
-    env = {**os.environ, "VP_AUTH_SECRET": SECRET}  # the secret stays out of argv
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "vp.cli", "serve", "--port", str(port), "--db", str(db),
-        "--max-concurrent", "1",
-        env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    deadline = time.monotonic() + 30
-    async with httpx.AsyncClient() as client:
-        while time.monotonic() < deadline:
-            assert proc.returncode is None, "vp serve exited early"
-            try:
-                if (await client.get(f"http://127.0.0.1:{port}/healthz")).status_code == 200:
-                    return proc
-            except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.1)
-    raise AssertionError("vp serve did not come up")
+    return await start_vp_serve(db, port, "--max-concurrent", "1", stderr=asyncio.subprocess.PIPE)
 
 
 async def stop(proc: asyncio.subprocess.Process) -> str:

@@ -7,7 +7,6 @@ returns a short apology, because the answer goes straight into the meeting chat.
 
 from __future__ import annotations
 
-import asyncio
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
@@ -16,7 +15,7 @@ from typing import Any
 
 import structlog
 
-from vp.aws_clients import aws_client, error_code
+from vp.aws_clients import AwsCallFailed, aws_client, call_aws
 
 log = structlog.get_logger(__name__)
 
@@ -260,17 +259,15 @@ class BedrockEngine(AssistantEngine):
     async def answer(self, question: str, context: MeetingContext) -> str:
         request = self.request(question, context)
         try:
-            client = self._get_client()
-            response = await asyncio.wait_for(
-                asyncio.to_thread(client.converse, **request), self.timeout_s
+            response = await call_aws(
+                lambda: self._get_client().converse(**request), self.timeout_s
             )
-        except TimeoutError:
-            log.warning("assistant.bedrock_timeout")
-            return APOLOGY_BUSY
-        except Exception as exc:
-            code = error_code(exc)
-            log.warning("assistant.bedrock_error", error=code or type(exc).__name__)
-            return APOLOGY_BUSY if code in _RETRYABLE_CODES else APOLOGY_FAILED
+        except AwsCallFailed as failed:
+            if failed.timed_out:
+                log.warning("assistant.bedrock_timeout")
+                return APOLOGY_BUSY
+            log.warning("assistant.bedrock_error", error=failed.label)
+            return APOLOGY_BUSY if failed.code in _RETRYABLE_CODES else APOLOGY_FAILED
         try:
             blocks = response["output"]["message"]["content"]
             text = " ".join(b["text"] for b in blocks if "text" in b).strip()

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import structlog
 
-from vp.aws_clients import aws_client, error_code
+from vp.aws_clients import AwsCallFailed, aws_client, call_aws
 from vp.errors import VpError
 from vp.signal import resample
 
@@ -176,15 +176,12 @@ class PollySynthesizer(SpeechSynthesizer):
 
     async def synthesize(self, text: str) -> bytes:
         try:
-            pcm = await asyncio.wait_for(
-                asyncio.to_thread(self._synthesize_blocking, text), self.timeout_s
-            )
-        except TimeoutError:
-            raise SynthesisError("Polly timed out") from None
-        except Exception as exc:
-            code = error_code(exc) or type(exc).__name__
-            log.warning("voice.polly_error", error=code)
-            raise SynthesisError(f"Polly failed: {code}") from exc
+            pcm = await call_aws(lambda: self._synthesize_blocking(text), self.timeout_s)
+        except AwsCallFailed as failed:
+            if failed.timed_out:
+                raise SynthesisError("Polly timed out") from None
+            log.warning("voice.polly_error", error=failed.label)
+            raise SynthesisError(f"Polly failed: {failed.label}") from failed.__cause__
         return pcm[: len(pcm) // 2 * 2]
 
 

@@ -27,8 +27,8 @@ from tests.conformance.test_conformance import (
     ALICE,
     janus_room,
     replica,
+    run_on_janus,
     run_on_replica,
-    run_vp,
 )
 from vp.localmeeting.participant import SimulatedParticipant, tone_wav
 
@@ -141,30 +141,10 @@ async def record_janus(tmp: Path) -> None:
                     await asyncio.sleep(4)
                     await meeting.end_meeting()
 
-                await run_vp(
-                    meeting.url,
-                    "janus",
-                    tmp / "happy",
-                    None,
-                    passcode=None,
-                    during=end_later,
-                    join_timeout=30,
-                    max_duration=60,
-                    alone_timeout=120,
-                )
+                await run_on_janus(meeting.url, tmp / "happy", during=end_later)
             current["scenario"] = "not_found"
             url = meeting.url.replace(f"room={meeting.room_id}", "room=4242")
-            await run_vp(
-                url,
-                "janus",
-                tmp / "nf",
-                None,
-                passcode=None,
-                during=None,
-                join_timeout=30,
-                max_duration=60,
-                alone_timeout=120,
-            )
+            await run_on_janus(url, tmp / "nf")
     finally:
         mp.undo()
 
