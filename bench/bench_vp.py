@@ -631,7 +631,7 @@ async def main() -> None:
     parser.add_argument(
         "--baseline-cmd",
         default=None,
-        help="another vp command measured in the same runs (separate processes only), "
+        help="another vp command measured in the same runs (separate VPs and pools), "
         "interleaved with this one, e.g. an older checkout",
     )
     args = parser.parse_args()
@@ -663,6 +663,8 @@ async def main() -> None:
                 if baseline_cmd:
                     configs += [(n, False, True) for n in args.vps]
                 configs += [(n, True, False) for n in args.pool]
+                if baseline_cmd:
+                    configs += [(n, True, True) for n in args.pool]
                 if args.cameras:  # the video sizes are measured in the replica instead
                     configs = []
                 runs: dict[tuple[int, bool, bool], list[dict[str, Any]]] = {c: [] for c in configs}
@@ -687,10 +689,11 @@ async def main() -> None:
                     result["separate"] = {
                         str(n): summarize(runs[(n, False, False)]) for n in args.vps
                     }
-                if args.vps and baseline_cmd:
+                if baseline_cmd and configs:
                     result["baseline"] = {
                         "vp_cmd": args.baseline_cmd,
                         "separate": {str(n): summarize(runs[(n, False, True)]) for n in args.vps},
+                        "pool": {str(n): summarize(runs[(n, True, True)]) for n in args.pool},
                     }
                 if args.pool and configs:
                     result["pool"] = {str(n): summarize(runs[(n, True, False)]) for n in args.pool}
