@@ -10,6 +10,8 @@ import asyncio
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from vp.errors import VpError
+
 CONNECT_TIMEOUT_S = 3
 MAX_ATTEMPTS = 2
 
@@ -48,14 +50,16 @@ def error_code(exc: Exception) -> str | None:
     return None
 
 
-class AwsCallFailed(Exception):
-    """A bounded AWS call that gave no answer: it timed out (``timed_out``) or raised.
+class AwsCallFailed(VpError):
+    """A bounded AWS call that gave no answer: it timed out (``timed_out``, worth retrying)
+    or raised.
 
     ``code`` is the AWS error code of a botocore ``ClientError`` (None for a timeout or any
     other error); ``label`` names the failure for logs: the code, else the exception's type."""
 
     def __init__(self, code: str | None, label: str, *, timed_out: bool = False) -> None:
         super().__init__(label)
+        self.retryable = timed_out
         self.code = code
         self.label = label
         self.timed_out = timed_out

@@ -11,6 +11,8 @@ Every error knows whether retrying could help and which contract REASON it ends 
     ├── BrowserCrashed               retryable  browser-crashed
     ├── TranscriberUnavailable       retryable  transcriber-unavailable
     ├── InvalidTransition            permanent  internal-error (a bug: the lifecycle refused it)
+    ├── AwsCallFailed                retryable if it timed out (vp.aws_clients: Bedrock,
+    │                                Polly; their callers answer with an apology or in chat)
     └── InternalError                permanent  internal-error
 """
 
