@@ -20,22 +20,40 @@ if [[ -z "$PYTHON" ]]; then
   exit 1
 fi
 
-if [[ ! -x .venv/bin/python ]]; then
-  "$PYTHON" -m venv .venv
-fi
 stamp=$(sha256sum pyproject.toml | cut -d' ' -f1)
-if [[ ! -f .venv/.bootstrap-stamp || "$(cat .venv/.bootstrap-stamp)" != "$stamp" ]]; then
-  .venv/bin/python -m pip install -q --upgrade pip >&2
-  .venv/bin/python -m pip install -q -e '.[dev]' >&2
-  echo "$stamp" > .venv/.bootstrap-stamp
-fi
 
-# checkov in its own venv (see the iac-scan extra in pyproject.toml for why).
-if [[ ! -x .venv-checkov/bin/checkov || ! -f .venv-checkov/.bootstrap-stamp ||
-      "$(cat .venv-checkov/.bootstrap-stamp)" != "$stamp" ]]; then
-  [[ -x .venv-checkov/bin/python ]] || "$PYTHON" -m venv .venv-checkov
-  spec=$(.venv/bin/python -c 'import tomllib; print(" ".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["iac-scan"]))')
-  # shellcheck disable=SC2086 # one word per requirement
-  .venv-checkov/bin/python -m pip install -q $spec >&2
-  echo "$stamp" > .venv-checkov/.bootstrap-stamp
+# The project venv and checkov's own venv (see the iac-scan extra in pyproject.toml for why)
+# are independent: on a fresh checkout they install side by side, which takes about as long
+# as the larger of the two instead of both.
+install_project() {
+  [[ -x .venv/bin/python ]] || "$PYTHON" -m venv .venv
+  if [[ ! -f .venv/.bootstrap-stamp || "$(cat .venv/.bootstrap-stamp)" != "$stamp" ]]; then
+    .venv/bin/python -m pip install -q --upgrade pip >&2
+    .venv/bin/python -m pip install -q -e '.[dev]' >&2
+    echo "$stamp" > .venv/.bootstrap-stamp
+  fi
+}
+install_checkov() {
+  if [[ ! -x .venv-checkov/bin/checkov || ! -f .venv-checkov/.bootstrap-stamp ||
+        "$(cat .venv-checkov/.bootstrap-stamp)" != "$stamp" ]]; then
+    [[ -x .venv-checkov/bin/python ]] || "$PYTHON" -m venv .venv-checkov
+    spec=$("$PYTHON" -c 'import tomllib; print(" ".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["iac-scan"]))')
+    # shellcheck disable=SC2086 # one word per requirement
+    .venv-checkov/bin/python -m pip install -q $spec >&2
+    echo "$stamp" > .venv-checkov/.bootstrap-stamp
+  fi
+}
+# Each runs in a background subshell, where `set -e` still stops it at the first failure.
+install_project &
+project_pid=$!
+install_checkov &
+checkov_pid=$!
+project_rc=0
+wait "$project_pid" || project_rc=$?
+checkov_rc=0
+wait "$checkov_pid" || checkov_rc=$?
+if ((project_rc != 0 || checkov_rc != 0)); then
+  echo "bootstrap: installing Python packages failed (project venv: exit $project_rc," \
+       "checkov venv: exit $checkov_rc)" >&2
+  exit 1
 fi
