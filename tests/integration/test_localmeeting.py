@@ -126,6 +126,12 @@ async def test_speaker_is_heard_by_listener(
         print(f"speaker joined in {time.monotonic() - t0:.2f}s; pids {speaker.pids}")
         assert speaker.pids
         assert "Alice" in await janus.client.list_participants(ROOM)
+        # Her file reaches the room as written: no echo canceller, denoiser or gain control.
+        assert await speaker.microphone_processing() == {
+            "echoCancellation": False,
+            "noiseSuppression": False,
+            "autoGainControl": False,
+        }
 
         await listener_host.start()
         ctx = await listener_host.new_context()

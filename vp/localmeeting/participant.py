@@ -168,6 +168,40 @@ async () => {
 }
 """
 
+# Before any page script: the microphone is asked for without echo cancellation, noise
+# suppression or gain control. The participant's file must reach the room as written: with
+# the defaults, its echo canceller treats the room audio it plays (the VP speaking) as echo
+# and cut tone-signal markers that overlapped the VP's voice (seen in the demo).
+_RAW_MICROPHONE_JS = """
+(() => {
+  const devices = navigator.mediaDevices;
+  if (!devices || !devices.getUserMedia) return;
+  const original = devices.getUserMedia.bind(devices);
+  const raw = { echoCancellation: false, noiseSuppression: false, autoGainControl: false };
+  devices.getUserMedia = (constraints) => {
+    if (constraints && constraints.audio) {
+      const audio = constraints.audio === true ? {} : constraints.audio;
+      constraints = { ...constraints, audio: { ...audio, ...raw } };
+    }
+    return original(constraints);
+  };
+})();
+"""
+
+# The processing the published microphone track runs with (see _RAW_MICROPHONE_JS).
+_MICROPHONE_SETTINGS_JS = """
+() => {
+  const pc = mixertest.webrtcStuff.pc;
+  const sender = pc.getSenders().find((s) => s.track && s.track.kind === 'audio');
+  const settings = sender.track.getSettings();
+  return {
+    echoCancellation: settings.echoCancellation,
+    noiseSuppression: settings.noiseSuppression,
+    autoGainControl: settings.autoGainControl,
+  };
+}
+"""
+
 _LEAVE_JS = """
 () => new Promise((resolve) => {
   if (typeof janus === 'undefined' || !janus) return resolve('no-session');
@@ -267,6 +301,7 @@ class SimulatedParticipant:
         if not self.host.connected:
             await self.host.start()
         self._context = await self.host.new_context()
+        await self._context.add_init_script(_RAW_MICROPHONE_JS)
         page = self._page = await self._context.new_page()
         timeout_ms = self.join_timeout * 1000
         try:
@@ -297,6 +332,13 @@ class SimulatedParticipant:
         raise ParticipantError(
             f"{self.display_name} not publishing after {self.join_timeout:.0f}s (last: {state})"
         )
+
+    async def microphone_processing(self) -> dict[str, bool]:
+        """What processing the published microphone track runs with (all False: raw)."""
+        if self._page is None:
+            raise RuntimeError(f"{self.display_name} has not joined")
+        settings: dict[str, bool] = await self._page.evaluate(_MICROPHONE_SETTINGS_JS)
+        return settings
 
     async def start_listening(self) -> None:
         """Measure what this participant hears of the room (AudioBridge mixes everyone but
