@@ -13,6 +13,8 @@ import re
 from typing import ClassVar
 from urllib.parse import SplitResult
 
+from playwright.async_api import Error as PlaywrightError
+
 from platforms.base import JoinState, PolledDriver
 from platforms.janus import decisions
 from platforms.janus.decisions import NO_ROOM, JanusSnapshot
@@ -87,21 +89,16 @@ class JanusDriver(PolledDriver[JanusSnapshot, JanusSnapshot], decisions=decision
 
     # -- microphone -----------------------------------------------------------------------
     async def set_microphone(self, on: bool) -> bool:
-        """The demo's ``#toggleaudio`` ("Mute" while unmuted, "Unmute" while muted), which
-        sends AudioBridge ``configure muted``. It shows once the room's audio is set up."""
-        toggle = self.page.locator("#toggleaudio")
-        try:
-            await toggle.wait_for(state="visible", timeout=5_000)
-            label = (await toggle.inner_text()).strip()
-        except Exception:
-            return False
-        if label == ("Unmute" if on else "Mute"):
-            # A DOM click on the element itself: the demo shows the toggle while it lays out
-            # the room panel, and Playwright's wait for the button to stop moving held JOINED
-            # (and each unmute before speaking) for about 0.4 s. The demo's jQuery handler
-            # takes the DOM event like a mouse click.
-            await toggle.dispatch_event("click")
-        return True
+        """The demo's ``#toggleaudio``, which sends AudioBridge ``configure muted`` (page.js
+        ``microphone``). It shows once the room's audio is set up: at admission, normally."""
+        done = await self.call("microphone", on)
+        if done == "hidden":
+            try:
+                await self.page.locator("#toggleaudio").wait_for(state="visible", timeout=5_000)
+            except PlaywrightError:
+                return False
+            done = await self.call("microphone", on)
+        return done in ("clicked", "as-wanted")
 
     # -- leave ----------------------------------------------------------------------------
     async def leave(self) -> None:
