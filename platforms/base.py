@@ -26,6 +26,7 @@ from platforms.toolkit import (
     Debounce,
     PageScript,
     SeenChat,
+    page_change,
     platform_said,
     read_snapshot,
 )
@@ -245,6 +246,10 @@ class PolledDriver(PlatformDriver, Generic[J, M]):
     rules: ClassVar[MeetingRules[Any]]
     join_poll_s: ClassVar[float] = 0.25
     lobby_poll_s: ClassVar[float] = 0.25
+    # Read the next join snapshot as soon as the page changes (at most join_poll_s later)
+    # rather than a fixed poll later: only for a driver whose pre-join steps each act once
+    # (a toggle clicked again before the client showed the first click would undo it).
+    join_on_change: ClassVar[bool] = False
     end_polls: ClassVar[int] = 2  # an end screen / URL must hold this many polls
     gone_polls: ClassVar[int] = 3  # the meeting UI missing this many polls in a row
     people_polls: ClassVar[int] = 1  # a new roster must hold this many polls
@@ -335,7 +340,12 @@ class PolledDriver(PlatformDriver, Generic[J, M]):
             if state is Phase.ADMITTED:
                 break
             wait = await self.prejoin_step(snap)
-            await asyncio.sleep(self.join_poll_s if wait is None else wait)
+            if wait is not None:
+                await asyncio.sleep(wait)
+            elif self.join_on_change:
+                await page_change(self.ui, self.join_poll_s)
+            else:
+                await asyncio.sleep(self.join_poll_s)
         log.info("driver.admitted", platform=self.name)
         self.context = replace(self.context, meeting_url=self.page.url)
         await self.settle_in()

@@ -13,6 +13,8 @@ stream of snapshots into events the same way on every platform:
 * :func:`send_chat_confirmed` — post a chat message and see it in the chat list, retried once.
 * :func:`type_into` — clear a field and type with real key events.
 * :class:`PageScript` — the page scripts, from the ``page.js`` file next to their driver.
+* :func:`page_change` — wait for the document to change (or a timeout): how the join steps
+  react to the client at once instead of a poll interval later.
 """
 
 from __future__ import annotations
@@ -91,6 +93,41 @@ async def read_snapshot(target: Page | Frame, script: str, arg: Any = None) -> A
         if page.is_closed():
             raise
         return None
+
+
+# Resolves true on the first DOM mutation (nodes, attributes, text), false after ``ms``.
+PAGE_CHANGE_JS = """
+(ms) => new Promise((resolve) => {
+  let timer = 0;
+  const observer = new MutationObserver(() => done(true));
+  const done = (changed) => { observer.disconnect(); clearTimeout(timer); resolve(changed); };
+  observer.observe(document, { subtree: true, childList: true, attributes: true,
+                               characterData: true });
+  timer = setTimeout(() => done(false), ms);
+})
+"""
+
+
+async def page_change(target: Page | Frame, timeout_s: float, floor_s: float = 0.02) -> None:
+    """Return once ``target``'s document changes, or after ``timeout_s``.
+
+    A join step (a click, a typed name) shows its result in the DOM within milliseconds to
+    a second; polling at a fixed interval adds half an interval per step on average. This
+    returns at the first mutation instead. ``floor_s`` spaces successive reads, so a client
+    whose DOM never stops changing (timers, spinners) is read at most every ``floor_s``. A
+    navigation (the document is replaced) counts as a change; a closed page returns at once
+    (the next read raises).
+    """
+    from playwright.async_api import Error as PlaywrightError
+
+    await asyncio.sleep(floor_s)
+    wait_ms = max(0, round((timeout_s - floor_s) * 1000))
+    try:
+        # The page's own timer resolves the promise; the outer bound covers a page that is
+        # too busy to run it.
+        await asyncio.wait_for(target.evaluate(PAGE_CHANGE_JS, wait_ms), timeout_s + 1.0)
+    except (PlaywrightError, TimeoutError):
+        return
 
 
 class Debounce(Generic[S]):
