@@ -108,19 +108,30 @@
     render();
     return b;
   }
-  function guestForm() {
-    const name = h('input', { type: 'text', 'aria-labelledby': 'nameLabel' });
-    const email = h('input', { type: 'text', 'aria-labelledby': 'emailLabel' });
-    const next = h('button', { id: 'guest_next-btn', type: 'button', disabled: true }, 'Next');
+  // Like the real forms: the button enables only once both fields got real key events and
+  // hold a name and a well-formed email.
+  function enableWhenTyped(name, email, button) {
     const typed = { name: false, email: false };
     const refresh = () => {
       const ok = typed.name && typed.email && name.value.trim() && EMAIL.test(email.value.trim());
-      if (ok) next.removeAttribute('disabled'); else next.setAttribute('disabled', '');
+      if (ok) button.removeAttribute('disabled'); else button.setAttribute('disabled', '');
     };
     name.addEventListener('keydown', () => { typed.name = true; });
     email.addEventListener('keydown', () => { typed.email = true; });
     name.addEventListener('input', refresh);
     email.addEventListener('input', refresh);
+  }
+  // The preview asks for the devices; a failure does not block joining.
+  function askDevices() {
+    try {
+      navigator.mediaDevices.getUserMedia({ audio: true }).then((s) => { st.previewStream = s; }, () => {});
+    } catch (e) {}
+  }
+  function guestForm() {
+    const name = h('input', { type: 'text', 'aria-labelledby': 'nameLabel' });
+    const email = h('input', { type: 'text', 'aria-labelledby': 'emailLabel' });
+    const next = h('button', { id: 'guest_next-btn', type: 'button', disabled: true }, 'Next');
+    enableWhenTyped(name, email, next);
     next.addEventListener('click', () => { st.name = name.value.trim(); interstitial(); });
     show('guest', h('div', { class: 'guest-form' },
       h('h2', { text: 'Enter your information' }),
@@ -129,9 +140,7 @@
     setState('prejoin');
   }
   function interstitial() {
-    try {
-      navigator.mediaDevices.getUserMedia({ audio: true }).then((s) => { st.previewStream = s; }, () => {});
-    } catch (e) {}
+    askDevices();
     const join = h('button', { id: 'interstitial_join_btn', type: 'button', title: 'Join meeting' }, 'Join meeting');
     join.addEventListener('click', afterJoin);
     show('preview', h('div', { class: 'interstitial' },
@@ -142,10 +151,7 @@
 
   // -- preview: name, email, mic, camera, join ------------------------------------------------
   function preview() {
-    // The preview asks for the devices; a failure does not block joining.
-    try {
-      navigator.mediaDevices.getUserMedia({ audio: true }).then((s) => { st.previewStream = s; }, () => {});
-    } catch (e) {}
+    askDevices();
     const name = h('input', { type: 'text', 'data-test': 'Name (required)', autocomplete: 'name', placeholder: 'Name (required)' });
     const email = h('input', { type: 'email', 'data-test': 'Email (required)', autocomplete: 'email', placeholder: 'Email (required)' });
     const join = btn('Join meeting', { 'data-test': 'join-button', variant: 'primary', disabled: true }, () => {
@@ -153,15 +159,7 @@
       st.name = name.value.trim();
       afterJoin();
     });
-    const typed = { name: false, email: false };
-    const refresh = () => {
-      const ok = typed.name && typed.email && name.value.trim() && EMAIL.test(email.value.trim());
-      if (ok) join.removeAttribute('disabled'); else join.setAttribute('disabled', '');
-    };
-    name.addEventListener('keydown', () => { typed.name = true; });
-    email.addEventListener('keydown', () => { typed.email = true; });
-    name.addEventListener('input', refresh);
-    email.addEventListener('input', refresh);
+    enableWhenTyped(name, email, join);
     const mic = btn('Mute', { 'data-test': 'microphone-button', 'aria-label': 'Mute' }, () => {
       st.muted = !st.muted; mic.textContent = st.muted ? 'Unmute' : 'Mute'; mic.setAttribute('aria-label', mic.textContent);
     });
