@@ -9,18 +9,24 @@ destroyed". Decisions: :mod:`platforms.janus.decisions`; page reads: ``page.js``
 
 from __future__ import annotations
 
+import asyncio
 import re
 from typing import ClassVar
 from urllib.parse import SplitResult
 
+import structlog
 from playwright.async_api import Error as PlaywrightError
+from playwright.async_api import Page
 
-from platforms.base import JoinState, PolledDriver
+from platforms.base import DriverSettings, EventSink, JoinState, MeetingOver, PolledDriver
 from platforms.janus import decisions
 from platforms.janus.decisions import NO_ROOM, JanusSnapshot
 from vp.incoming_video import IncomingVideo
 
 DEMO_PAGE = "audiobridgetest.html"
+TOGGLE = "#toggleaudio"
+
+log = structlog.get_logger(__name__)
 
 # Debian's settings.js lacks globals the demo reads; define them before any page script.
 SETTINGS_SHIM = """
@@ -45,6 +51,12 @@ class JanusDriver(PolledDriver[JanusSnapshot, JanusSnapshot], decisions=decision
 
     _started = False
     _registered = False
+    # Admitted before the room's audio was negotiated: the first mute is still to be done.
+    _mute_pending = False
+
+    def __init__(self, page: Page, settings: DriverSettings, emit: EventSink) -> None:
+        super().__init__(page, settings, emit)
+        self._mic_lock = asyncio.Lock()  # the first mute, then the voice's, in that order
 
     @classmethod
     def claims(cls, parts: SplitResult) -> bool:
@@ -84,17 +96,50 @@ class JanusDriver(PolledDriver[JanusSnapshot, JanusSnapshot], decisions=decision
         return None
 
     async def settle_in(self) -> None:
-        # Joined muted: the demo publishes unmuted; the VP unmutes only while it speaks.
-        await self.set_microphone(False)
+        # Joined muted: the demo publishes unmuted and shows its toggle only once the room's
+        # audio is negotiated, an SDP round trip after admission (0.5 s median, up to 1.4 s,
+        # in a pool of 8 on 2 cores). Nothing is sent before then, so JOINED does not wait:
+        # watch() mutes the moment the toggle shows, and set_microphone() mutes first when
+        # the voice gets there before it — the room sees muted, then unmuted for speech.
+        self._mute_pending = await self.call("microphone", False) == "hidden"
+
+    async def watch(self) -> MeetingOver:
+        muting = asyncio.create_task(self._mute_when_shown()) if self._mute_pending else None
+        try:
+            return await super().watch()
+        finally:
+            if muting is not None:
+                muting.cancel()
+                await asyncio.gather(muting, return_exceptions=True)
+
+    async def _mute_when_shown(self) -> None:
+        try:  # no time limit: watch() owns this task and cancels it when the call ends
+            await self.page.locator(TOGGLE).wait_for(state="visible", timeout=0)
+        except PlaywrightError:
+            return  # the page went away; watch() reports that
+        async with self._mic_lock:
+            if self._mute_pending:
+                self._mute_pending = False
+                done = await self.call("microphone", False)
+                log.debug("driver.muted", platform=self.name, done=done)
 
     # -- microphone -----------------------------------------------------------------------
     async def set_microphone(self, on: bool) -> bool:
         """The demo's ``#toggleaudio``, which sends AudioBridge ``configure muted`` (page.js
-        ``microphone``). It shows once the room's audio is set up: at admission, normally."""
+        ``microphone``). It shows once the room's audio is set up, shortly after admission;
+        the first call waits for it (at most 5 s) and does the pending first mute."""
+        async with self._mic_lock:
+            if self._mute_pending:
+                self._mute_pending = False
+                if not await self._microphone(False):
+                    return False
+            return await self._microphone(on)
+
+    async def _microphone(self, on: bool) -> bool:
         done = await self.call("microphone", on)
         if done == "hidden":
             try:
-                await self.page.locator("#toggleaudio").wait_for(state="visible", timeout=5_000)
+                await self.page.locator(TOGGLE).wait_for(state="visible", timeout=5_000)
             except PlaywrightError:
                 return False
             done = await self.call("microphone", on)

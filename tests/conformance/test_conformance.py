@@ -932,18 +932,31 @@ async def test_webex_client_frame_cross_site(tmp_path, monkeypatch):
 
 # -- janus: the scenarios its real client has ------------------------------------------------
 
+JANUS_ROSTER_JS = """() => Array.from(document.querySelectorAll('#list > li')).map((li) => {
+  const icon = li.querySelector('i.abmuted');
+  const name = Array.from(li.childNodes).filter((n) => n.nodeType === Node.TEXT_NODE)
+    .map((n) => n.textContent).join('').trim();
+  return [name, !!icon && icon.getClientRects().length > 0];
+})"""
+
 
 async def test_janus_speaker_audio_and_host_ends(tmp_path, monkeypatch):
     async with janus_room(tmp_path, monkeypatch) as meeting:
         wav = tone_wav(tmp_path / "alice.wav", ALICE.symbols)
-        async with SimulatedParticipant(meeting.url, "Alice", wav):
+        async with SimulatedParticipant(meeting.url, "Alice", wav) as alice:
+            roster: list[list[Any]] = []
 
             async def end_later(vp: VirtualParticipant, control: MeetingControl | None) -> None:
                 await asyncio.sleep(6)
+                # Who Alice's page lists, and whether it shows them muted (the AudioBridge
+                # "muted" flag, as the server reports it to the other participants).
+                roster.extend(await alice.page.evaluate(JANUS_ROSTER_JS))
                 await meeting.end_meeting()
 
             run = await run_on_janus(meeting.url, tmp_path, during=end_later)
     assert run.final == (Status.COMPLETED, Reason.HOST_ENDED)
+    # Voice off: the VP mutes once the room's audio is set up (after JOINED) and stays muted.
+    assert roster == [["Scribe", True]], roster
     assert run.speakers() == ["Alice"]
     assert count_sequence(decode(run.ch0()), ALICE.symbols) >= 1
     # Consent: Janus has no chat, so nobody can opt out; no redaction and no delay.

@@ -286,7 +286,10 @@ async def test_voice_intro_is_heard_in_the_room_and_on_ch1_not_ch0(meeting, tmp_
     voice = result.stats["voice"]
     assert voice["utterances"] == 2 and voice["barge_ins"] == 0, voice  # intro and exit
     # Joined muted, unmuted for the intro, muted again; then the same for the exit message.
-    assert labels[:3] == ["Unmute", "Mute", "Unmute"], labels
+    # JOINED comes at admission; the toggle shows once the room's audio is negotiated, and
+    # may show the demo's "Mute" (unmuted) for the moment before the VP's first click.
+    sequence = labels[1:] if labels[:1] == ["Mute"] else labels
+    assert sequence[:3] == ["Unmute", "Mute", "Unmute"], labels
 
     # Bob hears at least a second of the intro within 20 s of JOINED ...
     loud = [t for t, level in levels if level > 0.02]
