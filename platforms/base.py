@@ -250,6 +250,10 @@ class PolledDriver(PlatformDriver, Generic[J, M]):
     # rather than a fixed poll later: only for a driver whose pre-join steps each act once
     # (a toggle clicked again before the client showed the first click would undo it).
     join_on_change: ClassVar[bool] = False
+    # The join snapshot that says admitted serves as the first meeting snapshot: only for a
+    # driver whose join and meeting reads are the same page read and whose settle_in()
+    # changes nothing on the page (one evaluate less between admission and JOINED).
+    join_snapshot_is_meeting: ClassVar[bool] = False
     end_polls: ClassVar[int] = 2  # an end screen / URL must hold this many polls
     gone_polls: ClassVar[int] = 3  # the meeting UI missing this many polls in a row
     people_polls: ClassVar[int] = 1  # a new roster must hold this many polls
@@ -351,7 +355,7 @@ class PolledDriver(PlatformDriver, Generic[J, M]):
         await self.settle_in()
         # Who is here before JOINED, so the call starts with the right speaker. Chat is left
         # to watch(): the clients show only what was said since the VP joined.
-        meeting = await self.read_meeting()
+        meeting = cast("M", snap) if self.join_snapshot_is_meeting else await self.read_meeting()
         if meeting is not None and self.rules.in_meeting(meeting):
             self.note_people(self.rules.others(meeting, self.context), force=True)
             self.note_speaker(meeting)

@@ -45,6 +45,7 @@ class JanusDriver(PolledDriver[JanusSnapshot, JanusSnapshot], decisions=decision
     incoming_video: ClassVar[IncomingVideo] = IncomingVideo.NONE
     join_poll_s: ClassVar[float] = 0.2
     join_on_change: ClassVar[bool] = True  # Start and Register are each clicked once
+    join_snapshot_is_meeting: ClassVar[bool] = True  # one "snapshot"; settle_in() only notes
     end_polls: ClassVar[int] = 1  # the demo's dialogs and page changes are never transient
     gone_polls: ClassVar[int] = 1
     alone_at_start: ClassVar[bool] = True
@@ -101,7 +102,7 @@ class JanusDriver(PolledDriver[JanusSnapshot, JanusSnapshot], decisions=decision
         # in a pool of 8 on 2 cores). Nothing is sent before then, so JOINED does not wait:
         # watch() mutes the moment the toggle shows, and set_microphone() mutes first when
         # the voice gets there before it — the room sees muted, then unmuted for speech.
-        self._mute_pending = await self.call("microphone", False) == "hidden"
+        self._mute_pending = True
 
     async def watch(self) -> MeetingOver:
         muting = asyncio.create_task(self._mute_when_shown()) if self._mute_pending else None
