@@ -330,6 +330,7 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
             out[key] = round(float(statistics.median(values)), 3)
     out["per_run_cores_per_vp"] = [round(r["cores_per_vp"], 3) for r in runs]
     out["per_run_pss_mb_per_vp"] = [round(r["pss_mb_per_vp"], 1) for r in runs]
+    out["per_run_join_latency_s"] = [round(r["join_latency_s"], 3) for r in runs]
     return out
 
 
