@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from vp.call_part import CallPart
 from vp.config import JoinConfig
@@ -18,7 +19,9 @@ from vp.tasks import TaskOwner
 from vp.transcriber.client import TranscriberClient
 from vp.transcriber.engines import create_engine as create_transcriber_engine
 from vp.transcriber.protocol import TranscriptSegment
-from vp.transcriber.server import LocalTranscriber
+
+if TYPE_CHECKING:
+    from vp.transcriber.server import LocalTranscriber
 
 SegmentCallback = Callable[[TranscriptSegment], None]
 
@@ -33,6 +36,10 @@ async def open_transcriber(
     back_channel: SegmentCallback | None = on_segment
     local = None
     if url is None:
+        # Imported here: a VP streaming to a URL (every VP on AWS) never needs the server,
+        # and importing it (PyJWT, the engines' call state) costs 45 ms of every VP's start.
+        from vp.transcriber.server import LocalTranscriber
+
         # In-process: segments come straight from the server, including the finals it
         # decodes after END (the server drains its engines on close), so none is lost.
         local = LocalTranscriber(
