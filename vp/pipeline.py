@@ -68,6 +68,7 @@ class AudioPipeline:
         self._max_voice_samples = int(SAMPLE_RATE * max_voice_s)
         self._clock = clock
         self._started_at: float | None = None
+        self._ended = False  # flush() ended the stream
         self._voice = np.zeros(0, dtype=np.int16)
         self.stats = PipelineStats()
 
@@ -87,7 +88,7 @@ class AudioPipeline:
 
     def push_meeting(self, pcm: bytes) -> None:
         """Accept mono PCM16 of the meeting (hot path: called ~10 times a second)."""
-        if self._started_at is None or not pcm:
+        if self._started_at is None or self._ended or not pcm:
             return
         meeting = np.frombuffer(pcm, dtype="<i2")
         lead = self.stats.emitted_samples + meeting.size - self._wall_samples()
@@ -117,7 +118,7 @@ class AudioPipeline:
 
     def fill_stall(self) -> int:
         """Emit silence if capture has stalled; returns the samples filled. Called by run()."""
-        if self._started_at is None:
+        if self._started_at is None or self._ended:
             return 0
         lag = self._wall_samples() - self.stats.emitted_samples
         if lag < self._stall_samples:
@@ -137,9 +138,14 @@ class AudioPipeline:
             self.fill_stall()
 
     def flush(self) -> None:
-        """Bring the stream level with the wall clock (used once, when the call ends)."""
-        if self._started_at is None:
+        """Bring the stream level with the wall clock and end it (once, when the call ends).
+
+        Nothing is emitted after this: the sinks close one after the other (the transcriber
+        takes no audio once END is under way, recording.wav is closed later), so a stall fill
+        in between would reach only some of them."""
+        if self._started_at is None or self._ended:
             return
+        self._ended = True
         lag = self._wall_samples() - self.stats.emitted_samples
         if lag > self._stall_samples:
             self.stats.filled_samples += lag

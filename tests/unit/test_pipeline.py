@@ -95,3 +95,20 @@ def test_real_time_over_many_frames():
         pipe.fill_stall()
     assert pipe.stats.emitted_samples == 160000
     assert pipe.stats.filled_samples == 0 and pipe.stats.dropped_samples == 0
+
+
+def test_nothing_is_emitted_after_the_final_flush():
+    """The sinks close one after the other (the transcriber's END, then recording.wav): a
+    stall fill or a late capture frame after flush() would reach only some of them."""
+    clock = Clock()
+    pipe, frames = make(clock)
+    pipe.start()
+    clock.t += 2.0
+    pipe.flush()
+    emitted = pipe.stats.emitted_samples
+    assert emitted == 2 * 16000 and len(frames) == 20
+    clock.t += 2.0  # the transcriber's END takes a while on a loaded machine
+    assert pipe.fill_stall() == 0
+    pipe.push_meeting(tone(1600))
+    pipe.flush()
+    assert pipe.stats.emitted_samples == emitted and len(frames) == 20
